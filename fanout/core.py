@@ -1,0 +1,311 @@
+"""The operations of fanout, one async API for the eager mode and the Kafka pipeline.
+
+``Fanout`` plans an activity (registry, author's feed, follower chunks) and hands each chunk to
+a ``ChunkSink``. In the eager mode the sink is the ``TimelineWriter`` itself, in-process; in the
+pipeline it is a Kafka producer and writer agents apply the chunks. Everything else - follows,
+reads, imports, rebuilds - is the same code in both modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .activity import REMOVED_WRITE_TS, Activity, derive_id, now_micros, to_micros
+from .codec import (
+    ActivityEvent,
+    ChunkMessage,
+    FollowEvent,
+    to_activity,
+    validate_activity_event,
+    validate_follow_event,
+)
+from .errors import ForeignActivity, InvalidEvent, UnknownActivity
+from .feeds import feed_id
+from .followers import ActiveWindowPolicy, FollowerSource, Priority
+from .planner import Chunker
+from .settings import Settings
+from .store import Key, Store, TimelineWrite
+from .writer import TimelineWriter
+
+_DAY_US = 86_400 * 1_000_000
+_PAGE = 1000
+
+
+class ChunkSink(Protocol):
+    """Where planned chunks go: the in-process writer (eager) or a Kafka topic per priority."""
+
+    async def send(self, chunk: ChunkMessage) -> None: ...
+
+
+class _EagerSink:
+    def __init__(self, writer: TimelineWriter) -> None:
+        self.writer = writer
+
+    async def send(self, chunk: ChunkMessage) -> None:
+        await self.writer.write_chunks([chunk])
+
+
+@dataclass(slots=True)
+class PlanResult:
+    """What planning one activity event did."""
+
+    activity: Activity | None  # None: a remove of an activity never seen (recorded as removed)
+    op: str
+    chunks: int = 0
+    feeds: int = 0
+    skipped: str = ""  # why nothing was fanned out, if so
+
+
+class Fanout:
+    """The feed system. ``async with Fanout(store) as fanout: await fanout.add(...)``."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        *,
+        followers: FollowerSource | None = None,
+        sink: ChunkSink | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.followers = followers or ActiveWindowPolicy(store)
+        self.writer = TimelineWriter(
+            store, max_length=self.settings.max_length, trim_every=self.settings.trim_every
+        )
+        self.sink: ChunkSink = sink or _EagerSink(self.writer)
+        self._window = int(self.settings.active_window_days * _DAY_US)
+
+    async def __aenter__(self) -> Fanout:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    # publishing ------------------------------------------------------------------------
+    async def add(self, event: ActivityEvent | Mapping[str, Any] | None = None, **fields: Any) -> Activity:
+        """Add an activity: ``await fanout.add(actor="42", verb="pin", object="7")``."""
+        result = await self.handle_activity(_activity_event(event, fields, op="add"))
+        assert result.activity is not None
+        return result.activity
+
+    async def remove(self, activity_id: str, *, actor: str) -> PlanResult:
+        """Remove an activity from every feed it reached. Removing a missing one is silent."""
+        event = ActivityEvent(actor=actor, verb="remove", object=activity_id, id=activity_id, op="remove")
+        return await self.handle_activity(validate_activity_event(event))
+
+    async def handle_activity(self, event: ActivityEvent, accepted_ts: int | None = None) -> PlanResult:
+        """Plan one activity event: the registry, the author's feed, then a chunk per follower group.
+
+        ``accepted_ts`` is the event's time when it carries none (the Kafka record timestamp in
+        the pipeline, so replays derive the same id).
+        """
+        now = now_micros()
+        accepted = accepted_ts if accepted_ts is not None else now
+        if event.op == "remove":
+            return await self._plan_remove(event, accepted, now)
+        activity = to_activity(event, accepted)
+        entry = await self.store.get_activity(activity.id)
+        if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
+            raise InvalidEvent(
+                f"activity id {activity.id!r} already belongs to actor {entry.activity.actor!r}",
+                reason="conflict",
+            )
+        if entry is not None and entry.removed:
+            await self.store.put_activity(activity)
+            return PlanResult(activity, "add", skipped="removed before it was added")
+        await self.store.put_activity(activity)
+        await self._touch(activity.actor, now)
+        own = feed_id(self.settings.user_feed_kind, activity.actor)
+        await self.writer.write([TimelineWrite(own, activity, activity.ts)])
+        return await self._fan(activity, "add", activity.ts, now)
+
+    async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
+        activity_id = event.id
+        if activity_id is None:
+            if event.time is None:
+                raise InvalidEvent("remove event: give `$.id`, or `$.time` with the activity's content")
+            activity_id = derive_id(event.actor, event.verb, event.object, event.target, to_micros(event.time))
+        entry = await self.store.get_activity(activity_id)
+        if entry is not None and entry.activity is not None and entry.activity.actor != event.actor:
+            raise InvalidEvent(
+                f"activity {activity_id!r} belongs to actor {entry.activity.actor!r}, not {event.actor!r}",
+                reason="conflict",
+            )
+        await self.store.mark_removed(activity_id)
+        if entry is None or entry.activity is None:
+            return PlanResult(None, "remove", skipped="unknown activity (removal recorded)")
+        activity = entry.activity
+        own = feed_id(self.settings.user_feed_kind, activity.actor)
+        await self.writer.write([TimelineWrite(own, activity, REMOVED_WRITE_TS, remove=True)])
+        return await self._fan(activity, "remove", REMOVED_WRITE_TS, now)
+
+    async def _fan(self, activity: Activity, op: str, write_ts: int, now: int) -> PlanResult:
+        result = PlanResult(activity, op)
+        chunker = Chunker(self.settings.chunk_size)
+        async for priority, ids in self.followers.pages(activity.actor, now):
+            for chunk in chunker.add(priority, ids):
+                await self._send(activity, op, write_ts, chunk, result)
+        for chunk in chunker.flush():
+            await self._send(activity, op, write_ts, chunk, result)
+        return result
+
+    async def _send(
+        self, activity: Activity, op: str, write_ts: int, chunk: tuple[Priority, list[str]], result: PlanResult
+    ) -> None:
+        priority, users = chunk
+        feeds = [feed_id(kind, user) for user in users for kind in self.settings.feed_kinds]
+        message = ChunkMessage(
+            op="add" if op == "add" else "remove",
+            priority="high" if priority is Priority.HIGH else "low",
+            activity=activity,
+            feeds=feeds,
+            write_ts=write_ts,
+        )
+        await self.sink.send(message)
+        result.chunks += 1
+        result.feeds += len(users)
+
+    async def import_activities(self, actor: str, activities: Iterable[ActivityEvent | Mapping[str, Any]]) -> int:
+        """Bulk-load ``actor``'s history; every activity must be ``actor``'s (checked first)."""
+        events = [_activity_event(a, {}, op="add") for a in activities]
+        for event in events:
+            if event.actor != actor:
+                raise ForeignActivity(
+                    f"bulk import for {actor!r} got an activity of {event.actor!r}; nothing was imported"
+                )
+        for event in events:
+            await self.handle_activity(event)
+        return len(events)
+
+    # follows ---------------------------------------------------------------------------
+    async def follow(self, follower: str, followee: str, *, at: int | None = None) -> int:
+        """Follow, and copy the newest ``follow_activity_limit`` activities; returns how many."""
+        return await self.handle_follow(_follow_event(follower, followee, "follow"), at)
+
+    async def unfollow(self, follower: str, followee: str, *, at: int | None = None) -> int:
+        """Unfollow, and remove the followee's activities from the follower's feeds."""
+        return await self.handle_follow(_follow_event(follower, followee, "unfollow"), at)
+
+    async def handle_follow(self, event: FollowEvent, accepted_ts: int | None = None) -> int:
+        at = to_micros(event.time) if event.time is not None else accepted_ts or now_micros()
+        if event.op == "follow":
+            last = await self.store.last_active(event.follower)
+            active_until = last + self._window if last else 0
+            await self.store.set_follow(event.follower, event.followee, True, at, active_until)
+            return await self._copy_in(event.follower, event.followee, at)
+        await self.store.set_follow(event.follower, event.followee, False, at)
+        return await self._remove_from(event.follower, event.followee, at)
+
+    async def _copy_in(self, follower: str, followee: str, write_ts: int) -> int:
+        source = feed_id(self.settings.user_feed_kind, followee)
+        copied = 0
+        async for page in self._pages(source, self.settings.follow_activity_limit):
+            await self.writer.write(
+                [
+                    TimelineWrite(feed_id(kind, follower), activity, write_ts)
+                    for activity in page
+                    for kind in self.settings.feed_kinds
+                ]
+            )
+            copied += len(page)
+        return copied
+
+    async def _remove_from(self, follower: str, followee: str, write_ts: int) -> int:
+        removed = 0
+        for kind in self.settings.feed_kinds:
+            feed = feed_id(kind, follower)
+            doomed: list[TimelineWrite] = []
+            async for page in self._pages(feed, None):
+                doomed.extend(TimelineWrite(feed, a, write_ts, remove=True) for a in page if a.actor == followee)
+            await self.writer.write(doomed)
+            removed += len(doomed)
+        return removed
+
+    async def _pages(self, feed: str, limit: int | None) -> Any:
+        before: Key | None = None
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            page = await self.store.read(feed, limit=size, before=before)
+            if not page:
+                return
+            yield page
+            if remaining is not None:
+                remaining -= len(page)
+            if len(page) < size:
+                return
+            before = page[-1].key
+
+    # reading ---------------------------------------------------------------------------
+    async def read(
+        self,
+        user: str,
+        *,
+        kind: str = "timeline",
+        limit: int = 25,
+        before: str | None = None,
+        after: str | None = None,
+        touch: bool = True,
+    ) -> list[Activity]:
+        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids."""
+        before_key = await self._cursor(before)
+        after_key = await self._cursor(after)
+        if touch:
+            await self._touch(user, now_micros())
+        return await self.store.read(feed_id(kind, user), limit=limit, before=before_key, after=after_key)
+
+    async def _cursor(self, activity_id: str | None) -> Key | None:
+        if activity_id is None:
+            return None
+        entry = await self.store.get_activity(activity_id)
+        if entry is None or entry.activity is None:
+            raise UnknownActivity(f"unknown activity id {activity_id!r} in cursor")
+        return entry.activity.key
+
+    async def rebuild(self, user: str) -> int:
+        """Rebuild ``user``'s timeline feeds from their followees' user feeds."""
+        now = now_micros()
+        for kind in self.settings.feed_kinds:
+            feed = feed_id(kind, user)
+            async for page in self._pages(feed, None):
+                await self.store.apply([TimelineWrite(feed, a, now, remove=True) for a in page])
+        copied = 0
+        for followee in await self.store.following(user):
+            copied += await self._copy_in(user, followee, now + 1)
+        for kind in self.settings.feed_kinds:
+            await self.store.trim(feed_id(kind, user), self.settings.max_length)
+        return copied
+
+    # activity of users -----------------------------------------------------------------
+    async def _touch(self, user: str, now: int) -> None:
+        """Mark ``user`` active (HIGH priority) for the window; cheap when already fresh."""
+        last = await self.store.last_active(user)
+        if now - last < self._window // 14:  # refreshed at most about twice a day
+            return
+        await self.store.set_active(user, now + self._window, now)
+
+
+def _activity_event(
+    event: ActivityEvent | Mapping[str, Any] | None, fields: Mapping[str, Any], *, op: str
+) -> ActivityEvent:
+    if isinstance(event, ActivityEvent):
+        return validate_activity_event(event)
+    data = dict(event or {}, **fields)
+    data.setdefault("op", op)
+    if "time" in data and not isinstance(data["time"], str):
+        data["time"] = data["time"].isoformat()
+    try:
+        built = ActivityEvent(**data)
+    except TypeError as exc:
+        raise InvalidEvent(f"activity event: {exc}") from None
+    return validate_activity_event(built)
+
+
+def _follow_event(follower: str, followee: str, op: str) -> FollowEvent:
+    return validate_follow_event(FollowEvent(follower=follower, followee=followee, op=op))  # type: ignore[arg-type]

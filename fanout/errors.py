@@ -1,0 +1,56 @@
+"""The exceptions fanout raises. Everything derives from ``FanoutError``::
+
+    FanoutError
+    ├── ConfigError            a setting is invalid: fix the FANOUT_* variable it names
+    ├── InvalidEvent           an event broke the wire contract (field and rule in the message);
+    │   │                      the pipeline dead-letters it, the Python API raises it
+    │   └── UnknownVersion     the event's "v" is not a version this build understands
+    ├── UnknownActivity        a cursor or remove names an activity id the store never saw
+    ├── ForeignActivity        bulk import got an activity of another actor
+    └── StoreError             the timeline store failed; ``retriable`` says if a retry can help
+
+Retry loops ask ``err.retriable`` instead of listing exception types.
+"""
+
+from __future__ import annotations
+
+
+class FanoutError(Exception):
+    """Base class of every error fanout raises."""
+
+    retriable: bool = False
+
+
+class ConfigError(FanoutError):
+    """A setting is invalid."""
+
+
+class InvalidEvent(FanoutError):
+    """An event does not match the wire contract in ``schemas/``."""
+
+    def __init__(self, message: str, *, reason: str = "schema") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnknownVersion(InvalidEvent):
+    """The event's version field names a version this build does not understand."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="version")
+
+
+class UnknownActivity(FanoutError):
+    """An activity id is not known to the store."""
+
+
+class ForeignActivity(FanoutError):
+    """An activity does not belong to the actor that imports it."""
+
+
+class StoreError(FanoutError):
+    """The timeline store failed."""
+
+    def __init__(self, message: str, *, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable

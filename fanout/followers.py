@@ -1,0 +1,78 @@
+"""Who receives an activity, and at which priority.
+
+A ``FollowerSource`` streams an actor's followers as pages of ``(priority, feed owners)``.
+The default, ``ActiveWindowPolicy``, calls a follower HIGH when they were active (read a
+feed or published) within a window, LOW otherwise, reading the follow graph page by page:
+no point lookup per follower and no full follower list in memory.
+
+Any callable with the old ``get_user_follower_ids`` shape plugs in through
+``follower_hook``::
+
+    def get_user_follower_ids(user_id):  # -> {Priority.HIGH: [...], Priority.LOW: [...]}
+        ...
+    fanout = Fanout(store, followers=follower_hook(get_user_follower_ids))
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from enum import StrEnum
+from typing import Protocol, TypeAlias
+
+from .store import Store
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    LOW = "low"
+
+
+FollowerPage: TypeAlias = tuple[Priority, list[str]]
+
+
+class FollowerSource(Protocol):
+    def pages(self, actor: str, now: int) -> AsyncIterator[FollowerPage]: ...
+
+
+class ActiveWindowPolicy:
+    """HIGH = active in the last ``window`` microseconds (read a feed or published)."""
+
+    def __init__(self, store: Store, *, page_size: int = 1000) -> None:
+        self.store = store
+        self.page_size = page_size
+
+    async def pages(self, actor: str, now: int) -> AsyncIterator[FollowerPage]:
+        async for rows in self.store.followers(actor, page_size=self.page_size):
+            high = [r.follower for r in rows if r.active_until > now]
+            low = [r.follower for r in rows if r.active_until <= now]
+            if high:
+                yield Priority.HIGH, high
+            if low:
+                yield Priority.LOW, low
+
+
+HookResult = Mapping[Priority | str, Iterable[str]]
+
+
+class follower_hook:  # noqa: N801 - used like a function
+    """Adapt ``fn(actor) -> {priority: follower ids}`` (sync or async) to a FollowerSource."""
+
+    def __init__(self, fn: Callable[[str], HookResult | Awaitable[HookResult]], *, page_size: int = 1000):
+        self.fn = fn
+        self.page_size = page_size
+
+    async def pages(self, actor: str, now: int) -> AsyncIterator[FollowerPage]:
+        result = self.fn(actor)
+        if inspect.isawaitable(result):
+            result = await result
+        assert isinstance(result, Mapping)
+        for priority, ids in result.items():
+            page: list[str] = []
+            for follower in ids:
+                page.append(follower)
+                if len(page) >= self.page_size:
+                    yield Priority(priority), page
+                    page = []
+            if page:
+                yield Priority(priority), page

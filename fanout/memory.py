@@ -1,0 +1,147 @@
+"""The in-memory twin of ``Store``: the eager default and the unit tests' database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from .activity import Activity
+from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
+
+
+class _Feed:
+    __slots__ = ("cells", "order")
+
+    def __init__(self) -> None:
+        # id -> (write_ts, activity or None for a tombstone)
+        self.cells: dict[str, tuple[int, Activity | None]] = {}
+        self.order: list[Activity] | None = []  # live entries newest first; None = stale
+
+    def live(self) -> list[Activity]:
+        if self.order is None:
+            entries = [a for _, a in self.cells.values() if a is not None]
+            entries.sort(key=lambda a: a.key, reverse=True)
+            self.order = entries
+        return self.order
+
+
+def _wins(new_ts: int, new_is_delete: bool, old: tuple[int, Activity | None] | None) -> bool:
+    if old is None:
+        return True
+    old_ts, old_value = old
+    if new_ts != old_ts:
+        return new_ts > old_ts
+    return new_is_delete and old_value is not None  # on a tie the delete wins
+
+
+class MemoryStore:
+    """Dictionaries with the same last-write-wins rules as the Cassandra store."""
+
+    def __init__(self) -> None:
+        self._feeds: dict[str, _Feed] = {}
+        self._registry: dict[str, RegistryEntry] = {}
+        self._edges: dict[str, dict[str, tuple[int, bool]]] = {}  # followee -> follower -> (at, on)
+        self._following: dict[str, dict[str, tuple[int, bool]]] = {}
+        self._active_until: dict[tuple[str, str], int] = {}  # (followee, follower) -> until
+        self._last_active: dict[str, int] = {}
+        self.closed = False
+
+    # timelines -------------------------------------------------------------------------
+    async def apply(self, writes: Sequence[TimelineWrite]) -> None:
+        for write in writes:
+            feed = self._feeds.get(write.feed)
+            if feed is None:
+                feed = self._feeds[write.feed] = _Feed()
+            activity_id = write.activity.id
+            old = feed.cells.get(activity_id)
+            if _wins(write.write_ts, write.remove, old):
+                feed.cells[activity_id] = (write.write_ts, None if write.remove else write.activity)
+                if old is not None or not write.remove:
+                    feed.order = None
+
+    async def read(
+        self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None
+    ) -> list[Activity]:
+        state = self._feeds.get(feed)
+        if state is None or limit <= 0:
+            return []
+        entries = state.live()
+        if before is not None:
+            entries = [a for a in entries if a.key < before]
+        if after is not None:
+            newer = [a for a in entries if a.key > after]
+            return newer[-limit:]
+        return entries[:limit]
+
+    async def trim(self, feed: str, max_length: int) -> int:
+        state = self._feeds.get(feed)
+        if state is None:
+            return 0
+        entries = state.live()
+        doomed = entries[max_length:]
+        for activity in doomed:
+            write_ts, _ = state.cells[activity.id]
+            state.cells[activity.id] = (write_ts, None)
+        if doomed:
+            state.order = entries[:max_length]
+        return len(doomed)
+
+    async def drop_timelines(self) -> None:
+        self._feeds.clear()
+
+    def feed_ids(self) -> list[str]:
+        """Every feed that has held an entry (for snapshots and tests)."""
+        return sorted(self._feeds)
+
+    # activity registry -----------------------------------------------------------------
+    async def get_activity(self, activity_id: str) -> RegistryEntry | None:
+        return self._registry.get(activity_id)
+
+    async def put_activity(self, activity: Activity) -> None:
+        entry = self._registry.get(activity.id)
+        removed = entry.removed if entry is not None else False
+        self._registry[activity.id] = RegistryEntry(activity, removed)
+
+    async def mark_removed(self, activity_id: str) -> None:
+        entry = self._registry.get(activity_id)
+        self._registry[activity_id] = RegistryEntry(entry.activity if entry else None, True)
+
+    # follow graph ----------------------------------------------------------------------
+    async def set_follow(
+        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0
+    ) -> None:
+        edges = self._edges.setdefault(followee, {})
+        old = edges.get(follower)
+        if old is not None and (old[0] > at or (old[0] == at and not old[1])):
+            return  # an equal or newer write already decided this edge
+        edges[follower] = (at, following)
+        self._following.setdefault(follower, {})[followee] = (at, following)
+        if following:
+            key = (followee, follower)
+            self._active_until[key] = max(active_until, self._active_until.get(key, 0))
+
+    async def following(self, user: str) -> list[str]:
+        return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
+
+    async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
+        page: list[FollowerRow] = []
+        for follower, (_, on) in sorted(self._edges.get(followee, {}).items()):
+            if not on:
+                continue
+            page.append(FollowerRow(follower, self._active_until.get((followee, follower), 0)))
+            if len(page) >= page_size:
+                yield page
+                page = []
+        if page:
+            yield page
+
+    async def last_active(self, user: str) -> int:
+        return self._last_active.get(user, 0)
+
+    async def set_active(self, user: str, active_until: int, at: int) -> None:
+        self._last_active[user] = max(at, self._last_active.get(user, 0))
+        for followee in await self.following(user):
+            key = (followee, user)
+            self._active_until[key] = max(active_until, self._active_until.get(key, 0))
+
+    async def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,136 @@
+"""One frozen settings object, read from ``FANOUT_*`` environment variables.
+
+Nothing else in the project reads ``os.environ``. Every field has a default that works on a
+developer machine with ``make up``; ``Settings.from_env()`` overrides fields from the
+environment, ``dataclasses.replace`` overrides them in code and tests.
+
+    FANOUT_EAGER=1                        run everything in-process (no Kafka)
+    FANOUT_STORE=memory|cassandra         timeline store of the eager mode
+    FANOUT_KAFKA_BOOTSTRAP=127.0.0.1:9092
+    FANOUT_CASSANDRA_HOSTS=127.0.0.1      comma separated
+    FANOUT_CHUNK_SIZE=100                 follower feeds per chunk message
+    ...                                   (one variable per field, upper-cased)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import ConfigError
+
+_PREFIX = "FANOUT_"
+_SECRET_FIELDS = frozenset({"cassandra_password", "kafka_sasl_password"})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # mode
+    eager: bool = True
+    store: str = "memory"  # memory | cassandra
+
+    # fanout behaviour
+    chunk_size: int = 100
+    follow_activity_limit: int = 5000
+    max_length: int = 1000
+    trim_every: int = 50  # physical trim of a feed after this many inserts into it
+    active_window_days: float = 7.0
+    feed_kinds: tuple[str, ...] = ("timeline",)  # feeds of followers that an activity fans into
+    user_feed_kind: str = "user"
+
+    # kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "fanout."
+    activities_partitions: int = 6
+    follows_partitions: int = 3
+    high_partitions: int = 8
+    low_partitions: int = 2
+    activities_retention_ms: int = -1  # keep the log: replay rebuilds feeds
+    kafka_sasl_password: str = ""
+
+    # writers
+    batch_max_records: int = 500
+    batch_max_wait_ms: int = 50
+    max_in_flight: int = 128
+
+    # cassandra
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 9042
+    cassandra_keyspace: str = "fanout"
+    cassandra_replication: int = 1
+    cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_ttl_seconds: int = 0  # 0 = no TTL
+    cassandra_password: str = ""
+    cassandra_username: str = ""
+
+    # limits of the wire contract
+    max_event_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``FANOUT_*`` variables (default: the process environment)."""
+        if environ is None:
+            import os
+
+            environ = os.environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        values.update(overrides)
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        if self.chunk_size < 1:
+            raise ConfigError("FANOUT_CHUNK_SIZE must be >= 1")
+        if self.store not in ("memory", "cassandra"):
+            raise ConfigError(f"FANOUT_STORE must be 'memory' or 'cassandra', not {self.store!r}")
+        if self.max_length < 1 or self.trim_every < 1:
+            raise ConfigError("FANOUT_MAX_LENGTH and FANOUT_TRIM_EVERY must be >= 1")
+        if self.max_in_flight < 1:
+            raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes).validated()
+
+    def topic(self, name: str) -> str:
+        """Full topic name: ``activities``, ``follows``, ``high``, ``low``, ``dead``."""
+        return f"{self.topic_prefix}{name}"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRET_FIELDS and value:
+                value = "***"
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+
+def _parse(name: str, type_: Any, raw: str) -> Any:
+    type_name = type_ if isinstance(type_, str) else getattr(type_, "__name__", str(type_))
+    env_name = _PREFIX + name.upper()
+    try:
+        if type_name == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError:
+        raise ConfigError(f"{env_name}={raw!r} is not a valid {type_name}") from None

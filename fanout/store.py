@@ -1,0 +1,90 @@
+"""The persistence contract: timelines, the activity registry and the follow graph.
+
+One Protocol, several backends (``MemoryStore`` in ``fanout.memory``, ``CassandraStore`` in
+``fanout.cassandra``); one contract test suite runs against all of them.
+
+Every write carries a *write timestamp* and the newest write of a cell wins, deletes on a
+tie (Cassandra's rule, which the memory twin copies). That makes every write idempotent and
+the end state independent of the order in which writes arrive:
+
+* adds write at the activity time, removes at ``REMOVED_WRITE_TS`` (a remove always wins),
+* follow copies write at the follow time, unfollow deletes at the unfollow time,
+* follow edges are written at the follow/unfollow event time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from .activity import Activity
+
+Key = tuple[int, str]  # (ts, activity id): feeds are ordered by it, descending
+
+
+class TimelineWrite(NamedTuple):
+    """Put ``activity`` into ``feed`` (or delete it when ``remove``) at ``write_ts``."""
+
+    feed: str
+    activity: Activity
+    write_ts: int
+    remove: bool = False
+
+
+class RegistryEntry(NamedTuple):
+    activity: Activity | None  # None when only the removal is known (it overtook the add)
+    removed: bool
+
+
+class FollowerRow(NamedTuple):
+    follower: str
+    active_until: int  # microseconds; the follower counts as active (HIGH) before this time
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What fanout needs from a database. All methods are safe to call concurrently."""
+
+    # timelines -------------------------------------------------------------------------
+    async def apply(self, writes: Sequence[TimelineWrite]) -> None:
+        """Apply the writes (any order, any mix of feeds); return once all are acknowledged."""
+
+    async def read(
+        self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None
+    ) -> list[Activity]:
+        """Newest first. ``before``: only entries older than that key; ``after``: only newer
+        ones (the ``limit`` closest to the cursor, still newest first)."""
+
+    async def trim(self, feed: str, max_length: int) -> int:
+        """Delete all but the newest ``max_length`` entries; return how many were deleted."""
+
+    async def drop_timelines(self) -> None:
+        """Delete every timeline entry (used before a full replay)."""
+
+    # activity registry -----------------------------------------------------------------
+    async def get_activity(self, activity_id: str) -> RegistryEntry | None: ...
+
+    async def put_activity(self, activity: Activity) -> None: ...
+
+    async def mark_removed(self, activity_id: str) -> None: ...
+
+    # follow graph ----------------------------------------------------------------------
+    async def set_follow(
+        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0
+    ) -> None:
+        """Record a follow (``following=True``) or unfollow written at time ``at``; a new edge
+        starts with the follower's current ``active_until``."""
+
+    async def following(self, user: str) -> list[str]: ...
+
+    def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
+        """Stream the followers in pages; never loads them all at once."""
+
+    async def last_active(self, user: str) -> int:
+        """When ``user`` was last seen active (0 if never)."""
+
+    async def set_active(self, user: str, active_until: int, at: int) -> None:
+        """Record ``user`` as active until ``active_until`` in all their follow edges."""
+
+    # lifecycle -------------------------------------------------------------------------
+    async def close(self) -> None: ...
