@@ -272,9 +272,7 @@ class Fanout:
         """Rebuild ``user``'s timeline feeds from their followees' user feeds."""
         now = now_micros()
         for kind in self.settings.feed_kinds:
-            feed = feed_id(kind, user)
-            async for page in self._pages(feed, None):
-                await self.store.apply([TimelineWrite(feed, a, now, remove=True) for a in page])
+            await self.store.clear_feed(feed_id(kind, user), now)
         copied = 0
         for followee in await self.store.following(user):
             copied += await self._copy_in(user, followee, now + 1)

@@ -88,9 +88,17 @@ class MemoryStore:
     async def drop_timelines(self) -> None:
         self._feeds.clear()
 
-    def feed_ids(self) -> list[str]:
-        """Every feed that has held an entry (for snapshots and tests)."""
-        return sorted(self._feeds)
+    async def feed_ids(self) -> list[str]:
+        return sorted(f for f, state in self._feeds.items() if state.live())
+
+    async def clear_feed(self, feed: str, write_ts: int) -> None:
+        state = self._feeds.get(feed)
+        if state is None:
+            return
+        for activity_id, old in list(state.cells.items()):
+            if _wins(write_ts, True, old):
+                state.cells[activity_id] = (write_ts, None)
+        state.order = None
 
     # activity registry -----------------------------------------------------------------
     async def get_activity(self, activity_id: str) -> RegistryEntry | None:

@@ -61,6 +61,12 @@ class Store(Protocol):
     async def drop_timelines(self) -> None:
         """Delete every timeline entry (used before a full replay)."""
 
+    async def feed_ids(self) -> list[str]:
+        """Every feed that holds at least one entry, sorted (snapshots, tests, tools)."""
+
+    async def clear_feed(self, feed: str, write_ts: int) -> None:
+        """Delete every entry of ``feed`` written before ``write_ts`` (a partition delete)."""
+
     # activity registry -----------------------------------------------------------------
     async def get_activity(self, activity_id: str) -> RegistryEntry | None: ...
 

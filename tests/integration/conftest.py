@@ -1,0 +1,74 @@
+"""Fixtures for integration tests against the real local Kafka broker and Cassandra node.
+
+These fixtures never start servers: `make up` (scripts/services.sh up) does that before
+`make test`. When a server is not reachable they fail with a message saying so.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+KAFKA_HOST, KAFKA_PORT = "127.0.0.1", 9092
+CASSANDRA_HOST, CASSANDRA_PORT = "127.0.0.1", 9042
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs the local Kafka and Cassandra servers (run `make up` first)"
+    )
+
+
+def _require_port(service: str, host: str, port: int) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=2.0):
+            return
+    except OSError as exc:
+        pytest.fail(
+            f"{service} is not reachable on {host}:{port} ({exc}); "
+            "run `make up` (scripts/services.sh up) to start the local services",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap address of the local Kafka broker ("127.0.0.1:9092")."""
+    _require_port("Kafka", KAFKA_HOST, KAFKA_PORT)
+    return f"{KAFKA_HOST}:{KAFKA_PORT}"
+
+
+@pytest.fixture(scope="session")
+def cassandra_session() -> Iterator["cassandra.cluster.Session"]:  # noqa: F821
+    """A cassandra-driver session on the local node, shut down at the end of the test session."""
+    _require_port("Cassandra", CASSANDRA_HOST, CASSANDRA_PORT)
+    from cassandra import ProtocolVersion
+    from cassandra.cluster import Cluster
+    from cassandra.policies import DCAwareRoundRobinPolicy
+
+    cluster = Cluster(
+        [CASSANDRA_HOST],
+        port=CASSANDRA_PORT,
+        protocol_version=ProtocolVersion.V5,
+        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc="datacenter1"),
+        connect_timeout=10,
+    )
+    try:
+        session = cluster.connect()
+        session.default_timeout = 30
+        yield session
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """Return a factory: unique_name("feed") -> "feed_<uuid4 hex>" (valid Kafka and CQL name)."""
+
+    def make(prefix: str) -> str:
+        return f"{prefix}_{uuid.uuid4().hex}"
+
+    return make
