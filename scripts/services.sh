@@ -32,6 +32,17 @@ die() { printf 'services.sh: %s\n' "$*" >&2; exit 1; }
 
 pidfile() { echo "$LOCAL/$1/pid"; }
 
+# True while any thread of process $1 still runs. A JVM's main thread can exit first, leaving
+# the thread-group leader a zombie ("Z") while the other threads (and its sockets) live on.
+alive() {
+  local pid=$1 state threads
+  kill -0 "$pid" 2>/dev/null || return 1
+  state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || return 1
+  [[ $state != Z ]] && return 0
+  threads=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+  [[ ${threads:-0} -gt 1 ]]
+}
+
 # The pid recorded for $1, if that process is alive and is our server (guards against pid reuse).
 our_pid() {
   local svc=$1 f pid cmdline
@@ -39,8 +50,7 @@ our_pid() {
   [[ -f $f ]] || return 1
   pid=$(<"$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 1
+  alive "$pid" || return 1
   cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
   [[ $cmdline == *"$LOCAL/lib/$svc/"* && $cmdline == *"${MAIN_CLASS[$svc]}"* ]] || return 1
   echo "$pid"
@@ -143,9 +153,9 @@ start_kafka() {
   local dir=$LOCAL/kafka
   kafka_format_once
   kafka_jvm_opts
-  : >"$dir/logs/console.log"
+  rotate_logs kafka
   setsid nohup "$JAVA" "${KAFKA_OPTS[@]}" kafka.Kafka "$dir/server.properties" \
-    >>"$dir/logs/console.log" 2>&1 </dev/null &
+    >>"$dir/logs/console.log" 2>&1 </dev/null 9>&- &
   echo $! >"$(pidfile kafka)"
 }
 
@@ -215,10 +225,18 @@ start_cassandra() {
     -Dcassandra.superuser_setup_delay_ms=0
     -cp "$lib/*"
   )
-  : >"$dir/logs/console.log"
+  rotate_logs cassandra
   setsid nohup "$JAVA" "${opts[@]}" org.apache.cassandra.service.CassandraDaemon \
-    >>"$dir/logs/console.log" 2>&1 </dev/null &
+    >>"$dir/logs/console.log" 2>&1 </dev/null 9>&- &
   echo $! >"$(pidfile cassandra)"
+}
+
+# Keep one previous server log, so a failure report shows only this run's lines.
+rotate_logs() {
+  local svc=$1 f
+  for f in "$(server_log "$svc")" "$LOCAL/$svc/logs/console.log"; do
+    if [[ -s $f ]]; then mv -f "$f" "$f.prev"; else rm -f "$f"; fi
+  done
 }
 
 # ---------------------------------------------------------------------------------- commands
@@ -233,11 +251,10 @@ stop_one() {
   kill -TERM "$pid" 2>/dev/null || true
   local i
   for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) == Z ]] && break
+    alive "$pid" || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; then
+  if alive "$pid"; then
     log "$svc: pid $pid still alive after 30s, sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     sleep 0.5
@@ -264,7 +281,7 @@ report_failure() {
     printf -- '--- last 40 lines of %s ---\n' "${console#"$ROOT"/}" >&2
     tail -n 40 "$console" >&2
   fi
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     printf '%s: stopping pid %s\n' "$svc" "$pid" >&2
     stop_one "$svc" >&2
   fi
@@ -353,11 +370,22 @@ usage() {
   sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
+# up/down/clean-data of one checkout are serialized: two concurrent `up`s would otherwise both
+# see "not running" and race to start (and bind) the same servers.
+lock() {
+  mkdir -p "$LOCAL"
+  exec 9>"$LOCAL/.services.lock"
+  if ! flock -n 9; then
+    log "services.sh: waiting for another services.sh in this checkout to finish ..."
+    flock -w 600 9 || die "could not lock $LOCAL/.services.lock within 600s"
+  fi
+}
+
 case ${1:-} in
-  up) cmd_up "${2:-all}" ;;
-  down) cmd_down "${2:-all}" ;;
+  up) lock; cmd_up "${2:-all}" ;;
+  down) lock; cmd_down "${2:-all}" ;;
   status) cmd_status ;;
-  clean-data) cmd_clean_data ;;
+  clean-data) lock; cmd_clean_data ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -26,6 +26,7 @@ import socket
 import struct
 import sys
 import time
+from typing import Any
 
 DEFAULT_PORTS = {"kafka": 9092, "cassandra": 9042}
 
@@ -50,7 +51,7 @@ class _Reader:
         self.data = data
         self.pos = 0
 
-    def take(self, fmt: str):
+    def take(self, fmt: str) -> Any:
         size = struct.calcsize(fmt)
         if self.pos + size > len(self.data):
             raise NotReady("truncated response")
@@ -199,12 +200,15 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child is not alive for our purposes.
+    # A zombie is dead, unless it is a JVM whose main thread exited while other threads run.
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
+            fields = dict(line.split(":", 1) for line in fh if ":" in line)
     except OSError:
         return True
+    if fields.get("State", "").split()[:1] != ["Z"]:
+        return True
+    return int(fields.get("Threads", "1").strip() or 1) > 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ready {time.time() - start:.1f} {detail}")
             return 0
         if args.pid is not None and not _pid_alive(args.pid):
-            print(f"{args.service}: process {args.pid} exited before it was ready ({last_error})", file=sys.stderr)
+            reason = f"process {args.pid} exited before it was ready ({last_error})"
+            print(f"{args.service}: {reason}", file=sys.stderr)
             return 1
         if time.monotonic() >= deadline:
             how = "not answering" if args.once else f"not ready after {args.timeout:.0f}s"

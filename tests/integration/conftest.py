@@ -9,17 +9,15 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from cassandra.cluster import Session
+
 KAFKA_HOST, KAFKA_PORT = "127.0.0.1", 9092
 CASSANDRA_HOST, CASSANDRA_PORT = "127.0.0.1", 9042
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "integration: needs the local Kafka and Cassandra servers (run `make up` first)"
-    )
 
 
 def _require_port(service: str, host: str, port: int) -> None:
@@ -42,24 +40,28 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture(scope="session")
-def cassandra_session() -> Iterator["cassandra.cluster.Session"]:  # noqa: F821
+def cassandra_session() -> Iterator[Session]:
     """A cassandra-driver session on the local node, shut down at the end of the test session."""
     _require_port("Cassandra", CASSANDRA_HOST, CASSANDRA_PORT)
     from cassandra import ProtocolVersion
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import DCAwareRoundRobinPolicy
 
+    # Execution profiles, not the legacy Cluster(load_balancing_policy=...) keyword, which
+    # raises a DeprecationWarning (an error under the project's filterwarnings).
+    profile = ExecutionProfile(
+        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc="datacenter1"),
+        request_timeout=30,
+    )
     cluster = Cluster(
         [CASSANDRA_HOST],
         port=CASSANDRA_PORT,
         protocol_version=ProtocolVersion.V5,
-        load_balancing_policy=DCAwareRoundRobinPolicy(local_dc="datacenter1"),
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         connect_timeout=10,
     )
     try:
-        session = cluster.connect()
-        session.default_timeout = 30
-        yield session
+        yield cluster.connect()
     finally:
         cluster.shutdown()
 

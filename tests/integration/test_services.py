@@ -6,6 +6,8 @@ Requires `make up` (scripts/services.sh up) first; see conftest.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -14,7 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 pytestmark = pytest.mark.integration
 
 
-async def test_kafka_produce_consume_commit_round_trip(kafka_bootstrap, unique_name):
+async def test_kafka_produce_consume_commit_round_trip(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
     topic = unique_name("it_topic")
     group = unique_name("it_group")
     payloads = [f"event-{i}".encode() for i in range(5)]
@@ -45,7 +49,7 @@ async def test_kafka_produce_consume_commit_round_trip(kafka_bootstrap, unique_n
         )
         await consumer.start()
         try:
-            received = []
+            received: list[Any] = []
 
             async def drain() -> None:
                 while len(received) < len(payloads):
@@ -76,15 +80,16 @@ async def test_kafka_produce_consume_commit_round_trip(kafka_bootstrap, unique_n
             await admin.close()
 
 
-def test_cassandra_prepared_insert_and_read_round_trip(cassandra_session, unique_name):
+def test_cassandra_prepared_insert_and_read_round_trip(
+    cassandra_session: Any, unique_name: Callable[[str], str]
+) -> None:
     session = cassandra_session
     release = session.execute("SELECT release_version FROM system.local").one().release_version
     assert release.startswith("5.0"), release
 
     keyspace = unique_name("it_ks")
-    session.execute(
-        f"CREATE KEYSPACE {keyspace} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
-    )
+    replication = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = {replication}")
     try:
         session.execute(
             f"CREATE TABLE {keyspace}.feed_items ("

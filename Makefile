@@ -1,0 +1,56 @@
+# fanout - run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install run up down status clean-data test test-unit test-integration lint typecheck format schemas bench clean
+
+help: ## show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install fanout with its test dependencies
+
+run: $(STAMP) ## the main job: the fanout demo on the embedded default (eager, in-memory)
+	$(BIN)/fanout demo
+
+up: ## start Kafka (KRaft) on :9092 and Cassandra on :9042 from Maven Central artifacts (idempotent)
+	bash scripts/services.sh up
+
+down: ## stop the servers that `make up` started (by pid)
+	bash scripts/services.sh down
+
+status: ## show whether the servers run, their pids and memory
+	bash scripts/services.sh status
+
+clean-data: ## stop the servers and wipe their data (keeps the downloaded jars)
+	bash scripts/services.sh clean-data
+
+test: $(STAMP) up ## all tests: unit, contract (memory + Cassandra) and integration (real Kafka + Cassandra)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) ## the tests that need no server
+	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check fanout agents schemas tests benchmarks
+	$(BIN)/mypy
+
+schemas: $(STAMP) ## regenerate schemas/*.json from the codecs
+	$(BIN)/fanout schemas --write
+
+bench: $(STAMP) up ## the benchmark suite on the real broker and node (see benchmarks/README.md)
+	$(BIN)/python benchmarks/run.py
+
+clean: ## remove the virtualenv and caches (not the servers' data: see clean-data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from fanout import ConfigError, Settings
+
+
+def test_defaults_are_the_embedded_mode() -> None:
+    settings = Settings.from_env({})
+    assert settings.eager is True
+    assert settings.store == "memory"
+    assert settings.chunk_size == 100
+    assert settings.follow_activity_limit == 5000
+
+
+def test_environment_overrides_each_type() -> None:
+    settings = Settings.from_env(
+        {
+            "FANOUT_EAGER": "0",
+            "FANOUT_CHUNK_SIZE": "250",
+            "FANOUT_ACTIVE_WINDOW_DAYS": "1.5",
+            "FANOUT_CASSANDRA_HOSTS": "10.0.0.1, 10.0.0.2",
+            "FANOUT_STORE": "cassandra",
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.eager is False
+    assert settings.chunk_size == 250
+    assert settings.active_window_days == 1.5
+    assert settings.cassandra_hosts == ("10.0.0.1", "10.0.0.2")
+    assert settings.store == "cassandra"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"FANOUT_CHUNK_SIZE": "many"}, "FANOUT_CHUNK_SIZE='many' is not a valid int"),
+        ({"FANOUT_CHUNK_SIZE": "0"}, "FANOUT_CHUNK_SIZE must be >= 1"),
+        ({"FANOUT_STORE": "redis"}, "FANOUT_STORE must be 'memory' or 'cassandra'"),
+        ({"FANOUT_EAGER": "perhaps"}, "FANOUT_EAGER='perhaps'"),
+    ],
+)
+def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert words in str(caught.value)
+
+
+def test_secrets_are_redacted() -> None:
+    settings = Settings.from_env({"FANOUT_CASSANDRA_PASSWORD": "hunter2"})
+    assert "hunter2" not in repr(settings)
+    assert "cassandra_password='***'" in str(settings)
+    assert settings.cassandra_password == "hunter2"
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.chunk_size = 5  # type: ignore[misc]
+    assert settings.replace(chunk_size=5).chunk_size == 5
