@@ -9,12 +9,13 @@ from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
 
 
 class _Feed:
-    __slots__ = ("cells", "order")
+    __slots__ = ("cells", "live_count", "order")
 
     def __init__(self) -> None:
         # id -> (write_ts, activity or None for a tombstone)
         self.cells: dict[str, tuple[int, Activity | None]] = {}
         self.order: list[Activity] | None = []  # live entries newest first; None = stale
+        self.live_count = 0
 
     def live(self) -> list[Activity]:
         if self.order is None:
@@ -55,7 +56,9 @@ class MemoryStore:
             old = feed.cells.get(activity_id)
             if _wins(write.write_ts, write.remove, old):
                 feed.cells[activity_id] = (write.write_ts, None if write.remove else write.activity)
-                if old is not None or not write.remove:
+                was_live = old is not None and old[1] is not None
+                feed.live_count += (not write.remove) - was_live
+                if was_live or not write.remove:
                     feed.order = None
 
     async def read(
@@ -74,15 +77,15 @@ class MemoryStore:
 
     async def trim(self, feed: str, max_length: int) -> int:
         state = self._feeds.get(feed)
-        if state is None:
+        if state is None or state.live_count <= max_length:
             return 0
         entries = state.live()
         doomed = entries[max_length:]
         for activity in doomed:
             write_ts, _ = state.cells[activity.id]
             state.cells[activity.id] = (write_ts, None)
-        if doomed:
-            state.order = entries[:max_length]
+        state.order = entries[:max_length]
+        state.live_count = max_length
         return len(doomed)
 
     async def drop_timelines(self) -> None:
@@ -97,6 +100,7 @@ class MemoryStore:
             return
         for activity_id, old in list(state.cells.items()):
             if _wins(write_ts, True, old):
+                state.live_count -= old[1] is not None
                 state.cells[activity_id] = (write_ts, None)
         state.order = None
 
@@ -132,7 +136,7 @@ class MemoryStore:
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         page: list[FollowerRow] = []
-        for follower, (_, on) in sorted(self._edges.get(followee, {}).items()):
+        for follower, (_, on) in list(self._edges.get(followee, {}).items()):
             if not on:
                 continue
             page.append(FollowerRow(follower, self._active_until.get((followee, follower), 0)))

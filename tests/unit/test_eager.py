@@ -1,0 +1,116 @@
+"""Eager mode behaviours beyond the store contract: hooks, conflicts, cursors, the demo."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from fanout import (
+    ChunkMessage,
+    Fanout,
+    InvalidEvent,
+    MemoryStore,
+    Priority,
+    Settings,
+    UnknownActivity,
+    follower_hook,
+)
+from fanout.cli import main
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.chunks: list[ChunkMessage] = []
+
+    async def send(self, chunk: ChunkMessage) -> None:
+        self.chunks.append(chunk)
+
+
+async def test_a_follower_hook_replaces_the_graph() -> None:
+    def get_user_follower_ids(user: str) -> Mapping[Priority, list[str]]:
+        return {Priority.HIGH: [f"h{i}" for i in range(150)], Priority.LOW: [f"l{i}" for i in range(30)]}
+
+    sink = Recorder()
+    fanout = Fanout(MemoryStore(), Settings(), followers=follower_hook(get_user_follower_ids), sink=sink)
+    result = await fanout.handle_activity(_event(actor="a", object="1"))
+    assert result.feeds == 180
+    assert [(c.priority, len(c.feeds)) for c in sink.chunks] == [("high", 100), ("high", 50), ("low", 30)]
+    assert sink.chunks[0].feeds[0] == "timeline:h0"
+
+
+async def test_async_hook_and_several_feed_kinds() -> None:
+    async def hook(user: str) -> Mapping[str, list[str]]:
+        return {"low": ["x", "y"]}
+
+    sink = Recorder()
+    settings = Settings(feed_kinds=("timeline", "notifications"))
+    fanout = Fanout(MemoryStore(), settings, followers=follower_hook(hook), sink=sink)
+    await fanout.handle_activity(_event(actor="a", object="1"))
+    assert sink.chunks[0].feeds == ["timeline:x", "notifications:x", "timeline:y", "notifications:y"]
+
+
+async def test_an_id_cannot_be_taken_over_by_another_actor() -> None:
+    fanout = Fanout(MemoryStore())
+    await fanout.add(actor="a", verb="pin", object="1", id="shared")
+    with pytest.raises(InvalidEvent, match="already belongs to actor 'a'") as caught:
+        await fanout.add(actor="b", verb="pin", object="2", id="shared")
+    assert caught.value.reason == "conflict"
+    with pytest.raises(InvalidEvent, match="belongs to actor 'a', not 'b'"):
+        await fanout.remove("shared", actor="b")
+    assert [a.id for a in await fanout.read("a", kind="user")] == ["shared"]
+
+
+async def test_remove_before_add_wins_in_the_planner() -> None:
+    fanout = Fanout(MemoryStore())
+    await fanout.follow("f", "a")
+    result = await fanout.remove("later", actor="a")
+    assert result.activity is None and "unknown activity" in result.skipped
+    added = await fanout.handle_activity(_event(actor="a", object="1", id="later"))
+    assert added.skipped == "removed before it was added"
+    assert await fanout.read("f") == []
+    assert await fanout.read("a", kind="user") == []
+
+
+async def test_unknown_cursor_is_a_clear_error() -> None:
+    fanout = Fanout(MemoryStore())
+    with pytest.raises(UnknownActivity, match="unknown activity id 'nope' in cursor"):
+        await fanout.read("u", before="nope")
+
+
+async def test_publishing_and_reading_make_a_user_high_priority() -> None:
+    sink = Recorder()
+    store = MemoryStore()
+    fanout = Fanout(store, sink=sink)
+    await fanout.follow("reader", "star")
+    await fanout.follow("poster", "star")
+    await fanout.follow("idle", "star")
+    await fanout.read("reader")
+    await fanout.handle_activity(_event(actor="poster", object="p"))
+    await fanout.handle_activity(_event(actor="star", object="s"))
+    by_priority = {c.priority: sorted(c.feeds) for c in sink.chunks if c.activity.actor == "star"}
+    assert by_priority == {"high": ["timeline:poster", "timeline:reader"], "low": ["timeline:idle"]}
+
+
+async def test_trim_keeps_feeds_bounded_while_writing() -> None:
+    fanout = Fanout(MemoryStore(), Settings(max_length=10, trim_every=5))
+    await fanout.follow("f", "a")
+    for i in range(40):
+        await fanout.add(actor="a", verb="v", object=str(i), time=f"2026-01-01T00:00:{i:02d}Z")
+    feed = await fanout.read("f", limit=100)
+    assert 10 <= len(feed) <= 14
+    assert [a.object for a in feed[:10]] == [str(i) for i in range(39, 29, -1)]
+
+
+def test_demo_runs_and_reports_deliveries(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--users", "400", "--activities", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "deliveries per second" in out
+    assert "timeline of" in out
+
+
+def _event(**fields: str) -> object:
+    from fanout.codec import ActivityEvent, validate_activity_event
+
+    fields.setdefault("verb", "pin")
+    return validate_activity_event(ActivityEvent(**fields))  # type: ignore[arg-type]
