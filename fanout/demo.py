@@ -10,12 +10,12 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from .activity import now_micros
+from .codec import ActivityEvent, validate_activity_event
 from .core import Fanout
 from .memory import MemoryStore
 from .settings import Settings
@@ -117,10 +117,8 @@ async def run_demo(settings: Settings, *, users: int, activities: int, seed: int
     return 0
 
 
-def _event(actor: str, i: int, rng: random.Random) -> dict[str, Any]:
-    from .codec import ActivityEvent, validate_activity_event
-
+def _event(actor: str, i: int, rng: random.Random) -> ActivityEvent:
     verb = rng.choice(["pin", "like", "comment", "share"])
-    return validate_activity_event(  # type: ignore[return-value]
+    return validate_activity_event(
         ActivityEvent(actor=actor, verb=verb, object=f"item:{i}", target=f"board:{rng.randint(1, 50)}")
     )
