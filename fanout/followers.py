@@ -55,7 +55,7 @@ class ActiveWindowPolicy:
 HookResult = Mapping[Priority | str, Iterable[str]]
 
 
-class follower_hook:  # noqa: N801 - used like a function
+class follower_hook:
     """Adapt ``fn(actor) -> {priority: follower ids}`` (sync or async) to a FollowerSource."""
 
     def __init__(self, fn: Callable[[str], HookResult | Awaitable[HookResult]], *, page_size: int = 1000):
