@@ -1,0 +1,290 @@
+"""The consumer loop every agent shares: fetch a batch, process it, commit exactly that batch.
+
+Why aiokafka with manual commits, and not faust streams
+-------------------------------------------------------
+The guarantee the pipeline needs is at-least-once into Cassandra: an offset may be committed
+only after every write of the records before it has been acknowledged. faust-streaming's
+``stream.take()`` acknowledges every buffered event in a ``finally:`` block even when the
+processing of the batch raised (faust issue #189), so a failed Cassandra batch would be
+committed and lost; and a known race can commit an offset past an event that is still in
+flight (#606). Rather than prove faust's acking right under kills, the agents drive
+``AIOKafkaConsumer`` directly with ``enable_auto_commit=False``:
+
+1. ``getmany(timeout_ms=batch_max_wait_ms, max_records=batch_max_records)``;
+2. ``process(batch)`` does all the work: store writes acknowledged, produced messages
+   (chunks, dead letters) acknowledged by the broker (``acks=all``, idempotent producer);
+3. only then ``commit({partition: last offset + 1})`` for exactly the partitions of that batch.
+
+A crash anywhere before 3 re-delivers the batch; every write is an idempotent upsert keyed by
+(feed, activity id) with a deterministic write timestamp, so a re-delivery changes nothing.
+
+Records of one partition are processed in order (the agents never reorder them); different
+partitions may be processed concurrently. A rebalance waits (``on_partitions_revoked``) for
+the batch in progress and its commit, so a partition changes owner at a batch boundary.
+
+Shutdown: ``stop`` (SIGTERM/SIGINT in a worker process) ends fetching; the batch in progress
+gets ``grace_seconds`` to finish and be committed, else it is abandoned uncommitted; then the
+consumer and producer are closed. Cancelling ``run()`` abandons the batch at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from fanout.errors import InvalidEvent, StoreError
+from fanout.settings import Settings
+
+from . import metrics
+from .topics import check_topics
+
+log = logging.getLogger("fanout.agents")
+
+Batch = dict[TopicPartition, list[Any]]  # partition -> ConsumerRecords, in offset order
+T = TypeVar("T")
+
+MAX_BACKOFF_S = 5.0
+ERROR_HEADER_LIMIT = 2000
+
+
+class RetryBatch(Exception):
+    """``process`` asks the loop to re-deliver the whole batch (seek back) after a backoff."""
+
+
+class DeadLetters:
+    """Produces rejected records to the dead-letter topic, with why and where they came from."""
+
+    def __init__(self, producer: Any, settings: Settings, role: str) -> None:
+        self.producer = producer
+        self.topic = settings.topic("dead")
+        self.role = role
+        self._pending: list[asyncio.Future[Any]] = []
+        self.count = 0
+
+    async def send(self, record: Any, error: InvalidEvent) -> None:
+        reason = error.reason
+        headers = [
+            ("fanout-reason", reason.encode()),
+            ("fanout-error", str(error)[:ERROR_HEADER_LIMIT].encode()),
+            ("fanout-source-topic", str(record.topic).encode()),
+            ("fanout-source-partition", str(record.partition).encode()),
+            ("fanout-source-offset", str(record.offset).encode()),
+            ("fanout-source-timestamp", str(record.timestamp).encode()),
+            ("fanout-agent", self.role.encode()),
+        ]
+        future = await self.producer.send(self.topic, value=record.value, key=record.key, headers=headers)
+        self._pending.append(future)
+        self.count += 1
+        metrics.DEAD_LETTERS.labels(self.role, reason).inc()
+        metrics.EVENTS.labels(self.role, "dead").inc()
+        log.warning(
+            "%s: dead-lettered %s[%d]@%d (%s): %s",
+            self.role, record.topic, record.partition, record.offset, reason, error,
+        )
+
+    async def flush(self) -> None:
+        """Wait until the broker acknowledged every dead letter sent so far."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
+def make_producer(settings: Settings, client_id: str) -> Any:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+    )
+
+
+async def retry_store(role: str, op: Callable[[], Awaitable[T]]) -> T:
+    """Run ``op`` until it succeeds, backing off after each retriable ``StoreError``.
+
+    A non-retriable error propagates (the worker stops without committing). Retrying does not
+    end on ``stop``: the loop's grace period bounds it and then abandons the batch.
+    """
+    delay = 0.05
+    while True:
+        try:
+            return await op()
+        except StoreError as exc:
+            if not exc.retriable:
+                raise
+            metrics.STORE_RETRIES.labels(role).inc()
+            log.warning("%s: retriable store error, retrying in %.2fs: %s", role, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        # The batch in progress (and its commit) finishes before the partitions move.
+        async with self.agent.batch_lock:
+            log.info("%s: partitions revoked: %s", self.agent.role, _tps(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("%s: partitions assigned: %s", self.agent.role, _tps(assigned))
+        self.agent.running.set()
+
+
+def _tps(tps: Any) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(tps)) or "none"
+
+
+class Agent:
+    """One consumer group member. Subclasses implement ``process(batch)`` and ``role``."""
+
+    role = "agent"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group: str,
+        topics: list[str],
+        max_records: int,
+        fetch_wait_ms: int,
+        instance_id: str | None = None,
+        grace_seconds: float = 6.0,
+        session_timeout_ms: int = 10_000,
+    ) -> None:
+        self.settings = settings
+        self.group = group
+        self.topics = topics
+        self.max_records = max_records
+        self.fetch_wait_ms = fetch_wait_ms
+        self.instance_id = instance_id
+        self.grace_seconds = grace_seconds
+        self.session_timeout_ms = session_timeout_ms
+        self.batch_lock = asyncio.Lock()
+        self.consumer: Any = None
+        self.producer: Any = None
+        self.dead: DeadLetters
+        self.stop_event = asyncio.Event()
+        self.batches = 0
+        self.records = 0
+        self.running = asyncio.Event()  # set once the consumer joined its group (got partitions)
+
+    async def process(self, batch: Batch) -> None:
+        raise NotImplementedError
+
+    async def on_started(self) -> None:
+        """Hook: after the producer started, before the first fetch."""
+
+    # lifecycle ---------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set (graceful) or the task is cancelled."""
+        if stop is not None:
+            self.stop_event = stop
+        await check_topics(self.settings)
+        self.producer = make_producer(self.settings, f"fanout-{self.role}")
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            client_id=f"fanout-{self.role}",
+            group_id=self.group,
+            group_instance_id=self.instance_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self.session_timeout_ms // 3),
+            max_poll_interval_ms=600_000,
+        )
+        self.dead = DeadLetters(self.producer, self.settings, self.role)
+        try:
+            await self.producer.start()
+            await self.on_started()
+            self.consumer.subscribe(self.topics, listener=_Rebalance(self))
+            await self.consumer.start()
+            log.info("%s: consuming %s as group %s", self.role, ",".join(self.topics), self.group)
+            await self._loop()
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        for name, client in (("consumer", self.consumer), ("producer", self.producer)):
+            if client is None:
+                continue
+            try:
+                await asyncio.wait_for(client.stop(), timeout=2)
+            except (TimeoutError, KafkaError, OSError) as exc:
+                log.warning("%s: closing the %s failed: %s", self.role, name, exc)
+        log.info("%s: stopped after %d batches, %d records", self.role, self.batches, self.records)
+
+    # the loop ----------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        backoff = 0.1
+        while not self.stop_event.is_set():
+            fetched = await self.consumer.getmany(timeout_ms=self.fetch_wait_ms, max_records=self.max_records)
+            if not fetched or self.stop_event.is_set():
+                continue
+            async with self.batch_lock:
+                assigned = self.consumer.assignment()
+                batch = {tp: recs for tp, recs in fetched.items() if recs and tp in assigned}
+                if not batch:
+                    continue
+                started = time.monotonic()
+                try:
+                    finished = await self._process_bounded(batch)
+                except RetryBatch as exc:
+                    log.warning("%s: batch failed, re-delivering it in %.1fs: %s", self.role, backoff, exc)
+                    assigned = self.consumer.assignment()
+                    for tp, recs in batch.items():
+                        if tp in assigned:
+                            self.consumer.seek(tp, recs[0].offset)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    continue
+                if not finished:
+                    return  # abandoned on shutdown: nothing committed
+                backoff = 0.1
+                await self._commit(batch)
+                self.batches += 1
+                self.records += sum(len(r) for r in batch.values())
+                metrics.BATCH_SECONDS.labels(self.role).observe(time.monotonic() - started)
+
+    async def _process_bounded(self, batch: Batch) -> bool:
+        """Process the batch; on stop give it ``grace_seconds``. False = abandoned."""
+        task = asyncio.ensure_future(self.process(batch))
+        stopper = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await asyncio.wait({task}, timeout=self.grace_seconds)
+            if not task.done():
+                log.warning("%s: abandoning an unfinished batch on shutdown (not committed)", self.role)
+                return False
+            task.result()
+            return True
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    async def _commit(self, batch: Batch) -> None:
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batch.items()}
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced: the new owner re-delivers these records (idempotent writes).
+            log.warning("%s: commit failed (rebalance), records will be re-delivered: %s", self.role, exc)
+            return
+        metrics.COMMITS.labels(self.role).inc()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), timeout=seconds)

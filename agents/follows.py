@@ -1,0 +1,66 @@
+"""The follows agent: follow and unfollow events -> the follow graph and follower timelines.
+
+Group ``<prefix>follows`` consumes ``follows`` (key = follower) and runs
+``Fanout.handle_follow(event, accepted_ts=record timestamp)`` for each record: a follow records
+the edge and copies the followee's newest ``follow_activity_limit`` activities into the
+follower's feeds; an unfollow removes them. Records of a partition are handled in order (so
+one follower's follow/unfollow sequence is applied as produced), partitions concurrently;
+offsets are committed once the batch's store writes and dead letters are acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from fanout.codec import decode_follow_event
+from fanout.core import Fanout
+from fanout.errors import InvalidEvent
+from fanout.settings import Settings
+from fanout.store import Store
+
+from . import group_id, metrics
+from .base import Agent, Batch, RetryBatch, retry_store
+
+
+class FollowsAgent(Agent):
+    role = "follows"
+
+    def __init__(self, settings: Settings, store: Store, **options: Any) -> None:
+        super().__init__(
+            settings,
+            group=group_id(settings.topic_prefix, "follows"),
+            topics=[settings.topic("follows")],
+            max_records=settings.batch_max_records,
+            fetch_wait_ms=settings.batch_max_wait_ms,
+            **options,
+        )
+        self.fanout = Fanout(store, settings)
+
+    async def process(self, batch: Batch) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for records in batch.values():
+                    group.create_task(self._partition(records))
+        except ExceptionGroup as failed:  # the first failure, not a group, reaches the worker
+            raise failed.exceptions[0] from None
+        try:
+            await self.dead.flush()
+        except KafkaError as exc:
+            raise RetryBatch(f"producing dead letters failed: {exc!r}") from exc
+
+    async def _partition(self, records: list[Any]) -> None:
+        for record in records:
+            try:
+                if record.value is None:
+                    raise InvalidEvent("follow event: the record has no value", reason="json")
+                event = decode_follow_event(record.value, max_bytes=self.settings.max_event_bytes)
+                accepted = record.timestamp * 1000 if record.timestamp is not None and record.timestamp >= 0 else None
+                await retry_store(self.role, partial(self.fanout.handle_follow, event, accepted_ts=accepted))
+            except InvalidEvent as exc:
+                await self.dead.send(record, exc)
+                continue
+            metrics.EVENTS.labels(self.role, "ok").inc()

@@ -1,0 +1,83 @@
+"""Consumer lag per agent group and partition: log end offset minus committed offset.
+
+A partition the group never committed counts from the earliest offset still in the log
+(where a new member starts, ``auto_offset_reset=earliest``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from fanout.settings import Settings
+
+from . import group_id
+from .topics import admin_client
+
+
+class PartitionLag(NamedTuple):
+    group: str
+    topic: str
+    partition: int
+    committed: int | None  # None: the group never committed this partition
+    end: int
+    lag: int
+
+
+def agent_groups(settings: Settings) -> list[tuple[str, str]]:
+    """(group, topic) of every agent."""
+    p = settings.topic_prefix
+    return [
+        (group_id(p, "planner"), settings.topic("activities")),
+        (group_id(p, "writer", "high"), settings.topic("high")),
+        (group_id(p, "writer", "low"), settings.topic("low")),
+        (group_id(p, "follows"), settings.topic("follows")),
+    ]
+
+
+async def consumer_lag(settings: Settings) -> list[PartitionLag]:
+    """Lag of every agent group on every partition of its topic (missing topics are skipped)."""
+    admin = admin_client(settings)
+    await admin.start()
+    consumer: Any = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id="fanout-lag")
+    await consumer.start()
+    try:
+        existing = set(await admin.list_topics())
+        groups = [(g, t) for g, t in agent_groups(settings) if t in existing]
+        if not groups:
+            return []
+        partitions = {
+            t["topic"]: sorted(p["partition"] for p in t["partitions"])
+            for t in await admin.describe_topics([t for _, t in groups])
+        }
+        tps = [TopicPartition(t, p) for _, t in groups for p in partitions.get(t, [])]
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        rows: list[PartitionLag] = []
+        for group, topic in groups:
+            mine = [TopicPartition(topic, p) for p in partitions.get(topic, [])]
+            committed = await admin.list_consumer_group_offsets(group, partitions=mine)
+            for tp in mine:
+                meta = committed.get(tp)
+                offset = meta.offset if meta is not None and meta.offset >= 0 else None
+                base = offset if offset is not None else starts[tp]
+                lag = max(0, ends[tp] - base)
+                rows.append(PartitionLag(group, topic, tp.partition, offset, ends[tp], lag))
+        return rows
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def totals(rows: list[PartitionLag]) -> dict[str, int]:
+    """Total lag per group."""
+    out: dict[str, int] = {}
+    for row in rows:
+        out[row.group] = out.get(row.group, 0) + row.lag
+    return out
+
+
+async def group_lag(settings: Settings, group: str) -> int:
+    """Total lag of one group (tests and health checks)."""
+    return totals([r for r in await consumer_lag(settings) if r.group == group]).get(group, 0)

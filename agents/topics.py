@@ -1,0 +1,121 @@
+"""The pipeline's Kafka topics: ``activities``, ``follows``, ``high``, ``low`` and ``dead``.
+
+``activities`` (key = actor) and ``follows`` (key = follower) are the system of record: they
+keep ``activities_retention_ms`` (default -1, forever) so a replay can rebuild every feed.
+``high``/``low`` carry planned chunk messages (``high`` gets more partitions, so more writers
+can work on active users' feeds at once); ``dead`` holds events that broke the contract.
+
+Topics are never created implicitly: the broker may have ``auto.create.topics.enable`` on,
+which would create one-partition topics on the first metadata request, so the agents call
+``check_topics`` (a plain topic listing) before they subscribe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from fanout.errors import ConfigError
+from fanout.settings import Settings
+
+TOPIC_NAMES = ("activities", "follows", "high", "low", "dead")
+_TOPIC_ALREADY_EXISTS = 36
+_DEAD_RETENTION_MS = 30 * 86_400 * 1000  # dead letters wait a month for an operator
+
+
+class MissingTopics(ConfigError):
+    """Some pipeline topics do not exist."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(
+            f"missing Kafka topic(s): {', '.join(missing)}; run `fanout topics create` first"
+        )
+        self.missing = missing
+
+
+def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
+    """Full topic name -> (partitions, topic configs)."""
+    log = {"retention.ms": str(settings.activities_retention_ms), "cleanup.policy": "delete"}
+    return {
+        settings.topic("activities"): (settings.activities_partitions, dict(log)),
+        settings.topic("follows"): (settings.follows_partitions, dict(log)),
+        settings.topic("high"): (settings.high_partitions, {}),
+        settings.topic("low"): (settings.low_partitions, {}),
+        settings.topic("dead"): (1, {"retention.ms": str(_DEAD_RETENTION_MS)}),
+    }
+
+
+def admin_client(settings: Settings) -> Any:
+    return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="fanout-admin")
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Create the missing pipeline topics; return the names created (existing ones are kept)."""
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        brokers = len((await admin.describe_cluster())["brokers"])
+        replication = max(1, min(3, brokers))
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, partitions, replication, topic_configs=configs)
+            for name, (partitions, configs) in topic_specs(settings).items()
+            if name not in existing
+        ]
+        if not wanted:
+            return []
+        response = await admin.create_topics(wanted)
+        created: list[str] = []
+        errors: list[str] = []
+        for item in response.to_object()["topic_errors"]:
+            code = item["error_code"]
+            if code == 0:
+                created.append(item["topic"])
+            elif code != _TOPIC_ALREADY_EXISTS:  # a concurrent create: fine
+                errors.append(f"{item['topic']}: error {code} {item.get('error_message') or ''}".strip())
+        if errors:
+            raise ConfigError("could not create Kafka topics: " + "; ".join(errors))
+        return sorted(created)
+    finally:
+        await admin.close()
+
+
+async def check_topics(settings: Settings, names: tuple[str, ...] = TOPIC_NAMES) -> None:
+    """Raise ``MissingTopics`` naming every pipeline topic that does not exist."""
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    missing = [settings.topic(n) for n in names if settings.topic(n) not in existing]
+    if missing:
+        raise MissingTopics(missing)
+
+
+async def delete_topics(settings: Settings) -> None:
+    """Delete the pipeline topics that exist (tests and teardown)."""
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [settings.topic(n) for n in TOPIC_NAMES if settings.topic(n) in existing]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+async def describe_topics(settings: Settings) -> dict[str, int]:
+    """Existing pipeline topic -> number of partitions."""
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [settings.topic(n) for n in TOPIC_NAMES if settings.topic(n) in existing]
+        if not names:
+            return {}
+        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(names)}
+    finally:
+        await admin.close()

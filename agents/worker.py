@@ -1,0 +1,136 @@
+"""Running an agent: ``run_worker("planner" | "writer" | "follows" | "all", settings)``.
+
+One agent per process is the deployment unit (the Cassandra driver is CPU-bound: processes
+scale, threads do not). ``run_worker`` connects the Cassandra store (the pipeline always uses
+Cassandra; ``settings.store`` only picks the eager mode's store), checks the topics, and
+consumes until SIGTERM/SIGINT (graceful: the batch in progress finishes or is abandoned
+uncommitted, within ``grace_seconds``; a second signal cancels at once) or cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from typing import Any
+
+from fanout.settings import Settings
+from fanout.store import Store
+
+from . import PRIORITIES, metrics
+from .base import Agent
+from .follows import FollowsAgent
+from .planner import PlannerAgent
+from .writer import WriterAgent
+
+log = logging.getLogger("fanout.agents")
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def open_store(settings: Settings, *, write_mode: str = "partition_batch") -> Store:
+    """The pipeline's store: ``CassandraStore.connect(settings)``.
+
+    Writers use ``partition_batch``: a batch of chunks often holds several rows per feed (one
+    author's activities reach the same follower pages), which become one request per feed.
+    """
+    from fanout.cassandra import CassandraStore
+
+    return await CassandraStore.connect(settings, write_mode=write_mode)
+
+
+def build_agent(
+    role: str, settings: Settings, store: Store, *, priority: str | None = None, **options: Any
+) -> Agent:
+    if role == "planner":
+        return PlannerAgent(settings, store, **options)
+    if role == "follows":
+        return FollowsAgent(settings, store, **options)
+    if role == "writer":
+        if priority not in PRIORITIES:
+            raise ValueError(f"a writer needs priority 'high' or 'low', not {priority!r}")
+        return WriterAgent(settings, store, priority, **options)
+    raise ValueError(f"unknown worker role {role!r}: planner, writer, follows or all")
+
+
+class _SignalStop:
+    """SIGINT/SIGTERM: the first sets ``stop``, the second cancels ``task``."""
+
+    def __init__(self, stop: asyncio.Event, task: asyncio.Task[Any] | None) -> None:
+        self.stop = stop
+        self.task = task
+        self.installed = False
+
+    def __enter__(self) -> _SignalStop:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            loop.add_signal_handler(sig, self._handle, sig)
+        self.installed = True
+        return self
+
+    def _handle(self, sig: signal.Signals) -> None:
+        if self.stop.is_set():
+            log.warning("second %s: stopping now", sig.name)
+            if self.task is not None:
+                self.task.cancel()
+            return
+        log.info("%s: stopping (finishing the batch in progress)", sig.name)
+        self.stop.set()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            loop = asyncio.get_running_loop()
+            for sig in _SIGNALS:
+                loop.remove_signal_handler(sig)
+
+
+async def run_worker(
+    role: str,
+    settings: Settings,
+    *,
+    priority: str | None = None,
+    store: Store | None = None,
+    stop: asyncio.Event | None = None,
+    signals: bool = True,
+    metrics_port: int | None = None,
+    instance_id: str | None = None,
+    grace_seconds: float = 6.0,
+    session_timeout_ms: int = 10_000,
+    **supervisor_options: Any,
+) -> None:
+    """Run one agent until cancelled, ``stop`` is set, or SIGTERM/SIGINT (when ``signals``).
+
+    ``role="all"`` runs the supervisor (every agent as a subprocess) instead. ``store``
+    defaults to ``CassandraStore.connect(settings)`` (closed on exit; a given one is not).
+    """
+    stop = stop or asyncio.Event()
+    if role == "all":
+        from .supervisor import supervise
+
+        with _SignalStop(stop, None) if signals else contextlib.nullcontext():
+            await supervise(settings, stop=stop, **supervisor_options)
+        return
+    if metrics_port:
+        metrics.serve(metrics_port)
+    own_store = store is None
+    if store is None:
+        store = await open_store(settings)
+    try:
+        agent = build_agent(
+            role,
+            settings,
+            store,
+            priority=priority,
+            instance_id=instance_id,
+            grace_seconds=grace_seconds,
+            session_timeout_ms=session_timeout_ms,
+        )
+        with _SignalStop(stop, asyncio.current_task()) if signals else contextlib.nullcontext():
+            await agent.run(stop)
+    finally:
+        if own_store:
+            await store.close()

@@ -1,0 +1,66 @@
+"""The writer agents: chunk messages of one priority -> timeline rows in the store.
+
+Group ``<prefix>writer-high`` (or ``-low``) consumes the ``high`` (or ``low``) topic. A batch is
+``getmany(timeout_ms=batch_max_wait_ms, max_records=batch_max_records)``; its chunks are decoded
+and applied with one ``TimelineWriter.write_chunks`` call (the store bounds the writes in
+flight); its offsets are committed only after the store acknowledged every row. A retriable
+``StoreError`` is retried with exponential backoff, without committing; a non-retriable one
+stops the worker, uncommitted. A chunk that does not decode goes to the dead-letter topic.
+
+The order of chunks inside a batch does not matter: adds are written at the activity time and
+removes at ``REMOVED_WRITE_TS``, newest write wins, so a remove applied before its add still
+wins. High and low run as separate groups, so a LOW backlog never delays HIGH feeds.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from fanout.codec import ChunkMessage, decode_chunk
+from fanout.errors import InvalidEvent
+from fanout.settings import Settings
+from fanout.store import Store
+from fanout.writer import TimelineWriter
+
+from . import group_id, metrics
+from .base import Agent, Batch, RetryBatch, retry_store
+
+
+class WriterAgent(Agent):
+    def __init__(self, settings: Settings, store: Store, priority: str, **options: Any) -> None:
+        super().__init__(
+            settings,
+            group=group_id(settings.topic_prefix, "writer", priority),
+            topics=[settings.topic(priority)],
+            max_records=settings.batch_max_records,
+            fetch_wait_ms=settings.batch_max_wait_ms,
+            **options,
+        )
+        self.role = f"writer-{priority}"
+        self.priority = priority
+        self.store = store
+        self.writer = TimelineWriter(store, max_length=settings.max_length, trim_every=settings.trim_every)
+        self.rows_written = 0
+
+    async def process(self, batch: Batch) -> None:
+        chunks: list[ChunkMessage] = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    if record.value is None:
+                        raise InvalidEvent("chunk message: the record has no value", reason="json")
+                    chunks.append(decode_chunk(record.value))
+                except InvalidEvent as exc:
+                    await self.dead.send(record, exc)
+        if chunks:
+            rows = await retry_store(self.role, partial(self.writer.write_chunks, chunks))
+            self.rows_written += rows
+            metrics.ROWS_WRITTEN.labels(self.priority).inc(rows)
+            metrics.EVENTS.labels(self.role, "ok").inc(len(chunks))
+        try:
+            await self.dead.flush()
+        except KafkaError as exc:
+            raise RetryBatch(f"producing dead letters failed: {exc!r}") from exc
