@@ -17,9 +17,17 @@ from typing import Any
 
 import msgspec
 
-#: The write timestamp of a removal: it wins over every insert of the same entry, whichever
-#: arrives first, so a remove that overtakes its add (replays, other partitions) still wins.
+# Write timestamps (microseconds) rank the writes of one timeline cell; the highest wins, a
+# delete wins a tie. Three bands keep the outcome independent of arrival order:
+#   plain fanout adds      write at the activity time             (< 2**55 until the year 3111)
+#   follow copies/unfollow write at FOLLOW_BAND + the event time   (outrank any add, ordered by time)
+#   removes and trims      write at TRIMMED_WRITE_TS / REMOVED_WRITE_TS (outrank everything)
+FOLLOW_BAND = 1 << 55
+#: A removal wins over every insert of the same entry, whichever arrives first, so a remove that
+#: overtakes its add (replays, other partitions) still wins.
 REMOVED_WRITE_TS = 1 << 62
+#: Entries trimmed off a feed stay off: no replayed add or follow copy brings them back.
+TRIMMED_WRITE_TS = REMOVED_WRITE_TS - 1
 
 
 class Activity(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -22,12 +22,12 @@ order the writes arrive in. How each operation maps onto that:
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
 * ``trim`` reads the first ``max_length + 1`` keys, counts the entries past the boundary (up to
-  ``TRIM_COUNT_PAGE``) and issues ONE range delete ``(ts, activity_id) < boundary`` at the newest
-  write timestamp among them. Exact up to ``TRIM_COUNT_PAGE`` doomed entries; past that the count
-  is a lower bound and entries rewritten later than the counted ones go at the next trim. Unlike
-  the memory twin (which tombstones each entry at its own write timestamp) the range tombstone
-  also hides a later insert *below the boundary* whose write timestamp is not newer than the
-  trimmed entries; such an entry would be trimmed at the next trim anyway.
+  ``TRIM_COUNT_PAGE``: exact up to there, a lower bound past it) and issues ONE range delete
+  ``(ts, activity_id) < boundary`` at ``TRIMMED_WRITE_TS``, so trimmed entries stay off (no replayed
+  add or follow copy brings them back), as in the memory twin. Unlike the memory twin, which
+  tombstones only the entries it trimmed, the range tombstone also hides an entry that arrives
+  later *below the boundary* (older than the newest ``max_length`` at trim time), until
+  ``gc_grace_seconds`` purges the tombstone. ``trim(feed, 0)`` deletes up to the newest entry.
 * Tombstones (removes at ``REMOVED_WRITE_TS``, unfollows, trims) are purged after
   ``gc_grace_seconds`` (10 days by default): a replay of an add older than that can resurrect a
   removed entry, unless the registry (``activities.removed``) stops it first, as ``Fanout`` does.
@@ -35,36 +35,39 @@ order the writes arrive in. How each operation maps onto that:
   writes (counted from the write, not from the activity time).
 
 Writes go through prepared, idempotent statements with at most ``settings.max_in_flight``
-requests in flight per store (an ``asyncio.Semaphore`` around ``execute_async``, whose driver
-callbacks are bridged to the loop with ``call_soon_threadsafe``). Failures surface as
-``StoreError``; timeouts, unavailability and lost connections are ``retriable``.
+requests in flight per store (an ``asyncio.Semaphore`` around ``execute_async``; the driver's
+callbacks reach the loop through ``call_soon_threadsafe``, one wake-up per burst). Failures
+surface as ``StoreError``; timeouts, unavailability and lost connections are ``retriable``.
 
 Write strategies (``write_mode``): ``"concurrent"`` sends one single-row statement per write;
 ``"partition_batch"`` sends an UNLOGGED batch per feed partition holding several writes of the
-call (split to stay under the server's 5 KiB batch warning) and single statements otherwise.
-Measured on one local Cassandra 5.0.7 node, libev reactor, 128 in flight, median of 3 runs of
-20,000 timeline inserts:
+call (at most 100 rows / ~16 KiB each) and single statements otherwise.
+Measured (``apply`` of 20,000 timeline inserts, one local Cassandra 5.0.7 node on the same
+2-CPU box, libev reactor, 128 in flight, modes interleaved, median of 3; two sessions on a box
+shared with other benchmarks, hence the spread):
 
-    rows spread over      concurrent     partition_batch
-    200 feeds (100 each)  ~10,600 rows/s  ~33,300 rows/s
-    20,000 feeds (1 each) ~10,400 rows/s  ~10,400 rows/s (every statement single: same path)
+    rows spread over      concurrent            partition_batch
+    200 feeds (100 each)  3,100 / 5,400 rows/s  37,000 / 58,700 rows/s  (~11x)
+    20,000 feeds (1 each) 2,200 / 5,100 rows/s   1,600 / 3,900 rows/s  (same path: noise)
 
-So ``partition_batch`` wins when a call carries several rows per feed (follow copies, imports,
-replays, writer batches of many chunks of one author) and costs nothing otherwise: the driver is
-CPU-bound per request, and a same-partition batch is one request and one mutation. A fanout
-chunk (one activity into 100 feeds) has one row per feed, so both modes behave the same there.
+So ``partition_batch`` is much faster when a call carries several rows per feed (follow copies,
+imports, replays, writer batches holding several chunks of one author) and takes the same path
+otherwise: the driver is CPU-bound per request, and a same-partition batch is one request and
+one mutation. A single fanout chunk (one activity into 100 feeds) has one row per feed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 import msgspec
 
-from .activity import Activity, now_micros
+from .activity import TRIMMED_WRITE_TS, Activity
 from .errors import ConfigError, StoreError
 from .settings import Settings
 from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
@@ -74,8 +77,11 @@ __all__ = ["TRIM_COUNT_PAGE", "WRITE_MODES", "CassandraStore", "migrate"]
 WRITE_MODES: Final = ("concurrent", "partition_batch")
 TRIM_COUNT_PAGE: Final = 5000  # trim counts (and bounds its read to) this many doomed entries
 _READ_PAGE: Final = 5000
-_BATCH_MAX_BYTES: Final = 4 * 1024  # below the server's batch_size_warn_threshold (5 KiB)
-_BATCH_MAX_STATEMENTS: Final = 50
+# Single-partition batches are exempt from batch_size_warn/fail_threshold (CASSANDRA-10876,
+# checked on 5.0.7: a 60 KiB one-feed batch neither warns nor fails); these caps only keep each
+# request small enough to spread over the in-flight slots (16 KiB/100 measured best of 4/16/64 KiB).
+_BATCH_MAX_BYTES: Final = 16 * 1024
+_BATCH_MAX_STATEMENTS: Final = 100
 _REQUEST_TIMEOUT: Final = 12.0
 _DDL_TIMEOUT: Final = 120.0
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
@@ -171,6 +177,16 @@ def _activity(row: Sequence[Any]) -> Activity:
     )
 
 
+def _as_request(group: list[Any], batch_class: Any, batch_type: Any) -> Any:
+    if len(group) == 1:
+        return group[0]
+    batch = batch_class(batch_type=batch_type)
+    batch.is_idempotent = True
+    for bound in group:
+        batch.add(bound)
+    return batch
+
+
 class _Statements:
     """Every prepared statement of a keyspace."""
 
@@ -191,29 +207,24 @@ class _Statements:
             f"INSERT INTO {ks}.timeline (feed, ts, activity_id, actor, verb, object, target, extra) "
             f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?{using_ttl}"
         )
-        self.delete = p(
-            f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND ts = ? AND activity_id = ?"
-        )
+        self.delete = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND ts = ? AND activity_id = ?")
         self.read = p(f"{select} LIMIT ?")
         self.read_before = p(f"{select}{older} LIMIT ?")
         self.read_after = p(f"{select}{newer}{asc} LIMIT ?")
         self.read_between = p(f"{select}{newer}{older}{asc} LIMIT ?")
         self.keys = p(f"SELECT ts, activity_id FROM {ks}.timeline WHERE feed = ? LIMIT ?")
-        self.doomed = p(
-            f"SELECT ts, activity_id, writetime(actor) FROM {ks}.timeline WHERE feed = ?{older} LIMIT ?"
-        )
-        self.doomed_all = p(
-            f"SELECT ts, activity_id, writetime(actor) FROM {ks}.timeline WHERE feed = ? LIMIT ?"
-        )
+        self.doomed = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ?{older} LIMIT ?")
         self.delete_older = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?{older}")
+        self.delete_from = p(
+            f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND (ts, activity_id) <= (?, ?)"
+        )
         self.clear = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?")
         self.any_row = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ? LIMIT 1")
         self.feeds = p(f"SELECT DISTINCT feed FROM {ks}.timeline")
         self.truncate = p(f"TRUNCATE {ks}.timeline", idempotent=False)
 
         self.get_activity = p(
-            f"SELECT actor, verb, object, target, ts, extra, removed FROM {ks}.activities "
-            "WHERE activity_id = ?"
+            f"SELECT actor, verb, object, target, ts, extra, removed FROM {ks}.activities WHERE activity_id = ?"
         )
         self.put_activity = p(
             f"INSERT INTO {ks}.activities (activity_id, actor, verb, object, target, ts, extra) "
@@ -222,23 +233,20 @@ class _Statements:
         self.mark_removed = p(f"UPDATE {ks}.activities{reg_ttl} SET removed = true WHERE activity_id = ?")
 
         self.follow_in = p(
-            f"UPDATE {ks}.followers USING TIMESTAMP ? SET following = true "
-            "WHERE followee = ? AND follower = ?"
+            f"UPDATE {ks}.followers USING TIMESTAMP ? SET following = true WHERE followee = ? AND follower = ?"
         )
         self.unfollow_in = p(
             f"DELETE following FROM {ks}.followers USING TIMESTAMP ? WHERE followee = ? AND follower = ?"
         )
         self.follow_out = p(
-            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = true "
-            "WHERE follower = ? AND followee = ?"
+            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = true WHERE follower = ? AND followee = ?"
         )
         self.unfollow_out = p(
             f"DELETE following FROM {ks}.following USING TIMESTAMP ? WHERE follower = ? AND followee = ?"
         )
         # value == write timestamp: the greatest value wins (max semantics without a read)
         self.raise_active_until = p(
-            f"UPDATE {ks}.followers USING TIMESTAMP ? SET active_until = ? "
-            "WHERE followee = ? AND follower = ?"
+            f"UPDATE {ks}.followers USING TIMESTAMP ? SET active_until = ? WHERE followee = ? AND follower = ?"
         )
         self.followers = p(f"SELECT follower, following, active_until FROM {ks}.followers WHERE followee = ?")
         self.following = p(f"SELECT followee, following FROM {ks}.following WHERE follower = ?")
@@ -269,6 +277,7 @@ class CassandraStore:
         self._in_flight = asyncio.Semaphore(settings.max_in_flight)
         self._stmts: _Statements | None = None
         self._prepare_lock = asyncio.Lock()
+        self._bridge: _LoopBridge | None = None
 
     # lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -324,9 +333,7 @@ class CassandraStore:
 
     async def drop_keyspace(self) -> None:
         """Drop the keyspace and everything in it (tests)."""
-        await self._execute(
-            f"DROP KEYSPACE IF EXISTS {self.keyspace}", request_timeout=_DDL_TIMEOUT, what="drop"
-        )
+        await self._execute(f"DROP KEYSPACE IF EXISTS {self.keyspace}", request_timeout=_DDL_TIMEOUT, what="drop")
         self._stmts = None
 
     async def close(self) -> None:
@@ -343,56 +350,52 @@ class CassandraStore:
         if self.write_mode == "partition_batch":
             requests: Iterable[Any] = self._batched(s, writes)
         else:
-            requests = self._bound_writes(s, writes)
+            requests = (bound for bound, _ in self._bound_writes(s, writes))
         await self._run_all(requests, "timeline write")
 
-    def _bound_writes(self, s: _Statements, writes: Iterable[TimelineWrite]) -> Iterator[Any]:
+    def _bound_writes(self, s: _Statements, writes: Iterable[TimelineWrite]) -> Iterator[tuple[Any, int]]:
+        """Each write as a bound statement, with the approximate size of its values in bytes."""
         from cassandra.query import UNSET_VALUE
 
-        extras: dict[str, Any] = {}
+        extras: dict[str, str] = {}
         for w in writes:
             a = w.activity
             if w.remove:
-                yield s.delete.bind((w.write_ts, w.feed, a.ts, a.id))
+                yield s.delete.bind((w.write_ts, w.feed, a.ts, a.id)), 32 + len(w.feed) + len(a.id)
                 continue
             extra: Any = UNSET_VALUE
+            size = 48 + len(w.feed) + len(a.id) + len(a.actor) + len(a.verb) + len(a.object)
             if a.extra is not None:
-                extra = extras.get(a.id)
-                if extra is None:
-                    extra = extras[a.id] = _json(a.extra)
-            target = UNSET_VALUE if a.target is None else a.target
-            yield s.insert.bind((w.feed, a.ts, a.id, a.actor, a.verb, a.object, target, extra, w.write_ts))
+                text = extras.get(a.id)
+                if text is None:
+                    text = extras[a.id] = _encoder.encode(a.extra).decode()
+                extra = text
+                size += len(text)
+            target: Any = UNSET_VALUE
+            if a.target is not None:
+                target = a.target
+                size += len(a.target)
+            yield s.insert.bind((w.feed, a.ts, a.id, a.actor, a.verb, a.object, target, extra, w.write_ts)), size
 
     def _batched(self, s: _Statements, writes: Sequence[TimelineWrite]) -> Iterator[Any]:
+        """One UNLOGGED batch per run of writes to the same feed (at most ``_BATCH_MAX_BYTES`` of
+        values and ``_BATCH_MAX_STATEMENTS`` rows each); a lone write goes as a plain statement."""
         from cassandra.query import BatchStatement, BatchType
 
         by_feed: dict[str, list[TimelineWrite]] = {}
         for w in writes:
             by_feed.setdefault(w.feed, []).append(w)
         for feed_writes in by_feed.values():
-            if len(feed_writes) == 1:
-                yield from self._bound_writes(s, feed_writes)
-                continue
-            batch: Any = None
+            group: list[Any] = []
             size = 0
-            for w, bound in zip(feed_writes, self._bound_writes(s, feed_writes), strict=True):
-                cost = 64 + len(w.feed) + len(w.activity.id) + len(w.activity.actor) + len(w.activity.verb)
-                cost += len(w.activity.object) + len(w.activity.target or "")
-                if w.activity.extra is not None:
-                    cost += 256  # rough; extra is capped at 16 KiB by the wire contract
-                if batch is not None and (
-                    size + cost > _BATCH_MAX_BYTES or len(batch) >= _BATCH_MAX_STATEMENTS
-                ):
-                    yield batch
-                    batch = None
-                if batch is None:
-                    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-                    batch.is_idempotent = True
-                    size = 0
-                batch.add(bound)
+            for bound, cost in self._bound_writes(s, feed_writes):
+                if group and (size + cost > _BATCH_MAX_BYTES or len(group) >= _BATCH_MAX_STATEMENTS):
+                    yield _as_request(group, BatchStatement, BatchType.UNLOGGED)
+                    group, size = [], 0
+                group.append(bound)
                 size += cost
-            if batch is not None:
-                yield batch
+            if group:
+                yield _as_request(group, BatchStatement, BatchType.UNLOGGED)
 
     async def read(
         self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None
@@ -419,19 +422,14 @@ class CassandraStore:
         keys = await self._fetch_all(s.keys.bind((feed, max_length + 1)), "trim")
         if len(keys) <= max_length:
             return 0
-        if max_length == 0:
-            doomed = await self._fetch_all(s.doomed_all.bind((feed, TRIM_COUNT_PAGE)), "trim")
-        else:
-            ts, activity_id = keys[max_length - 1]
-            doomed = await self._fetch_all(s.doomed.bind((feed, ts, activity_id, TRIM_COUNT_PAGE)), "trim")
-        if not doomed:
-            return 0
-        stamps = [r[2] for r in doomed if r[2] is not None]
-        write_ts = max(stamps) if stamps else now_micros()
-        if max_length == 0:
-            await self._execute(s.clear.bind((write_ts, feed)), what="trim")
-        else:
-            await self._execute(s.delete_older.bind((write_ts, feed, ts, activity_id)), what="trim")
+        if max_length == 0:  # everything up to the newest entry; later, newer adds still land
+            ts, activity_id = keys[0]
+            below = await self._fetch_all(s.doomed.bind((feed, ts, activity_id, TRIM_COUNT_PAGE)), "trim")
+            await self._execute(s.delete_from.bind((TRIMMED_WRITE_TS, feed, ts, activity_id)), what="trim")
+            return 1 + len(below)
+        ts, activity_id = keys[max_length - 1]  # the oldest entry kept
+        doomed = await self._fetch_all(s.doomed.bind((feed, ts, activity_id, TRIM_COUNT_PAGE)), "trim")
+        await self._execute(s.delete_older.bind((TRIMMED_WRITE_TS, feed, ts, activity_id)), what="trim")
         return len(doomed)
 
     async def drop_timelines(self) -> None:
@@ -444,9 +442,7 @@ class CassandraStore:
         live: list[str] = []
         for start in range(0, len(candidates), 256):
             part = candidates[start : start + 256]
-            found = await asyncio.gather(
-                *(self._fetch_all(s.any_row.bind((feed,)), "feed_ids") for feed in part)
-            )
+            found = await asyncio.gather(*(self._fetch_all(s.any_row.bind((feed,)), "feed_ids") for feed in part))
             live.extend(feed for feed, rows in zip(part, found, strict=True) if rows)
         return sorted(live)
 
@@ -477,9 +473,7 @@ class CassandraStore:
         await self._execute(s.mark_removed.bind((activity_id,)), what="mark_removed")
 
     # follow graph ----------------------------------------------------------------------
-    async def set_follow(
-        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0
-    ) -> None:
+    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0) -> None:
         s = await self._statements()
         if following:
             requests = [
@@ -580,19 +574,15 @@ class CassandraStore:
                 response = self._submit(statement, paging_state, request_timeout)
             except Exception as exc:
                 raise _store_error(exc, what) from exc
-            response.add_callbacks(
-                lambda _rows: loop.call_soon_threadsafe(settle, None),
-                lambda exc: loop.call_soon_threadsafe(settle, exc),
-            )
+            bridge = self._bridge_for(loop)
+            response.add_callbacks(lambda _rows: bridge.post(settle, None), lambda exc: bridge.post(settle, exc))
             try:
                 await done
             except Exception as exc:
                 raise _store_error(exc, what) from exc
         return response.result()  # already complete: does not block
 
-    async def _page(
-        self, statement: Any, paging_state: bytes | None, what: str
-    ) -> tuple[list[Any], bytes | None]:
+    async def _page(self, statement: Any, paging_state: bytes | None, what: str) -> tuple[list[Any], bytes | None]:
         result = await self._execute(statement, paging_state=paging_state, what=what)
         return list(result.current_rows), result.paging_state
 
@@ -611,6 +601,7 @@ class CassandraStore:
         if self.closed:
             raise StoreError("the Cassandra store is closed", retriable=False)
         loop = asyncio.get_running_loop()
+        bridge = self._bridge_for(loop)
         all_done: asyncio.Future[None] = loop.create_future()
         pending = 0
         submitting = True
@@ -627,10 +618,10 @@ class CassandraStore:
                 all_done.set_result(None)
 
         def ok(_rows: Any) -> None:
-            loop.call_soon_threadsafe(finish, None)
+            bridge.post(finish, None)
 
         def failed(exc: BaseException) -> None:
-            loop.call_soon_threadsafe(finish, exc)
+            bridge.post(finish, exc)
 
         try:
             for request in requests:
@@ -654,6 +645,39 @@ class CassandraStore:
         if errors:
             first = errors[0]
             raise _store_error(first, f"{what} ({len(errors)} request(s) failed)") from first
+
+    def _bridge_for(self, loop: asyncio.AbstractEventLoop) -> _LoopBridge:
+        bridge = self._bridge
+        if bridge is None or bridge.loop is not loop:
+            bridge = self._bridge = _LoopBridge(loop)
+        return bridge
+
+
+class _LoopBridge:
+    """Hands driver callbacks (run on the driver's IO thread) to the event loop.
+
+    One ``call_soon_threadsafe`` wakes the loop per burst of completions instead of one per
+    request: under load many requests complete between two turns of the loop.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._queue: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self._scheduled = False
+
+    def post(self, fn: Callable[[Any], None], arg: Any) -> None:
+        self._queue.append((fn, arg))  # deque.append is atomic
+        if not self._scheduled:
+            self._scheduled = True
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False  # reset first: a post racing with this drain schedules another
+        queue = self._queue
+        while queue:
+            fn, arg = queue.popleft()
+            fn(arg)
 
 
 async def migrate(settings: Settings, *, keyspace: str | None = None) -> None:

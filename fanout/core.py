@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .activity import REMOVED_WRITE_TS, Activity, derive_id, now_micros, to_micros
+from .activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity, derive_id, now_micros, to_micros
 from .codec import (
     ActivityEvent,
     ChunkMessage,
@@ -31,6 +31,9 @@ from .writer import TimelineWriter
 
 _DAY_US = 86_400 * 1_000_000
 _PAGE = 1000
+#: How many of a followee's newest activities an unfollow deletes even if they are not (yet) in
+#: the follower's feed: chunks of these may still be in flight.
+UNFOLLOW_IN_FLIGHT = 100
 
 
 class ChunkSink(Protocol):
@@ -116,6 +119,8 @@ class Fanout:
                 f"activity id {activity.id!r} already belongs to actor {entry.activity.actor!r}",
                 reason="conflict",
             )
+        if entry is not None and entry.activity is not None:
+            activity = entry.activity  # a known id is a replay or a retry: it keeps its first time
         if entry is not None and entry.removed:
             await self.store.put_activity(activity)
             return PlanResult(activity, "add", skipped="removed before it was added")
@@ -198,9 +203,9 @@ class Fanout:
             last = await self.store.last_active(event.follower)
             active_until = last + self._window if last else 0
             await self.store.set_follow(event.follower, event.followee, True, at, active_until)
-            return await self._copy_in(event.follower, event.followee, at)
+            return await self._copy_in(event.follower, event.followee, FOLLOW_BAND + at)
         await self.store.set_follow(event.follower, event.followee, False, at)
-        return await self._remove_from(event.follower, event.followee, at)
+        return await self._remove_from(event.follower, event.followee, FOLLOW_BAND + at)
 
     async def _copy_in(self, follower: str, followee: str, write_ts: int) -> int:
         source = feed_id(self.settings.user_feed_kind, followee)
@@ -217,14 +222,23 @@ class Fanout:
         return copied
 
     async def _remove_from(self, follower: str, followee: str, write_ts: int) -> int:
+        """Delete the followee's entries from the follower's feeds, at the unfollow's write time.
+
+        Besides what the feeds hold now, the followee's newest ``UNFOLLOW_IN_FLIGHT`` activities
+        are deleted too: a chunk planned before the unfollow may still be on its way to a writer
+        (activities and follows travel on different topics), and its late add must lose.
+        """
+        recent = [a async for page in self._pages(
+            feed_id(self.settings.user_feed_kind, followee), UNFOLLOW_IN_FLIGHT) for a in page]
         removed = 0
         for kind in self.settings.feed_kinds:
             feed = feed_id(kind, follower)
-            doomed: list[TimelineWrite] = []
+            doomed: dict[str, Activity] = {}
             async for page in self._pages(feed, None):
-                doomed.extend(TimelineWrite(feed, a, write_ts, remove=True) for a in page if a.actor == followee)
-            await self.writer.write(doomed)
+                doomed.update((a.id, a) for a in page if a.actor == followee)
             removed += len(doomed)
+            doomed.update((a.id, a) for a in recent)
+            await self.writer.write([TimelineWrite(feed, a, write_ts, remove=True) for a in doomed.values()])
         return removed
 
     async def _pages(self, feed: str, limit: int | None) -> Any:
@@ -270,7 +284,7 @@ class Fanout:
 
     async def rebuild(self, user: str) -> int:
         """Rebuild ``user``'s timeline feeds from their followees' user feeds."""
-        now = now_micros()
+        now = FOLLOW_BAND + now_micros()
         for kind in self.settings.feed_kinds:
             await self.store.clear_feed(feed_id(kind, user), now)
         copied = 0

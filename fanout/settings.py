@@ -51,7 +51,7 @@ class Settings:
     kafka_sasl_password: str = ""
 
     # writers
-    batch_max_records: int = 500
+    batch_max_records: int = 100  # records per batch; a writer batch of 100 chunks is <= 10,000 rows
     batch_max_wait_ms: int = 50
     max_in_flight: int = 128
 
