@@ -7,6 +7,7 @@ whose message names the field and the rule that was broken.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -131,6 +132,38 @@ def decode_follow_event(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_EVENT
 def decode_chunk(data: bytes | str, *, max_bytes: int = 16 * 1024 * 1024) -> ChunkMessage:
     chunk: ChunkMessage = _decode(_chunk_decoder, data, max_bytes, "chunk message")
     return chunk
+
+
+def activity_event(
+    event: ActivityEvent | Mapping[str, Any] | None = None, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES, **fields: Any
+) -> ActivityEvent:
+    """Build and validate an activity event from a struct, a mapping and/or keyword fields."""
+    if isinstance(event, ActivityEvent):
+        if fields:
+            event = msgspec.structs.replace(event, **fields)
+        data: bytes = encode(event)
+    else:
+        merged = dict(event or {}, **fields)
+        try:
+            data = msgspec.json.encode(merged)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise InvalidEvent(f"activity event: {exc}") from None
+    return decode_activity_event(data, max_bytes=max_bytes)
+
+
+def follow_event(
+    follower: str, followee: str, op: str = "follow", *, time: datetime | str | None = None,
+    max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> FollowEvent:
+    """Build and validate a follow (``op="follow"``) or unfollow (``op="unfollow"``) event."""
+    data: dict[str, Any] = {"follower": follower, "followee": followee, "op": op}
+    if time is not None:
+        data["time"] = time
+    try:
+        raw = msgspec.json.encode(data)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidEvent(f"follow event: {exc}") from None
+    return decode_follow_event(raw, max_bytes=max_bytes)
 
 
 def validate_activity_event(event: ActivityEvent) -> ActivityEvent:

@@ -17,9 +17,10 @@ from .codec import (
     ActivityEvent,
     ChunkMessage,
     FollowEvent,
+    activity_event,
+    follow_event,
     to_activity,
     validate_activity_event,
-    validate_follow_event,
 )
 from .errors import ForeignActivity, InvalidEvent, UnknownActivity
 from .feeds import feed_id
@@ -306,18 +307,10 @@ class Fanout:
 def _activity_event(
     event: ActivityEvent | Mapping[str, Any] | None, fields: Mapping[str, Any], *, op: str
 ) -> ActivityEvent:
-    if isinstance(event, ActivityEvent):
-        return validate_activity_event(event)
-    data = dict(event or {}, **fields)
-    data.setdefault("op", op)
-    if "time" in data and not isinstance(data["time"], str):
-        data["time"] = data["time"].isoformat()
-    try:
-        built = ActivityEvent(**data)
-    except TypeError as exc:
-        raise InvalidEvent(f"activity event: {exc}") from None
-    return validate_activity_event(built)
+    if not isinstance(event, ActivityEvent) and "op" not in fields and "op" not in (event or {}):
+        fields = {**fields, "op": op}
+    return activity_event(event, **fields)
 
 
 def _follow_event(follower: str, followee: str, op: str) -> FollowEvent:
-    return validate_follow_event(FollowEvent(follower=follower, followee=followee, op=op))  # type: ignore[arg-type]
+    return follow_event(follower, followee, op)

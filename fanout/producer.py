@@ -23,10 +23,7 @@ from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-import msgspec
-
-from .codec import ActivityEvent, FollowEvent, decode_activity_event, decode_follow_event, encode
-from .errors import InvalidEvent
+from .codec import ActivityEvent, activity_event, encode, follow_event
 from .settings import Settings
 
 T = TypeVar("T")
@@ -36,38 +33,6 @@ class Delivery(NamedTuple):
     topic: str
     partition: int
     offset: int
-
-
-def activity_event(
-    event: ActivityEvent | Mapping[str, Any] | None = None, *, max_bytes: int = 64 * 1024, **fields: Any
-) -> ActivityEvent:
-    """Build and validate an activity event from a struct, a mapping and/or keyword fields."""
-    if isinstance(event, ActivityEvent):
-        if fields:
-            event = msgspec.structs.replace(event, **fields)
-        data: bytes = encode(event)
-    else:
-        merged = dict(event or {}, **fields)
-        try:
-            data = msgspec.json.encode(merged)
-        except (TypeError, msgspec.EncodeError) as exc:
-            raise InvalidEvent(f"activity event: {exc}") from None
-    return decode_activity_event(data, max_bytes=max_bytes)
-
-
-def follow_event(
-    follower: str, followee: str, op: str = "follow", *, time: datetime | str | None = None,
-    max_bytes: int = 64 * 1024,
-) -> FollowEvent:
-    """Build and validate a follow (``op="follow"``) or unfollow (``op="unfollow"``) event."""
-    data: dict[str, Any] = {"follower": follower, "followee": followee, "op": op}
-    if time is not None:
-        data["time"] = time
-    try:
-        raw = msgspec.json.encode(data)
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise InvalidEvent(f"follow event: {exc}") from None
-    return decode_follow_event(raw, max_bytes=max_bytes)
 
 
 class Producer:
