@@ -114,3 +114,20 @@ def _event(**fields: str) -> object:
 
     fields.setdefault("verb", "pin")
     return validate_activity_event(ActivityEvent(**fields))  # type: ignore[arg-type]
+
+
+async def test_a_chunk_still_in_flight_loses_to_an_unfollow() -> None:
+    """Activities and follows travel on different topics: an add chunk planned before the
+    unfollow may reach the writer after it, and must not bring the entry back."""
+    sink = Recorder()
+    store = MemoryStore()
+    planner = Fanout(store, sink=sink)  # chunks are held back, as if in flight
+    await planner.follow("f", "a")
+    await planner.handle_activity(_event(actor="a", object="late", time="2026-01-01T00:00:00Z"))
+    assert len(sink.chunks) == 1
+    eager = Fanout(store)
+    await eager.unfollow("f", "a", at=1)  # an unfollow dated before the activity, even
+    await eager.writer.write_chunks(sink.chunks)  # the in-flight chunk lands late
+    assert await eager.read("f") == []
+    await eager.follow("f", "a", at=2)  # following again brings it back
+    assert [a.object for a in await eager.read("f")] == ["late"]
