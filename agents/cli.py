@@ -268,7 +268,7 @@ async def _feed_async(args: argparse.Namespace, settings: Settings) -> int:
 
     from .worker import open_store
 
-    store = await open_store(settings, write_mode="concurrent")
+    store = await open_store(settings)
     async with Fanout(store, settings) as fanout:
         page = await fanout.read(args.user, kind=args.kind, limit=args.limit, before=args.before, touch=False)
     if args.json:

@@ -264,8 +264,9 @@ class CassandraStore:
         settings: Settings,
         *,
         keyspace: str | None = None,
-        write_mode: str = "concurrent",
+        write_mode: str | None = None,
     ) -> None:
+        write_mode = write_mode or settings.cassandra_write_mode
         if write_mode not in WRITE_MODES:
             raise ConfigError(f"write_mode must be one of {WRITE_MODES}, not {write_mode!r}")
         self.cluster = cluster
@@ -282,7 +283,7 @@ class CassandraStore:
     # lifecycle -------------------------------------------------------------------------
     @classmethod
     async def connect(
-        cls, settings: Settings, *, keyspace: str | None = None, write_mode: str = "concurrent"
+        cls, settings: Settings, *, keyspace: str | None = None, write_mode: str | None = None
     ) -> CassandraStore:
         """Connect to ``settings.cassandra_hosts`` (the keyspace need not exist yet: ``migrate``)."""
         from cassandra import ConsistencyLevel
