@@ -33,8 +33,9 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 async def open_store(settings: Settings, *, write_mode: str | None = None) -> Store:
     """The pipeline's store: ``CassandraStore.connect(settings)``.
 
-    ``settings.cassandra_write_mode`` defaults to ``partition_batch``: a batch of chunks often holds several rows per feed (one
-    author's activities reach the same follower pages), which become one request per feed.
+    ``settings.cassandra_write_mode`` defaults to ``partition_batch``: a batch of chunks often
+    holds several rows per feed (one author's activities reach the same follower pages), which
+    become one request per feed.
     """
     from fanout.cassandra import CassandraStore
 
