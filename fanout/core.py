@@ -8,6 +8,7 @@ reads, imports, rebuilds - is the same code in both modes.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -284,16 +285,31 @@ class Fanout:
         return entry.activity.key
 
     async def rebuild(self, user: str) -> int:
-        """Rebuild ``user``'s timeline feeds from their followees' user feeds."""
-        now = FOLLOW_BAND + now_micros()
-        for kind in self.settings.feed_kinds:
-            await self.store.clear_feed(feed_id(kind, user), now)
-        copied = 0
+        """Rebuild ``user``'s timeline feeds from their followees' user feeds; returns the entries.
+
+        The result is what a full replay gives: the newest ``follow_activity_limit`` activities
+        of each followee, trimmed to the newest ``max_length``. Entries that do not belong are
+        deleted row by row (a partition delete at a follow-band timestamp would also hide every
+        later fanout add); the rest are written again, both at the rebuild's follow-band time.
+        """
+        at = FOLLOW_BAND + now_micros()
+        keep: list[tuple[Key, Activity]] = []  # a min-heap of the newest max_length entries
         for followee in await self.store.following(user):
-            copied += await self._copy_in(user, followee, now + 1)
+            source = feed_id(self.settings.user_feed_kind, followee)
+            async for page in self._pages(source, self.settings.follow_activity_limit):
+                for activity in page:
+                    item = (activity.key, activity)
+                    if len(keep) < self.settings.max_length:
+                        heapq.heappush(keep, item)
+                    elif item[0] > keep[0][0]:
+                        heapq.heapreplace(keep, item)
+        wanted = {activity.id: activity for _, activity in keep}
         for kind in self.settings.feed_kinds:
-            await self.store.trim(feed_id(kind, user), self.settings.max_length)
-        return copied
+            feed = feed_id(kind, user)
+            stale = [a async for page in self._pages(feed, None) for a in page if a.id not in wanted]
+            await self.store.apply([TimelineWrite(feed, a, at, remove=True) for a in stale])
+            await self.store.apply([TimelineWrite(feed, a, at + 1) for a in wanted.values()])
+        return len(wanted)
 
     # activity of users -----------------------------------------------------------------
     async def _touch(self, user: str, now: int) -> None:
