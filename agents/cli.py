@@ -30,7 +30,10 @@ from . import PRIORITIES
 
 
 def register(subparsers: Any) -> None:
-    """Add ``topics``, ``worker``, ``publish``, ``lag`` and ``feed`` to the ``fanout`` command."""
+    """Add ``topics``, ``worker``, ``publish``, ``lag``, ``feed``, ``replay`` and ``rebuild``."""
+    from .replay import register_replay
+
+    register_replay(subparsers)
     topics = subparsers.add_parser("topics", help="create or check the pipeline's Kafka topics")
     topics.add_argument("action", choices=["create", "check"], help="create (idempotent) or check")
     topics.set_defaults(func=_topics)

@@ -12,11 +12,12 @@ Consumer group and resuming
     The replay reads with its own consumer group (``<prefix>replay``, or ``group=``), by manual
     assignment of every partition of both topics, so the live workers keep running and are never
     rebalanced. After each batch's writes are acknowledged it commits, per partition, the offset
-    after the last record it processed, with a fingerprint of the replay's options as commit
-    metadata. Interrupted (Ctrl+C, ``stop``), the same replay resumes from those offsets; a replay
-    with other options refuses to start on that progress (``ReplayConflict``) unless ``reset``.
-    A finished replay run again without ``reset`` continues from where it ended: it applies only
-    the records appended since. Without explicit ``end_offsets`` a replay runs to the log end it
+    after the last record it processed; the commit metadata names the replay (a fingerprint of
+    what it writes: ``users``, ``kind``, ``end_offsets``) and whether it is running or done.
+    Interrupted (Ctrl+C, ``stop``, a crash), the same replay run again resumes from those offsets
+    (``since``/``start_offsets`` only place a fresh replay); a different replay refuses to start
+    over an unfinished one (``ReplayConflict``) unless ``reset``. A finished replay run again
+    starts over. Without explicit ``end_offsets`` a replay runs to the log end it
     saw at the start and then catches up (up to ``_CATCH_UP_ROUNDS`` times) with the records
     appended meanwhile, so a follow that arrived during the replay is applied after the activities
     it copies were rewritten.
@@ -30,21 +31,24 @@ Order: both topics merged by record timestamp
     planned, and ``since``/offsets read as "the history from then on".
 
 Why the end state does not depend on that order anyway
-    Every timeline write carries a write timestamp fixed by the event, not by when it is applied:
-    an add is written at the activity time, a remove at ``REMOVED_WRITE_TS`` (above every add), a
-    follow copy at the follow time, an unfollow's deletes at the unfollow time; follow edges are
-    written at the event time too. The store keeps the newest write of every cell (a delete wins
-    a tie), so the same set of writes gives the same timelines in any order, and applying it
+    Every timeline write carries a write timestamp fixed by the event, not by when it is applied
+    (``fanout.activity``): a fanout add is written at the activity time; a follow copy and an
+    unfollow's deletes at ``FOLLOW_BAND`` + the follow/unfollow time (above every add); a remove at
+    ``REMOVED_WRITE_TS`` and a trim at ``TRIMMED_WRITE_TS`` (above everything else). Follow edges
+    are written at the event time too. The store keeps the newest write of every cell (a delete
+    wins a tie), so the same set of writes gives the same timelines in any order, and applying it
     again changes nothing: replays are idempotent, also while live traffic flows. The reads that
     drive writes complement each other: an activity planned before a follow that postdates it is
     brought in by the follow's copy (the author's own feed is written before the fanout), one
-    planned after it by the fanout; an unfollow after the entry arrived deletes it at a newer
-    timestamp; a removed activity is never re-added (the registry remembers the removal). The two
-    read-then-write steps (a follow copies the followee's user feed, an unfollow deletes the
-    followee's entries it finds) only need one follower's events in produce order, which the
-    partition order keeps. Limits: the amortised trimming (a feed holds up to ``max_length +
-    trim_every - 1`` entries; which ones past ``max_length`` depends on when trims ran), and
-    ``follow_activity_limit`` (a follow copies only the followee's newest N activities).
+    planned after it by the fanout; an unfollow's deletes outrank every add, so a fanout write
+    arriving after it cannot bring the entry back; a removed activity is never re-added (the
+    registry remembers the removal). The read-then-write steps of one follower (a follow copies
+    the followee's user feed, an unfollow deletes what it finds plus the followee's newest
+    activities) need that follower's events in produce order, which the partition order keeps.
+    Limits: amortised trimming (a feed holds up to ``max_length + trim_every - 1`` entries; which
+    ones past ``max_length`` depends on when trims ran, and trimmed entries stay off until the
+    timelines are dropped), and ``follow_activity_limit`` (a follow copies only the followee's
+    newest N activities, a replay onto the final graph fans all of them).
 
 Concurrency (same results, faster)
     Within a batch the merged records are cut into runs of consecutive records of one topic. In a
@@ -85,7 +89,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -137,7 +141,7 @@ SOURCES: Final = ("follows", "activities")  # merge tie-break on equal timestamp
 ROLE: Final = "replay"
 _CATCH_UP_ROUNDS: Final = 5
 _BUFFER_PER_PARTITION: Final = 2_000  # records buffered per partition before it is paused
-_FLUSH_FEEDS: Final = 20_000  # buffered chunk feeds written at once
+_FLUSH_FEEDS: Final = 200_000  # buffered chunk feeds written at once
 _CONCURRENCY: Final = 32  # actors (or followers) handled at once within a run
 _METADATA_PREFIX: Final = "fanout-replay/1 "
 
@@ -530,6 +534,25 @@ def _fingerprint(spec: Mapping[str, Any]) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+class _Progress(NamedTuple):
+    """The commit metadata of the replay group: which replay, running or done."""
+
+    target: str
+    state: str  # "running" | "done"
+    description: str
+
+    def encode(self) -> str:
+        return f"{_METADATA_PREFIX}{self.target} {self.state} {self.description}"
+
+    @classmethod
+    def decode(cls, metadata: str | None) -> _Progress | None:
+        if not metadata or not metadata.startswith(_METADATA_PREFIX):
+            return None
+        target, _, rest = metadata[len(_METADATA_PREFIX) :].partition(" ")
+        state, _, description = rest.partition(" ")
+        return cls(target, state, description)
+
+
 def _describe(spec: Mapping[str, Any]) -> str:
     parts = [f"{k}={v}" for k, v in sorted(spec.items()) if v not in (None, {}, [])]
     return ", ".join(parts) or "full replay"
@@ -618,7 +641,10 @@ async def replay(
         "users": _fingerprint({"u": sorted(user_set)}) if user_set is not None else None,
         "kind": kind,
     }
-    metadata = _METADATA_PREFIX + _fingerprint(spec)
+    # What the replay writes (not where it starts: a resumed replay starts at its commits).
+    target = _fingerprint({k: spec[k] for k in ("end", "users", "kind")})
+    description = _describe(spec)[:300]
+    running = _Progress(target, "running", description).encode()
     summary = ReplaySummary(group=group)
     stop = stop or asyncio.Event()
     topics = {short: settings.topic(short) for short in SOURCES}
@@ -674,22 +700,27 @@ async def replay(
         catch_up = catch_up and not end_offsets
 
         committed = {} if reset else await _committed(settings, group, tps)
-        if committed:
-            other = {m.metadata or "" for m in committed.values() if m.metadata != metadata}
-            if other:
+        progress_of = [_Progress.decode(m.metadata) for m in committed.values()]
+        unfinished = [p for p in progress_of if p is None or p.state != "done"]
+        if unfinished:
+            other = next((p for p in unfinished if p is None or p.target != target), None)
+            if other is not None or unfinished[0] is None:
+                was = other.description if other is not None else "not a fanout replay"
                 raise ReplayConflict(
-                    f"consumer group {group!r} holds the progress of another replay "
-                    f"({sorted(other)[0]!r}, this one is {metadata!r}: {_describe(spec)}); "
-                    "pass --reset (reset=True) to start this replay over, or --group for a separate one"
+                    f"consumer group {group!r} holds an unfinished replay ({was}) that differs from this "
+                    f"one ({description}); pass --reset (reset=True) to abandon it and start this one, "
+                    "--group for a separate one, or run the unfinished one again to finish it"
                 )
             summary.resumed = True
             for tp, meta in committed.items():
-                start[tp] = max(start[tp], min(meta.offset, high_water[tp]), begin[tp])
+                start[tp] = max(begin[tp], min(meta.offset, high_water[tp]))
+            was = unfinished[0].description if unfinished[0] is not None else description
+            log.info("replay: resuming the unfinished replay of group %s (%s) from its commits", group, was)
         else:
             if drop_timelines:
                 log.warning("replay: dropping every timeline before a full replay")
                 await store.drop_timelines()
-            await consumer.commit({tp: (start[tp], metadata) for tp in tps})
+            await consumer.commit({tp: (start[tp], running) for tp in tps})
 
         counted: Store = _CountingStore(store, summary)
         fanout = Fanout(counted, settings)
@@ -740,13 +771,14 @@ async def replay(
             last: dict[TopicPartition, int] = {}
             for record in batch:
                 last[TopicPartition(record.topic, record.partition)] = record.offset
-            await consumer.commit({tp: (offset + 1, metadata) for tp, offset in last.items()})
+            await consumer.commit({tp: (offset + 1, running) for tp, offset in last.items()})
             summary.batches += 1
             if bar is not None and task is not None:
                 bar.update(task, completed=summary.events, rows=summary.rows)
         summary.interrupted = stop.is_set()
-        if not summary.interrupted:  # skip gaps at the ends (control records, compaction)
-            await consumer.commit({tp: (merger.end[tp], metadata) for tp in tps})
+        if not summary.interrupted:  # done; also skips gaps at the ends (control records, compaction)
+            done = _Progress(target, "done", description).encode()
+            await consumer.commit({tp: (merger.end[tp], done) for tp in tps})
         if bar is not None and task is not None:
             bar.update(task, completed=summary.events, total=max(summary.total, summary.events),
                        rows=summary.rows)
@@ -793,7 +825,7 @@ async def rebuild_users(
     settings: Settings, users: Iterable[str], *, kind: str | None = None, store: Store | None = None
 ) -> dict[str, int]:
     """``fanout rebuild USER``: rebuild each user's timeline(s) from their followees' user feeds
-    (``Fanout.rebuild``); returns the activities copied per user. A given store is not closed."""
+    (``Fanout.rebuild``); returns the entries per user. A given store is not closed."""
     if kind is not None:
         settings = settings.replace(feed_kinds=(kind,))
     own_store = store is None
@@ -915,7 +947,11 @@ def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
                 console=console,
             )
 
-    summary = asyncio.run(main())
+    try:
+        summary = asyncio.run(main())
+    except asyncio.CancelledError:  # a second Ctrl+C
+        console.print("abandoned the batch in progress (not committed): run the same command to resume")
+        return 130
     console.print(summary.table())
     if summary.interrupted:
         console.print("interrupted: run the same command to resume, or add --reset to start over")
@@ -950,5 +986,5 @@ def _sigint_stops(stop: asyncio.Event, console: Console) -> Any:
 def _rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
     copied = asyncio.run(rebuild_users(settings, args.users, kind=args.kind))
     for user, n in copied.items():
-        print(f"rebuilt {user}: {n} activities copied from followees")
+        print(f"rebuilt {user}: {n} entries from the followees' user feeds")
     return 0

@@ -36,7 +36,12 @@ class MissingTopics(ConfigError):
 
 def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     """Full topic name -> (partitions, topic configs)."""
-    log = {"retention.ms": str(settings.activities_retention_ms), "cleanup.policy": "delete"}
+    # zstd by the broker: ~4.4x less disk for the replayable log (agents/REPLAY.md), no client change
+    log = {
+        "retention.ms": str(settings.activities_retention_ms),
+        "cleanup.policy": "delete",
+        "compression.type": "zstd",
+    }
     return {
         settings.topic("activities"): (settings.activities_partitions, dict(log)),
         settings.topic("follows"): (settings.follows_partitions, dict(log)),

@@ -127,7 +127,7 @@ class Fanout:
             await self.store.put_activity(activity)
             return PlanResult(activity, "add", skipped="removed before it was added")
         await self.store.put_activity(activity)
-        await self._touch(activity.actor, now)
+        await self._touch(activity.actor, min(now, activity.ts))  # a replayed old event is old activity
         own = feed_id(self.settings.user_feed_kind, activity.actor)
         await self.writer.write([TimelineWrite(own, activity, activity.ts)])
         return await self._fan(activity, "add", activity.ts, now)
