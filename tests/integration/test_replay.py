@@ -9,7 +9,6 @@ Each test gets its own topics (unique prefix) and keyspace. Workloads are produc
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -460,46 +459,3 @@ async def _wait_live_drained(settings: Settings, stop_if: list[asyncio.Future[An
         calm = calm + 1 if await _lag(settings, roles) == 0 else 0
         assert time.monotonic() < deadline, "live agents did not catch up"
         await asyncio.sleep(0.3)
-
-
-# benchmark (opt-in) -------------------------------------------------------------------------------
-@pytest.mark.skipif(not os.environ.get("FANOUT_REPLAY_BENCH"), reason="set FANOUT_REPLAY_BENCH=1")
-async def test_replay_rate_benchmark() -> None:
-    """2,000 activities over a 5,000-user graph (Zipf-like followees); prints events/s and rows/s.
-    Takes ~10 minutes on a 2-core machine (agents/REPLAY.md, "Measured replay rates")."""
-    settings = replay_settings(chunk_size=100, batch_max_records=500, activities_partitions=6,
-                               follows_partitions=3, max_in_flight=128)
-    rng = random.Random(7)
-    users = [f"u{i}" for i in range(5_000)]
-    weights = [1.0 / (rank + 1) ** 1.1 for rank in range(len(users))]
-    clock = int(time.time() * 1000) - 6 * 3_600_000
-    events: list[Event] = []
-    for user in users:
-        for followee in sorted(set(rng.choices(users, weights, k=rng.randint(3, 20))) - {user}):
-            clock += 1
-            events.append(Event("follows", user, msgspec.json.encode(
-                {"follower": user, "followee": followee, "time": _iso(clock)}), clock))
-    for n in range(2_000):
-        actor = rng.choices(users[:1_000], weights[:1_000])[0]  # popular accounts post more
-        clock += 1
-        events.append(Event("activities", actor, msgspec.json.encode(
-            {"actor": actor, "verb": "pin", "object": f"pin:{n}", "target": f"board:{n % 50}",
-             "time": _iso(clock)}), clock))
-    await create_topics(settings)
-    store = await CassandraStore.connect(settings, write_mode="partition_batch")
-    try:
-        await store.migrate()
-        await produce(settings, events)
-        settle = await replay(settings, store=store, progress=False)
-        await store.drop_timelines()
-        full = await replay(settings, store=store, progress=False, reset=True)
-        for name, s in (("into an empty store", settle), ("after drop_timelines", full)):
-            print(f"\nreplay {name}: {s.events:,} events ({s.activities:,} activities, {s.follows:,} follows), "
-                  f"{s.rows:,} rows in {s.elapsed:.1f}s = {s.events_per_s:,.0f} events/s, "
-                  f"{s.rows_per_s:,.0f} rows/s; chunks high/low {s.chunks_high}/{s.chunks_low}", flush=True)
-    finally:
-        try:
-            await store.drop_keyspace()
-        finally:
-            await store.close()
-            await delete_topics(settings)
