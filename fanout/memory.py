@@ -144,9 +144,11 @@ class MemoryStore:
         return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
+        edges = self._edges.get(followee, {})
         page: list[FollowerRow] = []
-        for follower, (_, on) in list(self._edges.get(followee, {}).items()):
-            if not on:
+        for follower in list(edges):  # the keys only: follows may change between pages
+            edge = edges.get(follower)
+            if edge is None or not edge[1]:
                 continue
             page.append(FollowerRow(follower, self._active_until.get((followee, follower), 0)))
             if len(page) >= page_size:

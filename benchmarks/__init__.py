@@ -1,0 +1,1 @@
+"""fanout's benchmark suite (``make bench``; see ``benchmarks/README.md``)."""

@@ -1,0 +1,146 @@
+"""``make bench``: fanout's benchmark suite on the real Kafka broker and Cassandra node.
+
+    python benchmarks/run.py                 every case (about 15 minutes on 2 cores)
+    python benchmarks/run.py --quick         smaller inputs, 2 runs per case (a few minutes)
+    python benchmarks/run.py --cases 1,2,7   some cases (1 ceiling, 2 eager memory, 3 pipeline,
+                                             4 priority isolation, 5 chunk sweep, 6 large account,
+                                             7 Stream Framework baseline, P profiles)
+
+Writes ``benchmarks/results/<stamp>.json``, ``<stamp>.md``, ``<stamp>-*.png`` and
+``<stamp>-profile.txt``; prints the table. See ``benchmarks/README.md`` for how to read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]  # no top-level `pipeline` etc.
+sys.path.insert(0, str(_HERE.parent))
+
+from rich.console import Console  # noqa: E402
+
+from benchmarks import cases, pipeline, report  # noqa: E402
+from benchmarks.common import RESULTS, Context, drop_keyspaces  # noqa: E402
+from fanout.settings import Settings  # noqa: E402
+
+ORDER = ["1", "2", "P", "3", "4", "6", "7", "5"]  # 3-7 share one worker set; 5 restarts the planner
+CASES: dict[str, Any] = {
+    "1": cases.case1,
+    "2": cases.case2,
+    "3": pipeline.case3,
+    "4": pipeline.case4,
+    "5": pipeline.case5,
+    "6": cases.case6,
+    "7": cases.case7,
+    "P": cases.case_profile,
+}
+PIPELINE_CASES = {"3", "4", "5"}
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+async def main(args: argparse.Namespace) -> int:
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # leader moves of fresh topics are retried
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    console = Console()
+    settings = Settings.from_env().replace(eager=True, store="memory")
+    kafka_host, _, kafka_port = settings.kafka_bootstrap.partition(":")
+    for name, host, port in (("Cassandra", settings.cassandra_hosts[0], settings.cassandra_port),
+                             ("Kafka", kafka_host, int(kafka_port or 9092))):
+        if not _reachable(host, port):
+            console.print(f"[red]{name} is not reachable on {host}:{port}: run `make up` first[/]")
+            return 2
+    repeats = args.repeats or (2 if args.quick else 3)
+    ctx = Context(quick=args.quick, repeats=repeats, console=console, settings=settings,
+                  high_writers=args.high_writers, low_writers=args.low_writers, keep=args.keep,
+                  large=args.large_followers, profile_workers=args.profile_workers)
+    wanted = [c.strip().upper() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in CASES]
+    if unknown:
+        console.print(f"[red]unknown case(s) {unknown}; choose from {sorted(CASES)}[/]")
+        return 2
+    stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "")
+    ctx.shared["stamp"] = stamp
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    reason = pipeline.missing()
+    if reason:
+        ctx.shared["pipeline_ok"] = False
+    results: dict[str, Any] = {"stamp": stamp, "quick": args.quick, "repeats": repeats, "run_id": ctx.run_id,
+                               "machine": report.machine(), "settings": repr(settings), "cases": {}}
+    started = time.perf_counter()
+    console.print(f"[bold]fanout benchmarks[/] run {ctx.run_id}: cases {','.join(wanted)}, "
+                  f"{'quick' if args.quick else 'full'}, {repeats} runs each")
+    try:
+        for key in [k for k in ORDER if k in wanted]:
+            if key in PIPELINE_CASES and reason:
+                results["cases"][key] = {"title": f"case {key}", "error": f"pipeline unavailable: {reason}"}
+                continue
+            t = time.perf_counter()
+            ctx.log(f"[bold]case {key}[/]: {CASES[key].__doc__.strip().splitlines()[0] if CASES[key].__doc__ else ''}")
+            try:
+                result = await CASES[key](ctx)
+            except (pipeline.Unavailable, Exception) as exc:  # one case failing does not stop the suite
+                ctx.log(f"[red]case {key} failed: {type(exc).__name__}: {exc}[/]")
+                (ctx.work / f"case{key}-error.txt").write_text(traceback.format_exc())
+                result = {"title": f"case {key}", "error": f"{type(exc).__name__}: {exc}"}
+                if key in PIPELINE_CASES:
+                    await pipeline.close(ctx)
+            result["elapsed_s"] = round(time.perf_counter() - t, 1)
+            results["cases"][key] = result
+            ctx.log(f"case {key} done in {result['elapsed_s']:.0f}s")
+    finally:
+        await pipeline.close(ctx)
+        if not ctx.keep:
+            await drop_keyspaces(settings, ctx.keyspaces)
+    if args.profile_workers:
+        results["worker_profiles"] = cases.worker_profiles(ctx)
+    results["cases"] = {k: results["cases"][k] for k in sorted(results["cases"], key=lambda k: (k == "P", k))}
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    plots = [] if args.no_plots else report.plot(results, RESULTS, stamp)
+    results["plots"] = plots
+    report.write_json(RESULTS / f"{stamp}.json", results)
+    report.write_markdown(RESULTS / f"{stamp}.md", results, plots)
+    report.print_table(console, results)
+    console.print(f"wrote benchmarks/results/{stamp}.json, {stamp}.md" + "".join(f", {p}" for p in plots)
+                  + f" in {results['elapsed_s'] / 60:.1f} min")
+    failed = [k for k, c in results["cases"].items() if "error" in c]
+    return 1 if failed and args.strict else 0
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(sorted(CASES, key=lambda k: (k == "P", k))),
+                        help="comma separated: 1-7 and P (default: all)")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs and 2 runs per case")
+    parser.add_argument("--repeats", type=int, default=0, help="runs per measurement (default 3, quick 2)")
+    parser.add_argument("--high-writers", type=int, default=2, help="pipeline: high writer processes (2)")
+    parser.add_argument("--low-writers", type=int, default=1, help="pipeline: low writer processes (1)")
+    parser.add_argument("--large-followers", type=int, default=0,
+                        help="case 6: followers of the account run through the pipeline (default 200000, "
+                             "quick 20000; 1000000 adds several minutes)")
+    parser.add_argument("--profile-workers", action="store_true",
+                        help="run the pipeline's workers under cProfile (slower; writes <stamp>-worker-profile.txt)")
+    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the keyspaces and topics (debugging)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a case failed")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse())))
