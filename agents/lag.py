@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fanout.settings import Settings
 
 from . import group_id
-from .topics import admin_client
+from .topics import admin_client, committed_offsets
 
 
 class PartitionLag(NamedTuple):
@@ -57,7 +57,7 @@ async def consumer_lag(settings: Settings) -> list[PartitionLag]:
         rows: list[PartitionLag] = []
         for group, topic in groups:
             mine = [TopicPartition(topic, p) for p in partitions.get(topic, [])]
-            committed = await admin.list_consumer_group_offsets(group, partitions=mine)
+            committed = await committed_offsets(admin, group, mine)
             for tp in mine:
                 meta = committed.get(tp)
                 offset = meta.offset if meta is not None and meta.offset >= 0 else None

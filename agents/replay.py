@@ -120,7 +120,7 @@ from fanout.writer import TimelineWriter
 
 from . import group_id
 from .base import make_producer, retry_store
-from .topics import admin_client, check_topics, describe_topics
+from .topics import admin_client, check_topics, committed_offsets, describe_topics
 
 __all__ = [
     "Offsets",
@@ -588,7 +588,7 @@ async def _committed(settings: Settings, group: str, tps: list[TopicPartition]) 
     admin = admin_client(settings)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+        offsets = await committed_offsets(admin, group, tps)
     finally:
         await admin.close()
     return {tp: meta for tp, meta in offsets.items() if meta.offset >= 0}

@@ -12,9 +12,12 @@ which would create one-partition topics on the first metadata request, so the ag
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from fanout.errors import ConfigError
 from fanout.settings import Settings
@@ -53,6 +56,24 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
 
 def admin_client(settings: Settings) -> Any:
     return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="fanout-admin")
+
+
+async def committed_offsets(admin: Any, group: str, partitions: list[Any], *, within: float = 30.0) -> Any:
+    """``admin.list_consumer_group_offsets``, retrying retriable errors for up to ``within`` s.
+
+    A fresh cluster creates its offsets topic on the first coordinator lookup and answers
+    GroupCoordinatorNotAvailable meanwhile; so does a broker that is loading its coordinators.
+    """
+    deadline = time.monotonic() + within
+    delay = 0.1
+    while True:
+        try:
+            return await admin.list_consumer_group_offsets(group, partitions=partitions)
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 async def create_topics(settings: Settings) -> list[str]:

@@ -308,9 +308,12 @@ class CassandraStore:
         auth = None
         if settings.cassandra_username:
             auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
+        version = settings.cassandra_protocol_version
+        versioned = {"protocol_version": version} if version else {}
         cluster = Cluster(
             list(settings.cassandra_hosts),
             port=settings.cassandra_port,
+            **versioned,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connection_class=_connection_class(),
             auth_provider=auth,

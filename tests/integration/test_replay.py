@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents import group_id
 from agents.replay import ReplayConflict, ReplaySummary, rebuild_users, replay
-from agents.topics import admin_client, create_topics, delete_topics, describe_topics
+from agents.topics import admin_client, committed_offsets, create_topics, delete_topics, describe_topics
 from agents.worker import build_agent
 from fanout.activity import Activity
 from fanout.cassandra import CassandraStore
@@ -438,7 +438,7 @@ async def _lag(settings: Settings, roles: Sequence[str] | None = None) -> int:
             if roles is not None and topics[0] not in roles:
                 continue
             ends = await _end_offsets(settings, topics)
-            committed = await admin.list_consumer_group_offsets(group, partitions=list(ends))
+            committed = await committed_offsets(admin, group, list(ends))
             for tp, end in ends.items():
                 meta = committed.get(tp)
                 total += end - max(meta.offset if meta is not None else 0, 0)
