@@ -171,10 +171,6 @@ def validate_activity_event(event: ActivityEvent) -> ActivityEvent:
     return decode_activity_event(encode(event))
 
 
-def validate_follow_event(event: FollowEvent) -> FollowEvent:
-    return decode_follow_event(encode(event))
-
-
 def to_activity(event: ActivityEvent, accepted_ts: int) -> Activity:
     """The activity an event describes; ``accepted_ts`` is its time when the event has none.
 

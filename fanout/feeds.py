@@ -6,7 +6,3 @@ from __future__ import annotations
 def feed_id(kind: str, user: str) -> str:
     return f"{kind}:{user}"
 
-
-def split_feed_id(feed: str) -> tuple[str, str]:
-    kind, _, user = feed.partition(":")
-    return kind, user
