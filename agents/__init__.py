@@ -5,7 +5,7 @@
     fanout worker all                     a supervisor running every agent as a subprocess
     fanout publish / feed / lag           produce events, read a feed, watch consumer lag
 
-Every agent is driven by aiokafka with manual commits; see ``agents.base`` for why.
+Every agent is driven by aiokafka with manual commits; see ``fanout.agents.base`` for why.
 """
 
 from __future__ import annotations

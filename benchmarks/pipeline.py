@@ -12,7 +12,7 @@ How a pass is measured, without touching the agents:
 * a tracker consumer (no group) reads every chunk message the planner produces to ``high`` and
   ``low``: its partition, offset, activity id and number of feeds;
 * a watcher polls the committed offsets of the planner and writer groups every 50 ms. A writer
-  commits a chunk's offset only after Cassandra acknowledged every row of it (``agents.base``),
+  commits a chunk's offset only after Cassandra acknowledged every row of it (``fanout.agents.base``),
   so the first poll that sees the commit past a chunk bounds the moment its rows were visible
   (from above, by at most one poll interval);
 * a chunk's latency is ``t_commit - t_send`` of its activity, counted once per feed: latency
@@ -68,7 +68,9 @@ class Unavailable(Exception):
 
 def missing() -> str | None:
     """Why the pipeline cannot run here, or None."""
-    for module in ("agents.cli", "agents.worker", "agents.topics", "agents.supervisor", "fanout.cassandra"):
+    modules = ("fanout.agents.cli", "fanout.agents.worker", "fanout.agents.topics", "fanout.agents.supervisor",
+               "fanout.cassandra")
+    for module in modules:
         if importlib.util.find_spec(module) is None:
             return f"{module} is missing"
     return None
@@ -151,8 +153,8 @@ class Session:
     async def start(self) -> Session:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-        from agents import group_id
-        from agents.topics import admin_client, create_topics, describe_topics
+        from fanout.agents import group_id
+        from fanout.agents.topics import admin_client, create_topics, describe_topics
 
         s = self.settings
         await create_topics(s)
@@ -180,7 +182,7 @@ class Session:
         return self
 
     def _spawn(self, roles: Sequence[tuple[str, list[str]]]) -> None:
-        from agents.supervisor import settings_env
+        from fanout.agents.supervisor import settings_env
 
         env = {**os.environ, **settings_env(self.settings)}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
@@ -278,7 +280,7 @@ class Session:
         if self.store is not None:
             await self.store.close()
         if not self.ctx.keep:
-            from agents.topics import delete_topics
+            from fanout.agents.topics import delete_topics
 
             with contextlib.suppress(Exception):
                 await delete_topics(self.settings)

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from agents.replay import replay
-from agents.topics import create_topics, delete_topics
+from fanout.agents.replay import replay
+from fanout.agents.topics import create_topics, delete_topics
 from fanout.cassandra import CassandraStore
 from fanout.settings import Settings
 

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     version.set_defaults(func=lambda args, settings: print(f"fanout {__version__}") or 0)
 
     try:
-        from agents.cli import register
+        from fanout.agents.cli import register
     except ImportError:  # pragma: no cover - the agents package ships with fanout
         pass
     else:
@@ -86,7 +86,7 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas import DIRECTORY
+    from fanout.schemas import DIRECTORY
 
     from .codec import json_schemas
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from agents import group_id
-from agents.base import Agent
-from agents.lag import consumer_lag
-from agents.supervisor import settings_env, worker_command
-from agents.topics import create_topics, delete_topics
-from agents.worker import build_agent
+from fanout.agents import group_id
+from fanout.agents.base import Agent
+from fanout.agents.lag import consumer_lag
+from fanout.agents.supervisor import settings_env, worker_command
+from fanout.agents.topics import create_topics, delete_topics
+from fanout.agents.worker import build_agent
 from fanout.cassandra import CassandraStore
 from fanout.settings import Settings
 from fanout.store import Store

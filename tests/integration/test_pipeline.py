@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pipeline_helpers import WorkerProcess, lags, pipeline, pipeline_settings, produce_raw, snapshot, wait_drained
 
-from agents import group_id
 from fanout.activity import now_micros
+from fanout.agents import group_id
 from fanout.codec import decode_activity_event, decode_follow_event
 from fanout.core import Fanout
 from fanout.memory import MemoryStore

@@ -24,10 +24,10 @@ from pipeline_helpers import (
     wait_drained,
 )
 
-from agents import group_id
-from agents.supervisor import settings_env
-from agents.topics import MissingTopics, check_topics, create_topics
 from fanout.activity import REMOVED_WRITE_TS, Activity
+from fanout.agents import group_id
+from fanout.agents.supervisor import settings_env
+from fanout.agents.topics import MissingTopics, check_topics, create_topics
 from fanout.codec import ChunkMessage, encode
 from fanout.producer import Producer, SyncProducer
 from fanout.settings import Settings

@@ -26,8 +26,8 @@ from pipeline_helpers import (
     wait_for,
 )
 
-from agents import group_id
 from fanout.activity import Activity
+from fanout.agents import group_id
 from fanout.codec import ChunkMessage, encode
 from fanout.errors import StoreError
 from fanout.store import TimelineWrite

@@ -18,9 +18,9 @@ from pipeline_helpers import (
     wait_for,
 )
 
-from agents import group_id
-from agents.lag import consumer_lag
 from fanout.activity import Activity, now_micros
+from fanout.agents import group_id
+from fanout.agents.lag import consumer_lag
 from fanout.codec import ChunkMessage, decode_chunk, encode
 
 pytestmark = pytest.mark.integration

@@ -21,11 +21,11 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents import group_id
-from agents.replay import ReplayConflict, ReplaySummary, rebuild_users, replay
-from agents.topics import admin_client, committed_offsets, create_topics, delete_topics, describe_topics
-from agents.worker import build_agent
 from fanout.activity import Activity
+from fanout.agents import group_id
+from fanout.agents.replay import ReplayConflict, ReplaySummary, rebuild_users, replay
+from fanout.agents.topics import admin_client, committed_offsets, create_topics, delete_topics, describe_topics
+from fanout.agents.worker import build_agent
 from fanout.cassandra import CassandraStore
 from fanout.codec import decode_activity_event, decode_follow_event
 from fanout.core import Fanout

@@ -10,7 +10,7 @@ from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.replay import _Merger, parse_offsets, parse_since
+from fanout.agents.replay import _Merger, parse_offsets, parse_since
 from fanout.errors import ConfigError
 
 A, F = "p.activities", "p.follows"

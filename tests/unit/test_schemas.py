@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import schemas
+from fanout import schemas
 from fanout.cli import main
 from fanout.codec import json_schemas
 
