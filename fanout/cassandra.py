@@ -72,7 +72,7 @@ from .errors import ConfigError, StoreError
 from .settings import Settings
 from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
 
-__all__ = ["TRIM_COUNT_PAGE", "WRITE_MODES", "CassandraStore", "migrate"]
+__all__ = ["BATCH_MAX_BYTES", "BATCH_MAX_STATEMENTS", "TRIM_COUNT_PAGE", "WRITE_MODES", "CassandraStore", "migrate"]
 
 WRITE_MODES: Final = ("concurrent", "partition_batch")
 TRIM_COUNT_PAGE: Final = 5000  # trim counts (and bounds its read to) this many doomed entries
@@ -80,8 +80,8 @@ _READ_PAGE: Final = 5000
 # Single-partition batches are exempt from batch_size_warn/fail_threshold (CASSANDRA-10876,
 # checked on 5.0.7: a 60 KiB one-feed batch neither warns nor fails); these caps only keep each
 # request small enough to spread over the in-flight slots (16 KiB/100 measured best of 4/16/64 KiB).
-_BATCH_MAX_BYTES: Final = 16 * 1024
-_BATCH_MAX_STATEMENTS: Final = 100
+BATCH_MAX_BYTES: Final = 16 * 1024
+BATCH_MAX_STATEMENTS: Final = 100
 _REQUEST_TIMEOUT: Final = 12.0
 _DDL_TIMEOUT: Final = 120.0
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
@@ -382,8 +382,8 @@ class CassandraStore:
             yield s.insert.bind((w.feed, a.ts, a.id, a.actor, a.verb, a.object, target, extra, w.write_ts)), size
 
     def _batched(self, s: _Statements, writes: Sequence[TimelineWrite]) -> Iterator[Any]:
-        """One UNLOGGED batch per run of writes to the same feed (at most ``_BATCH_MAX_BYTES`` of
-        values and ``_BATCH_MAX_STATEMENTS`` rows each); a lone write goes as a plain statement."""
+        """One UNLOGGED batch per run of writes to the same feed (at most ``BATCH_MAX_BYTES`` of
+        values and ``BATCH_MAX_STATEMENTS`` rows each); a lone write goes as a plain statement."""
         from cassandra.query import BatchStatement, BatchType
 
         by_feed: dict[str, list[TimelineWrite]] = {}
@@ -393,7 +393,7 @@ class CassandraStore:
             group: list[Any] = []
             size = 0
             for bound, cost in self._bound_writes(s, feed_writes):
-                if group and (size + cost > _BATCH_MAX_BYTES or len(group) >= _BATCH_MAX_STATEMENTS):
+                if group and (size + cost > BATCH_MAX_BYTES or len(group) >= BATCH_MAX_STATEMENTS):
                     yield _as_request(group, BatchStatement, BatchType.UNLOGGED)
                     group, size = [], 0
                 group.append(bound)
