@@ -10,10 +10,7 @@ uncommitted, within ``grace_seconds``; a second signal cancels at once) or cance
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-import threading
 from typing import Any
 
 from fanout.settings import Settings
@@ -23,12 +20,10 @@ from . import PRIORITIES, metrics
 from .base import Agent
 from .follows import FollowsAgent
 from .planner import PlannerAgent
+from .signals import stop_on_signals
 from .writer import WriterAgent
 
 log = logging.getLogger("fanout.agents")
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
 
 async def open_store(settings: Settings, *, write_mode: str | None = None) -> Store:
     """The pipeline's store: ``CassandraStore.connect(settings)``.
@@ -56,39 +51,6 @@ def build_agent(
     raise ValueError(f"unknown worker role {role!r}: planner, writer, follows or all")
 
 
-class _SignalStop:
-    """SIGINT/SIGTERM: the first sets ``stop``, the second cancels ``task``."""
-
-    def __init__(self, stop: asyncio.Event, task: asyncio.Task[Any] | None) -> None:
-        self.stop = stop
-        self.task = task
-        self.installed = False
-
-    def __enter__(self) -> _SignalStop:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        loop = asyncio.get_running_loop()
-        for sig in _SIGNALS:
-            loop.add_signal_handler(sig, self._handle, sig)
-        self.installed = True
-        return self
-
-    def _handle(self, sig: signal.Signals) -> None:
-        if self.stop.is_set():
-            log.warning("second %s: stopping now", sig.name)
-            if self.task is not None:
-                self.task.cancel()
-            return
-        log.info("%s: stopping (finishing the batch in progress)", sig.name)
-        self.stop.set()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.installed:
-            loop = asyncio.get_running_loop()
-            for sig in _SIGNALS:
-                loop.remove_signal_handler(sig)
-
-
 async def run_worker(
     role: str,
     settings: Settings,
@@ -112,7 +74,7 @@ async def run_worker(
     if role == "all":
         from .supervisor import supervise
 
-        with _SignalStop(stop, None) if signals else contextlib.nullcontext():
+        with stop_on_signals(stop, enabled=signals):
             await supervise(settings, stop=stop, **supervisor_options)
         return
     if metrics_port:
@@ -130,7 +92,7 @@ async def run_worker(
             grace_seconds=grace_seconds,
             session_timeout_ms=session_timeout_ms,
         )
-        with _SignalStop(stop, asyncio.current_task()) if signals else contextlib.nullcontext():
+        with stop_on_signals(stop, task=asyncio.current_task(), enabled=signals):
             await agent.run(stop)
     finally:
         if own_store:

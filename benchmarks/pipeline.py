@@ -68,7 +68,7 @@ class Unavailable(Exception):
 
 def missing() -> str | None:
     """Why the pipeline cannot run here, or None."""
-    modules = ("fanout.agents.cli", "fanout.agents.worker", "fanout.agents.topics", "fanout.agents.supervisor",
+    modules = ("fanout.cli", "fanout.agents.worker", "fanout.agents.topics", "fanout.agents.supervisor",
                "fanout.cassandra")
     for module in modules:
         if importlib.util.find_spec(module) is None:

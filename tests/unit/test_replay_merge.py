@@ -10,7 +10,8 @@ from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fanout.agents.replay import _Merger, parse_offsets, parse_since
+from fanout.agents.replay import _Merger
+from fanout.cli.replay import parse_offsets, parse_since
 from fanout.errors import ConfigError
 
 A, F = "p.activities", "p.follows"

@@ -1,12 +1,9 @@
-"""The ``fanout`` command. Thin: it parses arguments and calls the library.
+"""``fanout demo|migrate|schemas|version``: the commands that need no Kafka.
 
     fanout demo [--store memory|cassandra]   the main job on the embedded default
     fanout migrate                           create the Cassandra keyspace and tables
     fanout schemas [--write|--check]         the wire contract's JSON Schema files
     fanout version
-
-The Kafka commands (topics, worker, publish, feed, lag, replay, rebuild) come from
-``agents.cli``.
 """
 
 from __future__ import annotations
@@ -15,18 +12,14 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from typing import Any
 
-from ._version import __version__
-from .errors import FanoutError
-from .settings import Settings
+from fanout._version import __version__
+from fanout.settings import Settings
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fanout", description="Kafka-native activity feed fanout.")
-    parser.add_argument("--version", action="version", version=f"fanout {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(sub: Any) -> None:
+    """``demo``, ``migrate``, ``schemas`` and ``version``."""
     demo = sub.add_parser("demo", help="run a synthetic social network through fanout and print feeds")
     demo.add_argument("--store", choices=["memory", "cassandra"], default=None, help="default: FANOUT_STORE")
     demo.add_argument("--users", type=int, default=10_000)
@@ -46,31 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=lambda args, settings: print(f"fanout {__version__}") or 0)
 
-    try:
-        from fanout.agents.cli import register
-    except ImportError:  # pragma: no cover - the agents package ships with fanout
-        pass
-    else:
-        register(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env()
-        result = args.func(args, settings)
-    except FanoutError as exc:
-        print(f"fanout: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return int(result or 0)
-
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from .demo import run_demo
+    from fanout.demo import run_demo
 
     store = args.store or settings.store
     return asyncio.run(run_demo(settings.replace(store=store), users=args.users, activities=args.activities,
@@ -78,7 +49,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from .cassandra import migrate
+    from fanout.cassandra import migrate
 
     asyncio.run(migrate(settings))
     print(f"keyspace {settings.cassandra_keyspace!r} is ready on {','.join(settings.cassandra_hosts)}")
@@ -86,9 +57,8 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from fanout.codec import json_schemas
     from fanout.schemas import DIRECTORY
-
-    from .codec import json_schemas
 
     wanted = {name: json.dumps(doc, indent=2, sort_keys=True) + "\n" for name, doc in json_schemas().items()}
     if args.write:

@@ -1,0 +1,52 @@
+"""The ``fanout`` command: one argparse tree, one module per group of subcommands.
+
+    basic     demo, migrate, schemas, version    (no Kafka needed)
+    pipeline  topics create|check, worker ROLE
+    publish   publish
+    read      feed, lag
+    replay    replay, rebuild
+
+Each module has ``register(subparsers)``; every command is ``func(args, settings) -> exit code``.
+Settings come from ``FANOUT_*`` variables (``fanout.settings``). Errors a user can cause (a bad
+setting, an invalid event, a server that is down, a missing topic) print one line saying what
+to do and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fanout._version import __version__
+from fanout.errors import FanoutError
+from fanout.settings import Settings
+
+from . import basic, pipeline, publish, read, replay
+
+_COMMAND_MODULES = (basic, pipeline, publish, read, replay)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fanout", description="Kafka-native activity feed fanout.")
+    parser.add_argument("--version", action="version", version=f"fanout {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        result = args.func(args, settings)
+    except FanoutError as exc:
+        print(f"fanout: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+__all__ = ["build_parser", "main"]

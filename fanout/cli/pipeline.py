@@ -1,0 +1,115 @@
+"""``fanout topics create|check`` and ``fanout worker ROLE``: running the Kafka pipeline.
+
+    fanout topics create|check
+    fanout worker planner|writer|follows|all [--priority high|low] [--metrics-port N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+from fanout.agents import PRIORITIES
+from fanout.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    """``topics`` and ``worker``."""
+    topics = subparsers.add_parser("topics", help="create or check the pipeline's Kafka topics")
+    topics.add_argument("action", choices=["create", "check"], help="create (idempotent) or check")
+    topics.set_defaults(func=_topics)
+
+    worker = subparsers.add_parser(
+        "worker",
+        help="run a pipeline agent until SIGTERM/SIGINT",
+        description="Run one agent (its own consumer group) or, with `all`, every agent as a subprocess.",
+    )
+    worker.add_argument("role", choices=["planner", "writer", "follows", "all"])
+    worker.add_argument("--priority", choices=PRIORITIES, help="writer: which chunk topic to write")
+    worker.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    worker.add_argument("--instance-id", help="static group membership id (a restart resumes at once)")
+    worker.add_argument(
+        "--batch-max-records", type=int,
+        help="records per batch for this worker (default FANOUT_BATCH_MAX_RECORDS; a writer's record is "
+        "a chunk of up to chunk_size rows)",
+    )
+    worker.add_argument("--grace", type=float, default=6.0, help="seconds to finish a batch on stop (6)")
+    worker.add_argument("--session-timeout-ms", type=int, default=10_000, help="consumer session timeout")
+    worker.add_argument("--high-writers", type=int, default=3, help="all: high writer processes (3)")
+    worker.add_argument("--low-writers", type=int, default=1, help="all: low writer processes (1)")
+    worker.add_argument("--init", action="store_true", help="all: create topics, migrate first")
+    worker.add_argument("--log-level", default="INFO")
+    worker.set_defaults(func=_worker)
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from fanout.agents.topics import check_topics, create_topics, topic_specs
+
+    if args.action == "create":
+        created = asyncio.run(create_topics(settings))
+        for name, (partitions, _) in topic_specs(settings).items():
+            state = "created" if name in created else "exists"
+            print(f"{name:40} {partitions:3d} partitions  {state}")
+        return 0
+    asyncio.run(check_topics(settings))
+    print("all pipeline topics exist")
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    label = args.role + (f"-{args.priority}" if args.priority else "")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s [{label} %(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("cassandra").setLevel(logging.WARNING)
+    if args.batch_max_records:
+        settings = settings.replace(batch_max_records=args.batch_max_records)
+    if args.role == "writer" and args.priority is None:
+        print("fanout worker writer: give --priority high or --priority low", file=sys.stderr)
+        return 2
+    if args.role == "all":
+        return asyncio.run(_supervise(args, settings))
+    from fanout.agents.worker import run_worker
+
+    try:
+        asyncio.run(
+            run_worker(
+                args.role,
+                settings,
+                priority=args.priority,
+                metrics_port=args.metrics_port,
+                instance_id=args.instance_id,
+                grace_seconds=args.grace,
+                session_timeout_ms=args.session_timeout_ms,
+            )
+        )
+    except asyncio.CancelledError:  # a second SIGINT/SIGTERM: stopped without finishing the batch
+        return 130
+    return 0
+
+
+async def _supervise(args: argparse.Namespace, settings: Settings) -> int:
+    from fanout.agents.signals import stop_on_signals
+    from fanout.agents.supervisor import supervise
+
+    if args.init:
+        from fanout.agents.topics import create_topics
+        from fanout.cassandra import migrate
+
+        await create_topics(settings)
+        await migrate(settings)
+    stop = asyncio.Event()
+    with stop_on_signals(stop):
+        return await supervise(
+            settings,
+            stop=stop,
+            high_writers=args.high_writers,
+            low_writers=args.low_writers,
+            metrics_port=args.metrics_port,
+        )

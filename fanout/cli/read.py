@@ -1,0 +1,89 @@
+"""``fanout feed`` and ``fanout lag``: reading a feed and the agents' consumer lag.
+
+    fanout feed USER [--kind timeline|user] [--limit N] [--before ID] [--json]
+    fanout lag [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+import msgspec
+
+from fanout.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    """``feed`` and ``lag``."""
+    feed = subparsers.add_parser("feed", help="read a feed from the Cassandra store, newest first")
+    feed.add_argument("user")
+    feed.add_argument("--kind", default="timeline", help="timeline (default) or user")
+    feed.add_argument("--limit", type=int, default=25)
+    feed.add_argument("--before", metavar="ID", help="only activities older than this activity id")
+    feed.add_argument("--json", action="store_true", help="one JSON object per line")
+    feed.set_defaults(func=_feed)
+
+    lag = subparsers.add_parser("lag", help="consumer lag of every agent group, per partition")
+    lag.add_argument("--json", action="store_true", help="one JSON object per partition")
+    lag.set_defaults(func=_lag)
+
+
+def _feed(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_feed_async(args, settings))
+
+
+async def _feed_async(args: argparse.Namespace, settings: Settings) -> int:
+    from fanout.agents.worker import open_store
+    from fanout.core import Fanout
+
+    store = await open_store(settings)
+    async with Fanout(store, settings) as fanout:
+        page = await fanout.read(args.user, kind=args.kind, limit=args.limit, before=args.before, touch=False)
+    if args.json:
+        for activity in page:
+            doc = msgspec.to_builtins(activity)
+            doc["time"] = activity.time.isoformat()
+            print(json.dumps(doc, ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{args.kind}:{args.user} (newest first)")
+    for column in ("time", "actor", "verb", "object", "target", "id"):
+        table.add_column(column, overflow="fold")
+    for a in page:
+        table.add_row(a.time.isoformat(), a.actor, a.verb, a.object, a.target or "", a.id)
+    Console().print(table)
+    return 0
+
+
+def _lag(args: argparse.Namespace, settings: Settings) -> int:
+    from fanout.agents.lag import consumer_lag, totals
+
+    rows = asyncio.run(consumer_lag(settings))
+    if args.json:
+        for row in rows:
+            print(json.dumps(row._asdict()))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="consumer lag (log end offset - committed offset)")
+    for column, justify in (("group", "left"), ("topic", "left"), ("partition", "right"),
+                            ("committed", "right"), ("end", "right"), ("lag", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        committed = "-" if row.committed is None else str(row.committed)
+        table.add_row(row.group, row.topic, str(row.partition), committed, str(row.end), str(row.lag))
+    sums = totals(rows)
+    table.add_section()
+    for group, total in sums.items():
+        table.add_row(group, "total", "", "", "", f"[bold]{total}[/bold]")
+    Console().print(table)
+    if not rows:
+        print("no pipeline topics found: run `fanout topics create`", file=sys.stderr)
+    return 0
