@@ -36,11 +36,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from fanout.errors import InvalidEvent, StoreError
+from fanout.kafka import KafkaClients
 from fanout.settings import Settings
 
 from . import metrics
@@ -98,14 +99,8 @@ class DeadLetters:
 
 
 def make_producer(settings: Settings, client_id: str) -> Any:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id=client_id,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-    )
+    """The agents' producer: ``acks=all``, idempotent, 256 KiB batches (chunks are large)."""
+    return KafkaClients(settings).producer(client_id, max_batch_size=256 * 1024)
 
 
 async def retry_store(role: str, op: Callable[[], Awaitable[T]]) -> T:
@@ -192,9 +187,8 @@ class Agent:
             self.stop_event = stop
         await check_topics(self.settings)
         self.producer = make_producer(self.settings, f"fanout-{self.role}")
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            client_id=f"fanout-{self.role}",
+        self.consumer = KafkaClients(self.settings).consumer(
+            f"fanout-{self.role}",
             group_id=self.group,
             group_instance_id=self.instance_id,
             enable_auto_commit=False,

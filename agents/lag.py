@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from fanout.kafka import KafkaClients
 from fanout.settings import Settings
 
 from . import group_id
-from .topics import admin_client, committed_offsets
+from .topics import committed_offsets
 
 
 class PartitionLag(NamedTuple):
@@ -38,36 +39,39 @@ def agent_groups(settings: Settings) -> list[tuple[str, str]]:
 
 async def consumer_lag(settings: Settings) -> list[PartitionLag]:
     """Lag of every agent group on every partition of its topic (missing topics are skipped)."""
-    admin = admin_client(settings)
-    await admin.start()
-    consumer: Any = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id="fanout-lag")
+    clients = KafkaClients(settings)
+    consumer = clients.consumer("fanout-lag")
     await consumer.start()
     try:
-        existing = set(await admin.list_topics())
-        groups = [(g, t) for g, t in agent_groups(settings) if t in existing]
-        if not groups:
-            return []
-        partitions = {
-            t["topic"]: sorted(p["partition"] for p in t["partitions"])
-            for t in await admin.describe_topics([t for _, t in groups])
-        }
-        tps = [TopicPartition(t, p) for _, t in groups for p in partitions.get(t, [])]
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        rows: list[PartitionLag] = []
-        for group, topic in groups:
-            mine = [TopicPartition(topic, p) for p in partitions.get(topic, [])]
-            committed = await committed_offsets(admin, group, mine)
-            for tp in mine:
-                meta = committed.get(tp)
-                offset = meta.offset if meta is not None and meta.offset >= 0 else None
-                base = offset if offset is not None else starts[tp]
-                lag = max(0, ends[tp] - base)
-                rows.append(PartitionLag(group, topic, tp.partition, offset, ends[tp], lag))
-        return rows
+        async with clients.admin() as admin:
+            return await _lag_rows(settings, admin, consumer)
     finally:
         await consumer.stop()
-        await admin.close()
+
+
+async def _lag_rows(settings: Settings, admin: Any, consumer: Any) -> list[PartitionLag]:
+    existing = set(await admin.list_topics())
+    groups = [(g, t) for g, t in agent_groups(settings) if t in existing]
+    if not groups:
+        return []
+    partitions = {
+        t["topic"]: sorted(p["partition"] for p in t["partitions"])
+        for t in await admin.describe_topics([t for _, t in groups])
+    }
+    tps = [TopicPartition(t, p) for _, t in groups for p in partitions.get(t, [])]
+    ends = await consumer.end_offsets(tps)
+    starts = await consumer.beginning_offsets(tps)
+    rows: list[PartitionLag] = []
+    for group, topic in groups:
+        mine = [TopicPartition(topic, p) for p in partitions.get(topic, [])]
+        committed = await committed_offsets(admin, group, mine)
+        for tp in mine:
+            meta = committed.get(tp)
+            offset = meta.offset if meta is not None and meta.offset >= 0 else None
+            base = offset if offset is not None else starts[tp]
+            lag = max(0, ends[tp] - base)
+            rows.append(PartitionLag(group, topic, tp.partition, offset, ends[tp], lag))
+    return rows
 
 
 def totals(rows: list[PartitionLag]) -> dict[str, int]:

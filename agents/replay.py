@@ -88,7 +88,7 @@ from functools import partial
 from typing import Any, Final, NamedTuple
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import (
@@ -110,13 +110,14 @@ from fanout.codec import ActivityEvent, ChunkMessage, FollowEvent, decode_activi
 from fanout.core import ChunkSink, Fanout
 from fanout.errors import ConfigError, InvalidEvent
 from fanout.feeds import feed_id
+from fanout.kafka import KafkaClients
 from fanout.settings import Settings
 from fanout.store import FollowerRow, Key, RegistryEntry, Store, TimelineWrite
 from fanout.writer import TimelineWriter
 
 from . import group_id
 from .base import make_producer, retry_store
-from .topics import admin_client, check_topics, committed_offsets, describe_topics
+from .topics import check_topics, committed_offsets, describe_topics
 
 __all__ = [
     "SOURCES",
@@ -581,12 +582,8 @@ def _since_ms(since: datetime | int | None) -> int | None:
 
 
 async def _committed(settings: Settings, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, Any]:
-    admin = admin_client(settings)
-    await admin.start()
-    try:
+    async with KafkaClients(settings).admin() as admin:
         offsets = await committed_offsets(admin, group, tps)
-    finally:
-        await admin.close()
     return {tp: meta for tp, meta in offsets.items() if meta.offset >= 0}
 
 
@@ -657,9 +654,8 @@ async def replay(
             await cassandra.close()
             raise
         store = cassandra
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="fanout-replay",
+    consumer = KafkaClients(settings).consumer(
+        "fanout-replay",
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

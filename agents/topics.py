@@ -16,10 +16,11 @@ import asyncio
 import time
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
 
 from fanout.errors import ConfigError
+from fanout.kafka import KafkaClients
 from fanout.settings import Settings
 
 TOPIC_NAMES = ("activities", "follows", "high", "low", "dead")
@@ -54,10 +55,6 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     }
 
 
-def admin_client(settings: Settings) -> Any:
-    return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="fanout-admin")
-
-
 async def committed_offsets(admin: Any, group: str, partitions: list[Any], *, within: float = 30.0) -> Any:
     """``admin.list_consumer_group_offsets``, retrying retriable errors for up to ``within`` s.
 
@@ -78,9 +75,7 @@ async def committed_offsets(admin: Any, group: str, partitions: list[Any], *, wi
 
 async def create_topics(settings: Settings) -> list[str]:
     """Create the missing pipeline topics; return the names created (existing ones are kept)."""
-    admin = admin_client(settings)
-    await admin.start()
-    try:
+    async with KafkaClients(settings).admin() as admin:
         brokers = len((await admin.describe_cluster())["brokers"])
         replication = max(1, min(3, brokers))
         existing = set(await admin.list_topics())
@@ -103,18 +98,12 @@ async def create_topics(settings: Settings) -> list[str]:
         if errors:
             raise ConfigError("could not create Kafka topics: " + "; ".join(errors))
         return sorted(created)
-    finally:
-        await admin.close()
 
 
 async def check_topics(settings: Settings, names: tuple[str, ...] = TOPIC_NAMES) -> None:
     """Raise ``MissingTopics`` naming every pipeline topic that does not exist."""
-    admin = admin_client(settings)
-    await admin.start()
-    try:
+    async with KafkaClients(settings).admin() as admin:
         existing = set(await admin.list_topics())
-    finally:
-        await admin.close()
     missing = [settings.topic(n) for n in names if settings.topic(n) not in existing]
     if missing:
         raise MissingTopics(missing)
@@ -122,26 +111,18 @@ async def check_topics(settings: Settings, names: tuple[str, ...] = TOPIC_NAMES)
 
 async def delete_topics(settings: Settings) -> None:
     """Delete the pipeline topics that exist (tests and teardown)."""
-    admin = admin_client(settings)
-    await admin.start()
-    try:
+    async with KafkaClients(settings).admin() as admin:
         existing = set(await admin.list_topics())
         doomed = [settings.topic(n) for n in TOPIC_NAMES if settings.topic(n) in existing]
         if doomed:
             await admin.delete_topics(doomed)
-    finally:
-        await admin.close()
 
 
 async def describe_topics(settings: Settings) -> dict[str, int]:
     """Existing pipeline topic -> number of partitions."""
-    admin = admin_client(settings)
-    await admin.start()
-    try:
+    async with KafkaClients(settings).admin() as admin:
         existing = set(await admin.list_topics())
         names = [settings.topic(n) for n in TOPIC_NAMES if settings.topic(n) in existing]
         if not names:
             return {}
         return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(names)}
-    finally:
-        await admin.close()

@@ -136,7 +136,7 @@ class Session:
         self.chunk_size = chunk_size
         self.keyspace = keyspace
         self.settings: Settings = ctx.settings.replace(
-            eager=False, store="cassandra", topic_prefix=prefix, cassandra_keyspace=keyspace, chunk_size=chunk_size
+            store="cassandra", topic_prefix=prefix, cassandra_keyspace=keyspace, chunk_size=chunk_size
         )
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.chunks: list[ChunkRec] = []
@@ -154,7 +154,8 @@ class Session:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
         from fanout.agents import group_id
-        from fanout.agents.topics import admin_client, create_topics, describe_topics
+        from fanout.agents.topics import create_topics, describe_topics
+        from fanout.kafka import KafkaClients
 
         s = self.settings
         await create_topics(s)
@@ -164,7 +165,7 @@ class Session:
             "high": group_id(s.topic_prefix, "writer", "high"),
             "low": group_id(s.topic_prefix, "writer", "low"),
         }
-        self.admin = admin_client(s)
+        self.admin = KafkaClients(s).admin_client()
         await self.admin.start()
         parts = await describe_topics(s)
         self.tracker = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, enable_auto_commit=False,

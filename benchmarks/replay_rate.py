@@ -31,7 +31,7 @@ def _iso(ms: int) -> str:
 async def main(users_n: int, activities: int) -> None:
     tag = f"rr{uuid.uuid4().hex[:16]}"
     settings = Settings.from_env().replace(
-        eager=False, store="cassandra", topic_prefix=f"{tag}.", cassandra_keyspace=tag, chunk_size=100,
+        store="cassandra", topic_prefix=f"{tag}.", cassandra_keyspace=tag, chunk_size=100,
         batch_max_records=500, activities_partitions=6, follows_partitions=3, max_in_flight=128,
     )
     rng = random.Random(7)

@@ -59,7 +59,7 @@ async def main(args: argparse.Namespace) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # leader moves of fresh topics are retried
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     console = Console()
-    settings = Settings.from_env().replace(eager=True, store="memory")
+    settings = Settings.from_env().replace(store="memory")
     kafka_host, _, kafka_port = settings.kafka_bootstrap.partition(":")
     for name, host, port in (("Cassandra", settings.cassandra_hosts[0], settings.cassandra_port),
                              ("Kafka", kafka_host, int(kafka_port or 9092))):

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from .codec import ActivityEvent, activity_event, encode, follow_event
+from .kafka import KafkaClients
 from .settings import Settings
 
 T = TypeVar("T")
@@ -42,22 +43,13 @@ class Producer:
         self.settings = settings or Settings()
         self.activities_topic = self.settings.topic("activities")
         self.follows_topic = self.settings.topic("follows")
-        self._options = {
-            "bootstrap_servers": self.settings.kafka_bootstrap,
-            "client_id": "fanout-producer",
-            "acks": "all",
-            "enable_idempotence": True,
-            "linger_ms": 5,
-            **kafka_options,
-        }
+        self._options = kafka_options
         self._kafka: Any = None
         self._pending: list[asyncio.Future[Any]] = []
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
         if self._kafka is None:
-            self._kafka = AIOKafkaProducer(**self._options)
+            self._kafka = KafkaClients(self.settings).producer("fanout-producer", **self._options)
             try:
                 await self._kafka.start()
             except BaseException:

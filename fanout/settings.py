@@ -4,9 +4,9 @@ Nothing else in the project reads ``os.environ``. Every field has a default that
 developer machine with ``make up``; ``Settings.from_env()`` overrides fields from the
 environment, ``dataclasses.replace`` overrides them in code and tests.
 
-    FANOUT_EAGER=1                        run everything in-process (no Kafka)
-    FANOUT_STORE=memory|cassandra         timeline store of the eager mode
+    FANOUT_STORE=memory|cassandra         timeline store of the eager mode (the pipeline uses Cassandra)
     FANOUT_KAFKA_BOOTSTRAP=127.0.0.1:9092
+    FANOUT_KAFKA_SECURITY_PROTOCOL=PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL (see fanout.kafka)
     FANOUT_CASSANDRA_HOSTS=127.0.0.1      comma separated
     FANOUT_CHUNK_SIZE=100                 follower feeds per chunk message
     ...                                   (one variable per field, upper-cased)
@@ -22,13 +22,14 @@ from typing import Any
 from .errors import ConfigError
 
 _PREFIX = "FANOUT_"
-_SECRET_FIELDS = frozenset({"cassandra_password", "kafka_sasl_password"})
+_SECRET_FIELDS = frozenset({"cassandra_password", "kafka_sasl_password", "kafka_ssl_key_password"})
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    # mode
-    eager: bool = True
+    # the eager mode's store (the pipeline always uses Cassandra)
     store: str = "memory"  # memory | cassandra
 
     # fanout behaviour
@@ -48,7 +49,15 @@ class Settings:
     high_partitions: int = 8
     low_partitions: int = 2
     activities_retention_ms: int = -1  # keep the log: replay rebuilds feeds
+    # kafka security (fanout.kafka builds every client from these)
+    kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_sasl_mechanism: str = "PLAIN"  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    kafka_sasl_username: str = ""
     kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""  # empty: the system's trusted CAs
+    kafka_ssl_certfile: str = ""  # client certificate (PEM), for brokers that require one
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: str = ""
 
     # writers
     batch_max_records: int = 100  # records per batch; a writer batch of 100 chunks is <= 10,000 rows
@@ -95,7 +104,22 @@ class Settings:
             raise ConfigError("FANOUT_MAX_LENGTH and FANOUT_TRIM_EVERY must be >= 1")
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
+        self._validate_kafka_security()
         return self
+
+    def _validate_kafka_security(self) -> None:
+        protocol = self.kafka_security_protocol
+        if protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(f"FANOUT_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                              f"not {protocol!r}")
+        if protocol.startswith("SASL_"):
+            if self.kafka_sasl_mechanism not in SASL_MECHANISMS:
+                raise ConfigError(f"FANOUT_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                                  f"not {self.kafka_sasl_mechanism!r}")
+            if not self.kafka_sasl_username or not self.kafka_sasl_password:
+                raise ConfigError(f"{protocol} needs FANOUT_KAFKA_SASL_USERNAME and FANOUT_KAFKA_SASL_PASSWORD")
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ConfigError("FANOUT_KAFKA_SSL_KEYFILE needs FANOUT_KAFKA_SSL_CERTFILE (the client certificate)")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes).validated()

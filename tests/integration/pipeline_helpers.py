@@ -35,7 +35,6 @@ def pipeline_settings(**changes: Any) -> Settings:
     """Settings with a unique topic prefix and keyspace, tuned for quick tests."""
     tag = f"t{uuid.uuid4().hex[:20]}"
     base = dict(
-        eager=False,
         store="cassandra",
         kafka_bootstrap=BOOTSTRAP,
         topic_prefix=f"{tag}.",

@@ -128,7 +128,7 @@ async def _mark_active(store: Store, settings: Settings) -> None:
 async def _eager(settings: Settings, phases: list[list[tuple[str, str, dict[str, Any]]]]) -> MemoryStore:
     memory = MemoryStore()
     await _mark_active(memory, settings)
-    fanout = Fanout(memory, settings.replace(eager=True, store="memory"))
+    fanout = Fanout(memory, settings.replace(store="memory"))
     for phase in phases:
         for topic, _key, event in phase:
             raw = json.dumps(event).encode()

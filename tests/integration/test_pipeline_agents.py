@@ -223,7 +223,7 @@ async def test_cli_publish_file_feed_and_lag(tmp_path: Path) -> None:
 
 
 def test_supervisor_children_see_the_same_settings() -> None:
-    settings = pipeline_settings(cassandra_hosts=("127.0.0.1", "10.0.0.2"), active_window_days=2.5, eager=False)
+    settings = pipeline_settings(cassandra_hosts=("127.0.0.1", "10.0.0.2"), active_window_days=2.5)
     assert Settings.from_env(settings_env(settings)) == settings
 
 

@@ -24,12 +24,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fanout.activity import Activity
 from fanout.agents import group_id
 from fanout.agents.replay import ReplayConflict, ReplaySummary, rebuild_users, replay
-from fanout.agents.topics import admin_client, committed_offsets, create_topics, delete_topics, describe_topics
+from fanout.agents.topics import committed_offsets, create_topics, delete_topics, describe_topics
 from fanout.agents.worker import build_agent
 from fanout.cassandra import CassandraStore
 from fanout.codec import decode_activity_event, decode_follow_event
 from fanout.core import Fanout
 from fanout.errors import InvalidEvent
+from fanout.kafka import KafkaClients
 from fanout.memory import MemoryStore
 from fanout.settings import Settings
 from fanout.store import Store
@@ -217,7 +218,7 @@ def assert_same(got: Snapshot, want: Snapshot) -> None:
 def replay_settings(**changes: Any) -> Settings:
     tag = f"rp{uuid.uuid4().hex[:18]}"
     base: dict[str, Any] = dict(
-        eager=False, store="cassandra", kafka_bootstrap=BOOTSTRAP, topic_prefix=f"{tag}.",
+        store="cassandra", kafka_bootstrap=BOOTSTRAP, topic_prefix=f"{tag}.",
         cassandra_keyspace=tag, cassandra_consistency="ONE", batch_max_wait_ms=20, batch_max_records=200,
         activities_partitions=3, follows_partitions=2, high_partitions=2, low_partitions=1, chunk_size=4,
     )
@@ -430,9 +431,7 @@ async def _commit_at_end(settings: Settings) -> None:
 
 
 async def _lag(settings: Settings, roles: Sequence[str] | None = None) -> int:
-    admin = admin_client(settings)
-    await admin.start()
-    try:
+    async with KafkaClients(settings).admin() as admin:
         total = 0
         for group, topics in _live_groups(settings).items():
             if roles is not None and topics[0] not in roles:
@@ -443,8 +442,6 @@ async def _lag(settings: Settings, roles: Sequence[str] | None = None) -> int:
                 meta = committed.get(tp)
                 total += end - max(meta.offset if meta is not None else 0, 0)
         return total
-    finally:
-        await admin.close()
 
 
 async def _wait_live_drained(settings: Settings, stop_if: list[asyncio.Future[Any]], within: float = 60,

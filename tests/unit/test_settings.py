@@ -7,7 +7,6 @@ from fanout import ConfigError, Settings
 
 def test_defaults_are_the_embedded_mode() -> None:
     settings = Settings.from_env({})
-    assert settings.eager is True
     assert settings.store == "memory"
     assert settings.chunk_size == 100
     assert settings.follow_activity_limit == 5000
@@ -16,7 +15,9 @@ def test_defaults_are_the_embedded_mode() -> None:
 def test_environment_overrides_each_type() -> None:
     settings = Settings.from_env(
         {
-            "FANOUT_EAGER": "0",
+            "FANOUT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "FANOUT_KAFKA_SASL_USERNAME": "svc",
+            "FANOUT_KAFKA_SASL_PASSWORD": "s3cret",
             "FANOUT_CHUNK_SIZE": "250",
             "FANOUT_ACTIVE_WINDOW_DAYS": "1.5",
             "FANOUT_CASSANDRA_HOSTS": "10.0.0.1, 10.0.0.2",
@@ -24,7 +25,7 @@ def test_environment_overrides_each_type() -> None:
             "UNRELATED": "x",
         }
     )
-    assert settings.eager is False
+    assert settings.kafka_security_protocol == "SASL_SSL"
     assert settings.chunk_size == 250
     assert settings.active_window_days == 1.5
     assert settings.cassandra_hosts == ("10.0.0.1", "10.0.0.2")
@@ -37,7 +38,11 @@ def test_environment_overrides_each_type() -> None:
         ({"FANOUT_CHUNK_SIZE": "many"}, "FANOUT_CHUNK_SIZE='many' is not a valid int"),
         ({"FANOUT_CHUNK_SIZE": "0"}, "FANOUT_CHUNK_SIZE must be >= 1"),
         ({"FANOUT_STORE": "redis"}, "FANOUT_STORE must be 'memory' or 'cassandra'"),
-        ({"FANOUT_EAGER": "perhaps"}, "FANOUT_EAGER='perhaps'"),
+        ({"FANOUT_KAFKA_SECURITY_PROTOCOL": "TLS"}, "FANOUT_KAFKA_SECURITY_PROTOCOL must be one of"),
+        ({"FANOUT_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "needs FANOUT_KAFKA_SASL_USERNAME"),
+        ({"FANOUT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "FANOUT_KAFKA_SASL_MECHANISM": "GSSAPI",
+          "FANOUT_KAFKA_SASL_USERNAME": "u", "FANOUT_KAFKA_SASL_PASSWORD": "p"}, "FANOUT_KAFKA_SASL_MECHANISM"),
+        ({"FANOUT_KAFKA_SSL_KEYFILE": "/k.pem"}, "needs FANOUT_KAFKA_SSL_CERTFILE"),
     ],
 )
 def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
@@ -47,8 +52,13 @@ def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
 
 
 def test_secrets_are_redacted() -> None:
-    settings = Settings.from_env({"FANOUT_CASSANDRA_PASSWORD": "hunter2"})
-    assert "hunter2" not in repr(settings)
+    settings = Settings.from_env({
+        "FANOUT_CASSANDRA_PASSWORD": "hunter2", "FANOUT_KAFKA_SASL_PASSWORD": "swordfish",
+        "FANOUT_KAFKA_SSL_KEY_PASSWORD": "opensesame",
+    })
+    for secret in ("hunter2", "swordfish", "opensesame"):
+        assert secret not in repr(settings)
+        assert secret not in str(settings)
     assert "cassandra_password='***'" in str(settings)
     assert settings.cassandra_password == "hunter2"
 
