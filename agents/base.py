@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiokafka import TopicPartition
@@ -41,7 +41,8 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from fanout.errors import InvalidEvent, StoreError
-from fanout.kafka import KafkaClients
+from fanout.kafka import Acks, KafkaClients
+from fanout.retry import retry
 from fanout.settings import Settings
 
 from . import metrics
@@ -67,7 +68,7 @@ class DeadLetters:
         self.producer = producer
         self.topic = settings.topic("dead")
         self.role = role
-        self._pending: list[asyncio.Future[Any]] = []
+        self.acks = Acks()
         self.count = 0
 
     async def send(self, record: Any, error: InvalidEvent) -> None:
@@ -81,8 +82,7 @@ class DeadLetters:
             ("fanout-source-timestamp", str(record.timestamp).encode()),
             ("fanout-agent", self.role.encode()),
         ]
-        future = await self.producer.send(self.topic, value=record.value, key=record.key, headers=headers)
-        self._pending.append(future)
+        self.acks.add(await self.producer.send(self.topic, value=record.value, key=record.key, headers=headers))
         self.count += 1
         metrics.DEAD_LETTERS.labels(self.role, reason).inc()
         metrics.EVENTS.labels(self.role, "dead").inc()
@@ -91,16 +91,21 @@ class DeadLetters:
             self.role, record.topic, record.partition, record.offset, reason, error,
         )
 
-    async def flush(self) -> None:
-        """Wait until the broker acknowledged every dead letter sent so far."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
 
 
 def make_producer(settings: Settings, client_id: str) -> Any:
     """The agents' producer: ``acks=all``, idempotent, 256 KiB batches (chunks are large)."""
     return KafkaClients(settings).producer(client_id, max_batch_size=256 * 1024)
+
+
+def record_time_us(record: Any) -> int | None:
+    """A Kafka record's timestamp in microseconds, or None when it has none (-1 or missing).
+
+    The planner and the follows agent use it as an event's accepted time, so a replay of the
+    same record derives the same activity time and id.
+    """
+    timestamp = record.timestamp
+    return timestamp * 1000 if timestamp is not None and timestamp >= 0 else None
 
 
 async def retry_store(role: str, op: Callable[[], Awaitable[T]]) -> T:
@@ -109,17 +114,27 @@ async def retry_store(role: str, op: Callable[[], Awaitable[T]]) -> T:
     A non-retriable error propagates (the worker stops without committing). Retrying does not
     end on ``stop``: the loop's grace period bounds it and then abandons the batch.
     """
-    delay = 0.05
-    while True:
-        try:
-            return await op()
-        except StoreError as exc:
-            if not exc.retriable:
-                raise
-            metrics.STORE_RETRIES.labels(role).inc()
-            log.warning("%s: retriable store error, retrying in %.2fs: %s", role, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def count(exc: BaseException, delay: float) -> None:
+        metrics.STORE_RETRIES.labels(role).inc()
+        log.warning("%s: retriable store error, retrying in %.2fs: %s", role, delay, exc)
+
+    return await retry(op, retriable=_retriable_store_error, max_delay=MAX_BACKOFF_S, on_retry=count)
+
+
+def _retriable_store_error(exc: BaseException) -> bool:
+    return isinstance(exc, StoreError) and exc.retriable
+
+
+async def each_partition(batch: Batch, handle: Callable[[list[Any]], Coroutine[Any, Any, None]]) -> None:
+    """Run ``handle(records)`` for every partition of the batch concurrently (the records of one
+    partition stay in order, in one task); the first failure propagates as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for records in batch.values():
+                group.create_task(handle(records))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -179,6 +194,17 @@ class Agent:
 
     async def on_started(self) -> None:
         """Hook: after the producer started, before the first fetch."""
+
+    async def acknowledged(self, *acks: Acks) -> None:
+        """Wait for the broker to acknowledge what the batch produced (dead letters included);
+        a failure re-delivers the whole batch (``RetryBatch``), nothing is committed."""
+        try:
+            for pending in (*acks, self.dead.acks):
+                await pending.flush()
+        except KafkaError as exc:
+            for pending in (*acks, self.dead.acks):
+                pending.discard()
+            raise RetryBatch(f"producing to Kafka failed: {exc!r}") from exc
 
     # lifecycle ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> None:

@@ -10,11 +10,8 @@ offsets are committed once the batch's store writes and dead letters are acknowl
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import Any
-
-from aiokafka.errors import KafkaError
 
 from fanout.codec import decode_follow_event
 from fanout.core import Fanout
@@ -23,7 +20,7 @@ from fanout.settings import Settings
 from fanout.store import Store
 
 from . import group_id, metrics
-from .base import Agent, Batch, RetryBatch, retry_store
+from .base import Agent, Batch, each_partition, record_time_us, retry_store
 
 
 class FollowsAgent(Agent):
@@ -41,16 +38,8 @@ class FollowsAgent(Agent):
         self.fanout = Fanout(store, settings)
 
     async def process(self, batch: Batch) -> None:
-        try:
-            async with asyncio.TaskGroup() as group:
-                for records in batch.values():
-                    group.create_task(self._partition(records))
-        except ExceptionGroup as failed:  # the first failure, not a group, reaches the worker
-            raise failed.exceptions[0] from None
-        try:
-            await self.dead.flush()
-        except KafkaError as exc:
-            raise RetryBatch(f"producing dead letters failed: {exc!r}") from exc
+        await each_partition(batch, self._partition)
+        await self.acknowledged()
 
     async def _partition(self, records: list[Any]) -> None:
         for record in records:
@@ -58,7 +47,7 @@ class FollowsAgent(Agent):
                 if record.value is None:
                     raise InvalidEvent("follow event: the record has no value", reason="json")
                 event = decode_follow_event(record.value, max_bytes=self.settings.max_event_bytes)
-                accepted = record.timestamp * 1000 if record.timestamp is not None and record.timestamp >= 0 else None
+                accepted = record_time_us(record)
                 await retry_store(self.role, partial(self.fanout.handle_follow, event, accepted_ts=accepted))
             except InvalidEvent as exc:
                 await self.dead.send(record, exc)

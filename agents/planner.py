@@ -18,20 +18,18 @@ close to its per-feed budget.
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import Any
-
-from aiokafka.errors import KafkaError
 
 from fanout.codec import ChunkMessage, decode_activity_event, encode
 from fanout.core import Fanout
 from fanout.errors import InvalidEvent
+from fanout.kafka import Acks
 from fanout.settings import Settings
 from fanout.store import Store
 
 from . import group_id, metrics
-from .base import Agent, Batch, RetryBatch, retry_store
+from .base import Agent, Batch, each_partition, record_time_us, retry_store
 
 
 class KafkaChunkSink:
@@ -40,22 +38,16 @@ class KafkaChunkSink:
     def __init__(self, producer: Any, settings: Settings) -> None:
         self.producer = producer
         self.topics = {"high": settings.topic("high"), "low": settings.topic("low")}
-        self._pending: list[asyncio.Future[Any]] = []
+        self.acks = Acks()
 
     async def send(self, chunk: ChunkMessage) -> None:
         key = (chunk.feeds[0] if chunk.feeds else chunk.activity.id).encode()
-        future = await self.producer.send(self.topics[chunk.priority], value=encode(chunk), key=key)
-        self._pending.append(future)
+        self.acks.add(await self.producer.send(self.topics[chunk.priority], value=encode(chunk), key=key))
         metrics.CHUNKS_PLANNED.labels(chunk.priority).inc()
 
     async def flush(self) -> None:
         """Wait until the broker acknowledged every chunk sent so far."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
-
-    def discard(self) -> None:
-        self._pending = []
+        await self.acks.flush()
 
 
 class PlannerAgent(Agent):
@@ -79,18 +71,8 @@ class PlannerAgent(Agent):
         self.fanout = Fanout(self.store, self.settings, sink=self.sink)
 
     async def process(self, batch: Batch) -> None:
-        try:
-            async with asyncio.TaskGroup() as group:
-                for records in batch.values():
-                    group.create_task(self._partition(records))
-        except ExceptionGroup as failed:  # the first failure, not a group, reaches the worker
-            raise failed.exceptions[0] from None
-        try:
-            await self.sink.flush()
-            await self.dead.flush()
-        except KafkaError as exc:
-            self.sink.discard()
-            raise RetryBatch(f"producing chunks failed: {exc!r}") from exc
+        await each_partition(batch, self._partition)
+        await self.acknowledged(self.sink.acks)
 
     async def _partition(self, records: list[Any]) -> None:
         for record in records:
@@ -101,8 +83,7 @@ class PlannerAgent(Agent):
             if record.value is None:
                 raise InvalidEvent("activity event: the record has no value", reason="json")
             event = decode_activity_event(record.value, max_bytes=self.settings.max_event_bytes)
-            # ms -> us: a replay derives the same time and id (no timestamp: the planner's clock)
-            accepted = record.timestamp * 1000 if record.timestamp is not None and record.timestamp >= 0 else None
+            accepted = record_time_us(record)  # no timestamp: the planner's clock
             await retry_store(self.role, partial(self.fanout.handle_activity, event, accepted_ts=accepted))
         except InvalidEvent as exc:
             await self.dead.send(record, exc)

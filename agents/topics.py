@@ -12,15 +12,14 @@ which would create one-partition topics on the first metadata request, so the ag
 
 from __future__ import annotations
 
-import asyncio
-import time
+from functools import partial
 from typing import Any
 
 from aiokafka.admin import NewTopic
-from aiokafka.errors import KafkaError
 
 from fanout.errors import ConfigError
 from fanout.kafka import KafkaClients
+from fanout.retry import retry
 from fanout.settings import Settings
 
 TOPIC_NAMES = ("activities", "follows", "high", "low", "dead")
@@ -61,16 +60,10 @@ async def committed_offsets(admin: Any, group: str, partitions: list[Any], *, wi
     A fresh cluster creates its offsets topic on the first coordinator lookup and answers
     GroupCoordinatorNotAvailable meanwhile; so does a broker that is loading its coordinators.
     """
-    deadline = time.monotonic() + within
-    delay = 0.1
-    while True:
-        try:
-            return await admin.list_consumer_group_offsets(group, partitions=partitions)
-        except KafkaError as exc:
-            if not exc.retriable or time.monotonic() + delay > deadline:
-                raise
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    return await retry(
+        partial(admin.list_consumer_group_offsets, group, partitions=partitions),
+        within=within, first_delay=0.1, max_delay=2.0,
+    )
 
 
 async def create_topics(settings: Settings) -> list[str]:

@@ -17,8 +17,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from aiokafka.errors import KafkaError
-
 from fanout.codec import ChunkMessage, decode_chunk
 from fanout.errors import InvalidEvent
 from fanout.settings import Settings
@@ -26,7 +24,7 @@ from fanout.store import Store
 from fanout.writer import TimelineWriter
 
 from . import group_id, metrics
-from .base import Agent, Batch, RetryBatch, retry_store
+from .base import Agent, Batch, retry_store
 
 
 class WriterAgent(Agent):
@@ -60,7 +58,4 @@ class WriterAgent(Agent):
             self.rows_written += rows
             metrics.ROWS_WRITTEN.labels(self.priority).inc(rows)
             metrics.EVENTS.labels(self.role, "ok").inc(len(chunks))
-        try:
-            await self.dead.flush()
-        except KafkaError as exc:
-            raise RetryBatch(f"producing dead letters failed: {exc!r}") from exc
+        await self.acknowledged()

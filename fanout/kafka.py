@@ -16,6 +16,7 @@ redacted; nothing here prints or logs a secret.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
@@ -106,4 +107,30 @@ class KafkaClients:
             await client.close()
 
 
-__all__ = ["REDACTED", "KafkaClients"]
+class Acks:
+    """The broker acknowledgements still to come for records a producer sent.
+
+    ``add`` the future ``producer.send`` returned; ``await flush()`` waits for every one added so
+    far (raising the first failure); ``discard()`` forgets them (their batch will be re-sent).
+    """
+
+    _PRUNE_AT = 10_000
+
+    def __init__(self) -> None:
+        self._futures: list[asyncio.Future[Any]] = []
+
+    def add(self, future: asyncio.Future[Any]) -> None:
+        self._futures.append(future)
+        if len(self._futures) > self._PRUNE_AT:  # bulk senders that rarely flush: keep memory flat
+            self._futures = [f for f in self._futures if not f.done() or f.cancelled() or f.exception()]
+
+    async def flush(self) -> None:
+        pending, self._futures = self._futures, []
+        if pending:
+            await asyncio.gather(*pending)
+
+    def discard(self) -> None:
+        self._futures = []
+
+
+__all__ = ["REDACTED", "Acks", "KafkaClients"]

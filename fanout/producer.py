@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from .codec import ActivityEvent, activity_event, encode, follow_event
-from .kafka import KafkaClients
+from .kafka import Acks, KafkaClients
 from .settings import Settings
 
 T = TypeVar("T")
@@ -45,7 +45,7 @@ class Producer:
         self.follows_topic = self.settings.topic("follows")
         self._options = kafka_options
         self._kafka: Any = None
-        self._pending: list[asyncio.Future[Any]] = []
+        self._acks = Acks()
 
     async def start(self) -> None:
         if self._kafka is None:
@@ -102,17 +102,13 @@ class Producer:
 
     async def flush(self) -> None:
         """Wait until every queued event is acknowledged; raise the first failure."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+        await self._acks.flush()
 
     async def _send(self, topic: str, key: str, value: bytes) -> asyncio.Future[Any]:
         if self._kafka is None:
             raise RuntimeError("the producer is not started: use `async with Producer(...)` or start()")
         future: asyncio.Future[Any] = await self._kafka.send(topic, value=value, key=key.encode())
-        self._pending.append(future)
-        if len(self._pending) > 10_000:
-            self._pending = [f for f in self._pending if not f.done() or f.cancelled() or f.exception()]
+        self._acks.add(future)
         return future
 
 

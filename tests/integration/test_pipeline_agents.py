@@ -236,7 +236,7 @@ async def test_planner_redelivers_a_batch_whose_chunks_were_not_acknowledged() -
         planner = InProcess(settings, store, "planner")
         await planner.ready()
         sink = planner.agent.sink  # type: ignore[attr-defined]
-        real_flush = sink.flush
+        real_flush = sink.acks.flush
         failures: list[str] = []
 
         async def flaky_flush() -> None:
@@ -245,7 +245,7 @@ async def test_planner_redelivers_a_batch_whose_chunks_were_not_acknowledged() -
                 raise KafkaConnectionError("broker gone (injected)")
             await real_flush()
 
-        sink.flush = flaky_flush
+        sink.acks.flush = flaky_flush
         writer = InProcess(settings, store, "writer", "low")
         try:
             event = {"actor": "ann", "verb": "pin", "object": "o1", "id": "r1", "time": "2024-01-01T00:00:00Z"}
