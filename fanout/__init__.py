@@ -6,7 +6,16 @@
         await feeds.follow("7", "42")
         await feeds.add(actor="42", verb="pin", object="pin:1", target="board:3")
         page = await feeds.read("7")
+
+In production, read with ``Fanout(await CassandraStore.connect(Settings.from_env()))`` and produce
+with ``Producer``/``SyncProducer``. Those three load the Kafka and Cassandra drivers on first use,
+so ``import fanout`` stays light for the eager mode.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .activity import Activity
@@ -24,27 +33,55 @@ from .errors import (
 from .followers import ActiveWindowPolicy, FollowerSource, Priority, follower_hook
 from .memory import MemoryStore
 from .settings import Settings
-from .store import Store, TimelineWrite
+from .store import FollowerRow, Key, RegistryEntry, Store, TimelineWrite
+
+if TYPE_CHECKING:
+    from .cassandra import CassandraStore
+    from .producer import Delivery, Producer, SyncProducer
+
+_LAZY = {
+    "CassandraStore": "fanout.cassandra",
+    "Delivery": "fanout.producer",
+    "Producer": "fanout.producer",
+    "SyncProducer": "fanout.producer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fanout' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ActiveWindowPolicy",
     "Activity",
     "ActivityEvent",
+    "CassandraStore",
     "ChunkMessage",
     "ChunkSink",
     "ConfigError",
+    "Delivery",
     "Fanout",
     "FanoutError",
     "FollowEvent",
+    "FollowerRow",
     "FollowerSource",
     "ForeignActivity",
     "InvalidEvent",
+    "Key",
     "MemoryStore",
     "PlanResult",
     "Priority",
+    "Producer",
+    "RegistryEntry",
     "Settings",
     "Store",
     "StoreError",
+    "SyncProducer",
     "TimelineWrite",
     "UnknownActivity",
     "UnknownVersion",

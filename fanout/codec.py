@@ -151,6 +151,13 @@ def activity_event(
     return decode_activity_event(data, max_bytes=max_bytes)
 
 
+def remove_event(activity_id: str, *, actor: str, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> ActivityEvent:
+    """Build and validate the removal of activity ``activity_id`` by its ``actor``."""
+    return activity_event(
+        actor=actor, verb="remove", object=activity_id, id=activity_id, op="remove", max_bytes=max_bytes
+    )
+
+
 def follow_event(
     follower: str, followee: str, op: str = "follow", *, time: datetime | str | None = None,
     max_bytes: int = DEFAULT_MAX_EVENT_BYTES,

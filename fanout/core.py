@@ -20,8 +20,8 @@ from .codec import (
     FollowEvent,
     activity_event,
     follow_event,
+    remove_event,
     to_activity,
-    validate_activity_event,
 )
 from .errors import ForeignActivity, InvalidEvent, UnknownActivity
 from .feeds import feed_id
@@ -94,15 +94,18 @@ class Fanout:
 
     # publishing ------------------------------------------------------------------------
     async def add(self, event: ActivityEvent | Mapping[str, Any] | None = None, **fields: Any) -> Activity:
-        """Add an activity: ``await fanout.add(actor="42", verb="pin", object="7")``."""
+        """Add an activity: ``await fanout.add(actor="42", verb="pin", object="7")``; returns it
+        (with its id and time). ``handle_activity`` returns the plan's details."""
         result = await self.handle_activity(_activity_event(event, fields, op="add"))
-        assert result.activity is not None
+        if result.activity is None:  # an add always plans an activity
+            raise RuntimeError(f"planning an add produced no activity: {result}")
         return result.activity
 
-    async def remove(self, activity_id: str, *, actor: str) -> PlanResult:
-        """Remove an activity from every feed it reached. Removing a missing one is silent."""
-        event = ActivityEvent(actor=actor, verb="remove", object=activity_id, id=activity_id, op="remove")
-        return await self.handle_activity(validate_activity_event(event))
+    async def remove(self, activity_id: str, *, actor: str) -> Activity | None:
+        """Remove an activity from every feed it reached; returns it, or None when it was never
+        seen (silent: the removal is recorded, so a later add of that id is not fanned out)."""
+        result = await self.handle_activity(remove_event(activity_id, actor=actor))
+        return result.activity
 
     async def handle_activity(self, event: ActivityEvent, accepted_ts: int | None = None) -> PlanResult:
         """Plan one activity event: the registry, the author's feed, then a chunk per follower group.

@@ -52,7 +52,10 @@ class ActiveWindowPolicy:
                 yield Priority.LOW, low
 
 
-HookResult = Mapping[Priority | str, Iterable[str]]
+#: What a hook returns: ``{Priority.HIGH: [...], Priority.LOW: [...]}`` or the same keyed "high"/"low".
+#: ``Mapping`` is invariant in its key, so the union of the two concrete shapes is spelled out: a hook
+#: typed ``-> dict[Priority, list[str]]`` and one typed ``-> dict[str, list[str]]`` both fit.
+HookResult = Mapping[Priority, Iterable[str]] | Mapping[str, Iterable[str]]
 
 
 class follower_hook:
@@ -66,7 +69,9 @@ class follower_hook:
         result = self.fn(actor)
         if inspect.isawaitable(result):
             result = await result
-        assert isinstance(result, Mapping)
+        if not isinstance(result, Mapping):
+            raise TypeError(f"follower hook {self.fn!r} returned {type(result).__name__}, not a mapping "
+                            "of priority -> follower ids")
         for priority, ids in result.items():
             page: list[str] = []
             for follower in ids:

@@ -15,7 +15,7 @@ import pytest
 
 from fanout import Activity, ChunkMessage, Fanout, ForeignActivity, Settings, StoreError
 from fanout.activity import FOLLOW_BAND, REMOVED_WRITE_TS, now_micros, to_micros
-from fanout.codec import ActivityEvent
+from fanout.codec import ActivityEvent, remove_event
 from fanout.store import FollowerRow, RegistryEntry, Store, TimelineWrite
 from fanout.writer import TimelineWriter
 
@@ -188,7 +188,8 @@ async def test_removing_a_missing_activity_is_silent(store: Store, settings: Set
     author, reader, missing = unique_name("author"), unique_name("reader"), unique_name("missing")
     await fanout.follow(reader, author)
     kept = await fanout.add(actor=author, verb="pin", object="o", time=at(1))
-    result = await fanout.remove(missing, actor=author)
+    assert await fanout.remove(missing, actor=author) is None
+    result = await fanout.handle_activity(remove_event(missing, actor=author))  # the plan, in detail
     assert (result.activity, result.op, result.chunks) == (None, "remove", 0)
     assert await store.get_activity(missing) == RegistryEntry(None, True)
     assert ids(await fanout.read(reader)) == [kept.id]
@@ -218,7 +219,7 @@ async def test_fanout_reaches_each_follower_once_and_removal_reaches_all(
     assert ids(await fanout.read(followers[0])) == [activity.id, other.id]
     assert await store.get_activity(activity.id) == RegistryEntry(activity, False)
 
-    result = await fanout.remove(activity.id, actor=author)
+    result = await fanout.handle_activity(remove_event(activity.id, actor=author))
     assert (result.op, result.feeds) == ("remove", 7)
     assert await fanout.read(author, kind="user") == []
     for f in followers[1:]:
@@ -250,7 +251,7 @@ async def test_a_remove_that_arrives_before_its_add_wins(store: Store, settings:
     author, reader = unique_name("author"), unique_name("reader")
     await fanout.follow(reader, author)
     late = unique_name("late")
-    early = await fanout.remove(late, actor=author)
+    early = await fanout.handle_activity(remove_event(late, actor=author))
     assert early.skipped
     result = await fanout.handle_activity(ActivityEvent(actor=author, verb="pin", object="o", id=late))
     assert result.skipped == "removed before it was added"

@@ -17,6 +17,7 @@ from fanout import (
     follower_hook,
 )
 from fanout.cli import main
+from fanout.codec import remove_event
 
 
 class Recorder:
@@ -64,7 +65,8 @@ async def test_an_id_cannot_be_taken_over_by_another_actor() -> None:
 async def test_remove_before_add_wins_in_the_planner() -> None:
     fanout = Fanout(MemoryStore())
     await fanout.follow("f", "a")
-    result = await fanout.remove("later", actor="a")
+    assert await fanout.remove("later", actor="a") is None
+    result = await fanout.handle_activity(remove_event("later", actor="a"))
     assert result.activity is None and "unknown activity" in result.skipped
     added = await fanout.handle_activity(_event(actor="a", object="1", id="later"))
     assert added.skipped == "removed before it was added"
