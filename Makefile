@@ -36,15 +36,16 @@ status: ## show whether the servers run, their pids and memory
 clean-data: ## stop the servers and wipe their data (keeps the downloaded jars)
 	bash scripts/services.sh clean-data
 
-test: $(STAMP) up ## all tests: unit, contract (memory + Cassandra) and integration (real Kafka + Cassandra)
+test: $(STAMP) lint up ## lint, then all tests: unit, contract (memory + Cassandra), integration (real Kafka + Cassandra)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## the tests that need no server
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff and mypy --strict
-	$(BIN)/ruff check fanout agents schemas tests benchmarks
+lint: $(STAMP) ## ruff, mypy --strict on every Python folder, import-linter (layers point down, no cycles)
+	$(BIN)/ruff check fanout agents schemas tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 schemas: $(STAMP) ## regenerate schemas/*.json from the codecs
 	$(BIN)/fanout schemas --write

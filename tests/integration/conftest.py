@@ -7,8 +7,7 @@ These fixtures never start servers: `make up` (scripts/services.sh up) does that
 from __future__ import annotations
 
 import socket
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -64,13 +63,3 @@ def cassandra_session() -> Iterator[Session]:
         yield cluster.connect()
     finally:
         cluster.shutdown()
-
-
-@pytest.fixture
-def unique_name() -> Callable[[str], str]:
-    """Return a factory: unique_name("feed") -> "feed_<uuid4 hex>" (valid Kafka and CQL name)."""
-
-    def make(prefix: str) -> str:
-        return f"{prefix}_{uuid.uuid4().hex}"
-
-    return make

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pipeline_helpers import WorkerProcess, lags, pipeline, pipeline_settings, produce_raw, snapshot, wait_drained
 
 from fanout.activity import now_micros
 from fanout.agents import group_id
@@ -21,6 +20,15 @@ from fanout.core import Fanout
 from fanout.memory import MemoryStore
 from fanout.settings import Settings
 from fanout.store import Store
+from tests.integration.pipeline_helpers import (
+    WorkerProcess,
+    lags,
+    pipeline,
+    pipeline_settings,
+    produce_raw,
+    snapshot,
+    wait_drained,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from pipeline_helpers import (
+
+from fanout.activity import REMOVED_WRITE_TS, Activity
+from fanout.agents import group_id
+from fanout.agents.supervisor import settings_env
+from fanout.agents.topics import MissingTopics, check_topics, create_topics
+from fanout.codec import ChunkMessage, encode
+from fanout.producer import Producer, SyncProducer
+from fanout.settings import Settings
+from tests.integration.pipeline_helpers import (
     InProcess,
     feed_ids,
     lags,
@@ -23,14 +31,6 @@ from pipeline_helpers import (
     read_topic,
     wait_drained,
 )
-
-from fanout.activity import REMOVED_WRITE_TS, Activity
-from fanout.agents import group_id
-from fanout.agents.supervisor import settings_env
-from fanout.agents.topics import MissingTopics, check_topics, create_topics
-from fanout.codec import ChunkMessage, encode
-from fanout.producer import Producer, SyncProducer
-from fanout.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ async def test_dead_letters_keep_the_valid_events_flowing() -> None:
                 (json.dumps({**good, "actor": "bob"}).encode(), "conflict"),  # good-1 belongs to ann
                 (None, "json"),  # a tombstone record
             ]
-            records = [(b"ann", json.dumps(good).encode())]
+            records: list[tuple[bytes | None, bytes | None]] = [(b"ann", json.dumps(good).encode())]
             records += [(b"ann", value) for value, _ in broken]
             records.append((b"ann", json.dumps({**good, "id": "good-2", "object": "p2"}).encode()))
             metas = await produce_raw(settings, "activities", records)

@@ -10,11 +10,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pipeline_helpers import (
+
+from fanout.activity import Activity
+from fanout.agents import group_id
+from fanout.codec import ChunkMessage, encode
+from fanout.errors import StoreError
+from fanout.store import TimelineWrite
+from tests.integration.pipeline_helpers import (
     InProcess,
     WorkerProcess,
     feed_ids,
@@ -25,12 +32,6 @@ from pipeline_helpers import (
     wait_drained,
     wait_for,
 )
-
-from fanout.activity import Activity
-from fanout.agents import group_id
-from fanout.codec import ChunkMessage, encode
-from fanout.errors import StoreError
-from fanout.store import TimelineWrite
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +122,7 @@ class FlakyStore:
         self.calls = 0
         self.applied: list[int] = []
 
-    async def apply(self, writes: list[TimelineWrite]) -> None:
+    async def apply(self, writes: Sequence[TimelineWrite]) -> None:
         self.calls += 1
         error = self.fail_at.get(self.calls)
         if error is not None:

@@ -6,7 +6,12 @@ import json
 import time
 
 import pytest
-from pipeline_helpers import (
+
+from fanout.activity import Activity, now_micros
+from fanout.agents import group_id
+from fanout.agents.lag import consumer_lag
+from fanout.codec import ChunkMessage, decode_chunk, encode
+from tests.integration.pipeline_helpers import (
     InProcess,
     WorkerProcess,
     feed_ids,
@@ -17,11 +22,6 @@ from pipeline_helpers import (
     read_topic,
     wait_for,
 )
-
-from fanout.activity import Activity, now_micros
-from fanout.agents import group_id
-from fanout.agents.lag import consumer_lag
-from fanout.codec import ChunkMessage, decode_chunk, encode
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from fanout import (
     follower_hook,
 )
 from fanout.cli import main
-from fanout.codec import remove_event
+from fanout.codec import ActivityEvent, activity_event, remove_event
 
 
 class Recorder:
@@ -111,11 +111,9 @@ def test_demo_runs_and_reports_deliveries(capsys: pytest.CaptureFixture[str]) ->
     assert "timeline of" in out
 
 
-def _event(**fields: str) -> object:
-    from fanout.codec import ActivityEvent, validate_activity_event
-
+def _event(**fields: str) -> ActivityEvent:
     fields.setdefault("verb", "pin")
-    return validate_activity_event(ActivityEvent(**fields))  # type: ignore[arg-type]
+    return activity_event(fields)
 
 
 async def test_a_chunk_still_in_flight_loses_to_an_unfollow() -> None:
@@ -133,3 +131,21 @@ async def test_a_chunk_still_in_flight_loses_to_an_unfollow() -> None:
     assert await eager.read("f") == []
     await eager.follow("f", "a", at=2)  # following again brings it back
     assert [a.object for a in await eager.read("f")] == ["late"]
+
+
+async def test_follower_hooks_typed_with_dicts_fit() -> None:
+    """mypy checks this file: a hook typed ``-> dict[Priority, list[str]]`` (or str keys) is accepted."""
+
+    def by_priority(user: str) -> dict[Priority, list[str]]:
+        return {Priority.HIGH: ["h1"], Priority.LOW: ["l1", "l2"]}
+
+    async def by_name(user: str) -> dict[str, list[str]]:
+        return {"low": ["l1"]}
+
+    for hook, expected in ((follower_hook(by_priority), 3), (follower_hook(by_name), 1)):
+        fanout = Fanout(MemoryStore(), Settings(), followers=hook, sink=Recorder())
+        assert (await fanout.handle_activity(_event(actor="a", object="1"))).feeds == expected
+    with pytest.raises(TypeError, match="not a mapping"):
+        bad = follower_hook(lambda user: ["not", "a", "mapping"])  # type: ignore[arg-type,return-value]
+        await Fanout(MemoryStore(), Settings(), followers=bad, sink=Recorder()).handle_activity(
+            _event(actor="a", object="2"))
