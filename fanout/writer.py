@@ -23,6 +23,7 @@ class TimelineWriter:
         self.max_length = max_length
         self.trim_every = trim_every
         self._inserts: dict[str, int] = {}
+        self.rows_written = 0  # timeline rows the store acknowledged (puts and deletes; trims not counted)
 
     async def write_chunks(self, chunks: Sequence[ChunkMessage]) -> int:
         """Apply every feed write of the chunks; return the number of timeline rows written."""
@@ -38,6 +39,7 @@ class TimelineWriter:
         if not writes:
             return
         await self.store.apply(writes)
+        self.rows_written += len(writes)
         await self._trim_due(w.feed for w in writes if not w.remove)
 
     async def _trim_due(self, feeds: Iterable[str]) -> None:
