@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from fanout.agents.replay import replay
+from fanout.agents.replay import ReplayOptions, replay
 from fanout.agents.topics import create_topics, delete_topics
 from fanout.cassandra import CassandraStore
 from fanout.settings import Settings
@@ -61,9 +61,9 @@ async def main(users_n: int, activities: int) -> None:
                 for t, k, v, ts in events]
         await asyncio.gather(*sent)
         await producer.stop()
-        first = await replay(settings, store=store, progress=True)
+        first = await replay(settings, ReplayOptions(), store=store, progress=True)
         await store.drop_timelines()
-        second = await replay(settings, store=store, progress=True, reset=True)
+        second = await replay(settings, ReplayOptions(reset=True), store=store, progress=True)
         for name, s in (("into an empty store", first), ("after drop_timelines", second)):
             print(f"replay {name}: {s.events:,} events ({s.activities:,} activities, {s.follows:,} follows), "
                   f"{s.rows:,} rows in {s.elapsed:.1f}s = {s.events_per_s:,.0f} events/s, "

@@ -3,7 +3,8 @@
     fanout replay [--since WHEN | --from OFFSETS] [--to OFFSETS] [--users A,B] [--kind K] [--reset] ...
     fanout rebuild USER [USER ...] [--kind K]
 
-See ``fanout.agents.replay`` for what a replay does and agents/REPLAY.md for operating it.
+See ``fanout.agents.replay`` (and the ``replay_*`` modules beside it) for what a replay does and
+agents/REPLAY.md for operating it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 from rich.console import Console
 
-from fanout.agents.replay import SOURCES, ReplaySummary, rebuild_users, replay
+from fanout.agents.rebuild import rebuild_users
+from fanout.agents.replay import SOURCES, ReplayOptions, ReplaySummary, replay
 from fanout.agents.signals import stop_on_signals
 from fanout.errors import ConfigError
 from fanout.settings import Settings
@@ -105,28 +107,24 @@ def register(subparsers: Any) -> None:
 
 def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
-    users = [u.strip() for u in args.users.split(",") if u.strip()] if args.users else None
+    options = ReplayOptions(
+        since=parse_since(args.since) if args.since else None,
+        start_offsets=parse_offsets(args.start) if args.start else None,
+        end_offsets=parse_offsets(args.end) if args.end else None,
+        users=[u.strip() for u in args.users.split(",") if u.strip()] if args.users else None,
+        kind=args.kind,
+        reset=args.reset,
+        drop_timelines=args.drop_timelines,
+        via_kafka=args.via_kafka,
+        group=args.group,
+        catch_up=args.catch_up,
+    )
 
     async def main() -> ReplaySummary:
         stop = asyncio.Event()
         with stop_on_signals(stop, task=asyncio.current_task(), signals=(signal.SIGINT,),
                              announce=console.print):
-            return await replay(
-                settings,
-                since=parse_since(args.since) if args.since else None,
-                start_offsets=parse_offsets(args.start) if args.start else None,
-                end_offsets=parse_offsets(args.end) if args.end else None,
-                users=users,
-                kind=args.kind,
-                reset=args.reset,
-                progress=args.progress,
-                via_kafka=args.via_kafka,
-                drop_timelines=args.drop_timelines,
-                group=args.group,
-                catch_up=args.catch_up,
-                stop=stop,
-                console=console,
-            )
+            return await replay(settings, options, stop=stop, progress=args.progress, console=console)
 
     try:
         summary = asyncio.run(main())

@@ -23,7 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from fanout.activity import Activity
 from fanout.agents import group_id
-from fanout.agents.replay import ReplayConflict, ReplaySummary, rebuild_users, replay
+from fanout.agents.rebuild import rebuild_users
+from fanout.agents.replay import ReplayConflict, ReplayOptions, ReplaySummary, replay
 from fanout.agents.topics import committed_offsets, create_topics, delete_topics, describe_topics
 from fanout.agents.worker import build_agent
 from fanout.cassandra import CassandraStore
@@ -242,8 +243,8 @@ async def env() -> AsyncIterator[tuple[Settings, CassandraStore]]:
             await delete_topics(settings)
 
 
-async def run(settings: Settings, store: Store, **options: Any) -> ReplaySummary:
-    return await replay(settings, store=store, progress=False, **options)
+async def run(settings: Settings, store: Store, *, stop: asyncio.Event | None = None, **options: Any) -> ReplaySummary:
+    return await replay(settings, ReplayOptions(**options), store=store, stop=stop, progress=False)
 
 
 # tests ---------------------------------------------------------------------------------------
@@ -298,7 +299,7 @@ async def test_replay_resumes_and_targets_users_and_kinds(env: tuple[Settings, C
     await store.drop_timelines()
     stop = asyncio.Event()
     stopper = _StopAfter(store, stop, applies=40)
-    part = await run(settings, stopper, reset=True, stop=stop)  # type: ignore[arg-type]
+    part = await run(settings, stopper, reset=True, stop=stop)
     assert part.interrupted and 0 < part.events < len(events)
     with pytest.raises(ReplayConflict):  # another replay may not take over an unfinished one
         await run(settings, store, users=["l2", "a1"])
@@ -444,7 +445,7 @@ async def _lag(settings: Settings, roles: Sequence[str] | None = None) -> int:
         return total
 
 
-async def _wait_live_drained(settings: Settings, stop_if: list[asyncio.Future[Any]], within: float = 60,
+async def _wait_live_drained(settings: Settings, stop_if: Sequence[asyncio.Future[Any]], within: float = 60,
                              roles: Sequence[str] | None = None) -> None:
     deadline = time.monotonic() + within
     calm = 0

@@ -10,7 +10,7 @@ from aiokafka import TopicPartition
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fanout.agents.replay import _Merger
+from fanout.agents.replay_merge import Merger
 from fanout.cli.replay import parse_offsets, parse_since
 from fanout.errors import ConfigError
 
@@ -26,7 +26,7 @@ class Record(NamedTuple):
 
 
 class ScriptedConsumer:
-    """Enough of AIOKafkaConsumer for ``_Merger``: seek/pause/resume/position/getmany over fixed
+    """Enough of AIOKafkaConsumer for ``Merger``: seek/pause/resume/position/getmany over fixed
     logs, handing out at most ``per_fetch`` records of each unpaused partition per call. A log
     may hold ``None`` (an offset without a record, like a control record)."""
 
@@ -72,7 +72,7 @@ def make_logs(timestamps: dict[TopicPartition, list[int]]) -> dict[TopicPartitio
     }
 
 
-async def drain(merger: _Merger, batch: int) -> list[Any]:
+async def drain(merger: Merger, batch: int) -> list[Any]:
     out: list[Any] = []
     while True:
         got = await merger.next_batch(batch)
@@ -110,7 +110,7 @@ async def test_merges_topics_in_timestamp_order() -> None:
     a0, a1, f0 = TopicPartition(A, 0), TopicPartition(A, 1), TopicPartition(F, 0)
     logs = make_logs({a0: [1, 4, 9, 10], a1: [2, 3, 11], f0: [0, 4, 5, 12]})
     consumer = ScriptedConsumer(logs, per_fetch=2)
-    merger = _Merger(consumer, RANKS, fetch_ms=1)
+    merger = Merger(consumer, RANKS, fetch_ms=1)
     for tp, log in logs.items():
         merger.add(tp, 0, len(log))
     merged = await drain(merger, batch=3)
@@ -123,7 +123,7 @@ async def test_merges_topics_in_timestamp_order() -> None:
 async def test_keeps_partition_order_when_timestamps_go_back() -> None:
     a0, f0 = TopicPartition(A, 0), TopicPartition(F, 0)
     logs = make_logs({a0: [5, 1, 7], f0: [2, 6]})
-    merger = _Merger(ScriptedConsumer(logs), RANKS, fetch_ms=1)
+    merger = Merger(ScriptedConsumer(logs), RANKS, fetch_ms=1)
     for tp, log in logs.items():
         merger.add(tp, 0, len(log))
     merged = await drain(merger, batch=10)
@@ -133,7 +133,7 @@ async def test_keeps_partition_order_when_timestamps_go_back() -> None:
 async def test_reads_only_the_offset_ranges_and_catches_up() -> None:
     a0, f0 = TopicPartition(A, 0), TopicPartition(F, 0)
     logs = make_logs({a0: list(range(0, 20, 2)), f0: list(range(1, 20, 2))})
-    merger = _Merger(ScriptedConsumer(logs), RANKS, fetch_ms=1)
+    merger = Merger(ScriptedConsumer(logs), RANKS, fetch_ms=1)
     merger.add(a0, 2, 5)
     merger.add(f0, 9, 9)  # empty range
     first = await drain(merger, batch=4)
@@ -149,7 +149,7 @@ async def test_an_offset_gap_at_the_end_finishes_the_partition() -> None:
     logs: dict[TopicPartition, list[Record | None]] = {
         a0: [Record(A, 0, 0, 1), None, None], f0: [Record(F, 0, 0, 2)],
     }
-    merger = _Merger(ScriptedConsumer(logs, per_fetch=1), RANKS, fetch_ms=1)
+    merger = Merger(ScriptedConsumer(logs, per_fetch=1), RANKS, fetch_ms=1)
     merger.add(a0, 0, 3)
     merger.add(f0, 0, 1)
     merged = await drain(merger, batch=10)
@@ -171,7 +171,7 @@ async def test_merge_property(activities: list[list[int]], follows: list[list[in
     for tp, log in logs.items():
         start = data.draw(st.integers(0, len(log)))
         ranges[tp] = (start, data.draw(st.integers(start, len(log))))
-    merger = _Merger(ScriptedConsumer(logs, per_fetch=per_fetch), RANKS, fetch_ms=1)
+    merger = Merger(ScriptedConsumer(logs, per_fetch=per_fetch), RANKS, fetch_ms=1)
     for tp, (start, end) in ranges.items():
         merger.add(tp, start, end)
     check_merge(logs, ranges, await drain(merger, batch))
