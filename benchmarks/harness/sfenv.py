@@ -88,7 +88,7 @@ def ensure_venv(ctx: Context) -> Path:
         return python
     WORK.mkdir(parents=True, exist_ok=True)
     log = WORK / "sf-install.log"
-    ctx.log(f"case 7: building the Stream Framework virtualenv in {SF_VENV} (log: {log})")
+    ctx.log(f"Stream Framework: building its virtualenv in {SF_VENV} (log: {log})")
     shutil.rmtree(SF_VENV, ignore_errors=True)
     _run([sys.executable, "-m", "venv", str(SF_VENV)], log)
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
