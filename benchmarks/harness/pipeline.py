@@ -30,8 +30,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fanout import ActivityEvent, Settings
-from fanout.cassandra import CassandraStore
+from fanout import ActivityEvent, CassandraStore, Settings
 from fanout.codec import decode_chunk, encode
 
 from .context import DAY_US, Context

@@ -8,8 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from fanout import Settings, Store
-from fanout.cassandra import CassandraStore
+from fanout import CassandraStore, Settings, Store
 
 from .context import Context
 from .inputs import Edge
