@@ -8,6 +8,7 @@
 
 Writes ``benchmarks/results/<stamp>.json``, ``<stamp>.md``, ``<stamp>-*.png`` and
 ``<stamp>-profile.txt``; prints the table. See ``benchmarks/README.md`` for how to read it.
+Each case is a module of ``benchmarks/cases/``; what they share is in ``benchmarks/harness/``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import sys
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,30 +30,36 @@ sys.path.insert(0, str(_HERE.parent))
 
 from rich.console import Console  # noqa: E402
 
-from benchmarks import cases, pipeline, report  # noqa: E402
-from benchmarks.common import RESULTS, Context, drop_keyspaces  # noqa: E402
-from fanout.settings import Settings  # noqa: E402
+from benchmarks.cases import (  # noqa: E402
+    case1_ceiling,
+    case2_eager,
+    case3_pipeline,
+    case4_priority,
+    case5_chunks,
+    case6_large,
+    case7_baseline,
+    casep_profiles,
+)
+from benchmarks.harness import pipeline, plots, report  # noqa: E402
+from benchmarks.harness.context import RESULTS, Context  # noqa: E402
+from benchmarks.harness.processes import reachable  # noqa: E402
+from benchmarks.harness.profiles import worker_profiles  # noqa: E402
+from benchmarks.harness.stores import drop_keyspaces  # noqa: E402
+from fanout import Settings  # noqa: E402
 
+Case = Callable[[Context], Awaitable[dict[str, Any]]]
 ORDER = ["1", "2", "P", "3", "4", "6", "7", "5"]  # 3-7 share one worker set; 5 restarts the planner
-CASES: dict[str, Any] = {
-    "1": cases.case1,
-    "2": cases.case2,
-    "3": pipeline.case3,
-    "4": pipeline.case4,
-    "5": pipeline.case5,
-    "6": cases.case6,
-    "7": cases.case7,
-    "P": cases.case_profile,
+CASES: dict[str, Case] = {
+    "1": case1_ceiling.run,
+    "2": case2_eager.run,
+    "3": case3_pipeline.run,
+    "4": case4_priority.run,
+    "5": case5_chunks.run,
+    "6": case6_large.run,
+    "7": case7_baseline.run,
+    "P": casep_profiles.run,
 }
 PIPELINE_CASES = {"3", "4", "5"}
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=3):
-            return True
-    except OSError:
-        return False
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -63,7 +70,7 @@ async def main(args: argparse.Namespace) -> int:
     kafka_host, _, kafka_port = settings.kafka_bootstrap.partition(":")
     for name, host, port in (("Cassandra", settings.cassandra_hosts[0], settings.cassandra_port),
                              ("Kafka", kafka_host, int(kafka_port or 9092))):
-        if not _reachable(host, port):
+        if not reachable(host, port):
             console.print(f"[red]{name} is not reachable on {host}:{port}: run `make up` first[/]")
             return 2
     repeats = args.repeats or (2 if args.quick else 3)
@@ -76,11 +83,10 @@ async def main(args: argparse.Namespace) -> int:
         console.print(f"[red]unknown case(s) {unknown}; choose from {sorted(CASES)}[/]")
         return 2
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "")
-    ctx.shared["stamp"] = stamp
+    ctx.stamp = stamp
     RESULTS.mkdir(parents=True, exist_ok=True)
     reason = pipeline.missing()
-    if reason:
-        ctx.shared["pipeline_ok"] = False
+    ctx.pipeline_ok = reason is None
     results: dict[str, Any] = {"stamp": stamp, "quick": args.quick, "repeats": repeats, "run_id": ctx.run_id,
                                "machine": report.machine(), "settings": repr(settings), "cases": {}}
     started = time.perf_counter()
@@ -92,10 +98,10 @@ async def main(args: argparse.Namespace) -> int:
                 results["cases"][key] = {"title": f"case {key}", "error": f"pipeline unavailable: {reason}"}
                 continue
             t = time.perf_counter()
-            ctx.log(f"[bold]case {key}[/]: {CASES[key].__doc__.strip().splitlines()[0] if CASES[key].__doc__ else ''}")
+            ctx.log(f"[bold]case {key}[/]: {_summary(CASES[key])}")
             try:
                 result = await CASES[key](ctx)
-            except (pipeline.Unavailable, Exception) as exc:  # one case failing does not stop the suite
+            except Exception as exc:  # one case failing does not stop the suite
                 ctx.log(f"[red]case {key} failed: {type(exc).__name__}: {exc}[/]")
                 (ctx.work / f"case{key}-error.txt").write_text(traceback.format_exc())
                 result = {"title": f"case {key}", "error": f"{type(exc).__name__}: {exc}"}
@@ -109,18 +115,23 @@ async def main(args: argparse.Namespace) -> int:
         if not ctx.keep:
             await drop_keyspaces(settings, ctx.keyspaces)
     if args.profile_workers:
-        results["worker_profiles"] = cases.worker_profiles(ctx)
+        results["worker_profiles"] = worker_profiles(ctx)
     results["cases"] = {k: results["cases"][k] for k in sorted(results["cases"], key=lambda k: (k == "P", k))}
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
-    plots = [] if args.no_plots else report.plot(results, RESULTS, stamp)
-    results["plots"] = plots
+    pngs = [] if args.no_plots else plots.plot(results, RESULTS, stamp)
+    results["plots"] = pngs
     report.write_json(RESULTS / f"{stamp}.json", results)
-    report.write_markdown(RESULTS / f"{stamp}.md", results, plots)
+    report.write_markdown(RESULTS / f"{stamp}.md", results, pngs)
     report.print_table(console, results)
-    console.print(f"wrote benchmarks/results/{stamp}.json, {stamp}.md" + "".join(f", {p}" for p in plots)
+    console.print(f"wrote benchmarks/results/{stamp}.json, {stamp}.md" + "".join(f", {p}" for p in pngs)
                   + f" in {results['elapsed_s'] / 60:.1f} min")
     failed = [k for k, c in results["cases"].items() if "error" in c]
     return 1 if failed and args.strict else 0
+
+
+def _summary(case: Case) -> str:
+    """The first line of a case's docstring."""
+    return case.__doc__.strip().splitlines()[0] if case.__doc__ else ""
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

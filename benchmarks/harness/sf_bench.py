@@ -1,7 +1,7 @@
 """Stream Framework 1.4.0 side of the benchmark (the baseline of case 2 and case 7).
 
 BENCHMARK-ONLY. This module runs in its OWN virtualenv (``benchmarks/.work/sf-venv``, built by
-``benchmarks/sfenv.py``), never in the project's: Stream Framework's Celery tasks carry Python
+``benchmarks/harness/sfenv.py``), never in the project's: Stream Framework's Celery tasks carry Python
 objects (the manager, the feed class, the operation function, the activities), so Celery must
 use its pickle serializer here. Nothing of fanout imports this file, and fanout uses no pickle.
 
@@ -27,6 +27,11 @@ W.json --repeats N`` (imported by name, so its classes pickle as ``sf_bench.*``)
 ``celery -A sf_bench worker`` with the same environment. Prints one JSON object on stdout.
 """
 
+# Celery, Stream Framework and redis-py exist only in that virtualenv, and the first two ship no
+# types: mypy (run in the project's venv) sees them as Any, so this module may subclass and
+# decorate with them.
+# mypy: disable-error-code="import-not-found", allow-subclassing-any, allow-untyped-decorators
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +42,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 collections.Hashable = collections.abc.Hashable  # type: ignore[attr-defined]
 
@@ -44,7 +50,7 @@ try:  # Stream Framework's Redis storage imports a class redis-py 3 renamed
     import redis.client
 
     if not hasattr(redis.client, "BasePipeline"):
-        redis.client.BasePipeline = redis.client.Pipeline  # type: ignore[attr-defined]
+        redis.client.BasePipeline = redis.client.Pipeline
 except ImportError:  # pragma: no cover - the memory-only venv may lack redis
     pass
 
@@ -147,7 +153,7 @@ class BenchManager(Manager):
         }
 
     def create_fanout_tasks(self, *args: object, **kwargs: object) -> list[object]:
-        tasks = super().create_fanout_tasks(*args, **kwargs)
+        tasks: list[object] = super().create_fanout_tasks(*args, **kwargs)
         if not EAGER:
             SPAWNED.extend(tasks)
         return tasks
@@ -161,10 +167,11 @@ def _setup_cassandra() -> None:
     sync_table(CassandraTimelineStorage.get_model(TimelineFeed.timeline_model, TABLE))
 
 
-def _activities(rows: list[list[int]], repeat: int) -> list[object]:
+def _activities(rows: list[list[int]], repeat: int) -> list[Any]:
+    """Stream Framework activities of the workload's rows in pass ``repeat``."""
     from stream_framework.activity import Activity
 
-    out = []
+    out: list[Any] = []
     for actor, verb, obj, target, ts_us in rows:
         moment = datetime.datetime(1970, 1, 1) + datetime.timedelta(microseconds=ts_us + repeat * 1000)
         out.append(Activity(actor, VERBS[verb], obj + repeat * 1_000_000, target, time=moment))
@@ -179,11 +186,10 @@ def _wait(started: float) -> float:
     results.join(timeout=float(os.environ.get("SF_BENCH_TIMEOUT", "900")), propagate=True, interval=0.05)
     done = [r.date_done for r in results.results]
     last = max(done)
-    if isinstance(last, str):
-        last = datetime.datetime.fromisoformat(last)
-    if last.tzinfo is None:
-        last = last.replace(tzinfo=datetime.UTC)
-    return last.timestamp()
+    moment: datetime.datetime = datetime.datetime.fromisoformat(last) if isinstance(last, str) else last
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:

@@ -1,8 +1,8 @@
 """A raw Cassandra writer process for the ceiling (case 1): no fanout code on the write path.
 
-Started by ``cases.case1`` (``python -m benchmarks.raw_writer KEYSPACE``), one per client process.
-It connects once with the driver exactly as ``CassandraStore`` does, then reads JSON commands on
-stdin, one per line::
+Started by ``case1_ceiling`` (``python -m benchmarks.cases.case1_raw_writer KEYSPACE``), one per
+client process. It connects once with the driver exactly as ``CassandraStore`` does, then reads
+JSON commands on stdin, one per line::
 
     {"users": U, "activities": A, "t0_us": T, "run": R, "part": i, "parts": n,
      "mode": "single" | "grouped", "concurrency": C, "limit": L}
@@ -11,6 +11,9 @@ regenerates the rows of that pass (its ``part``-th share of the feeds), answers 
 waits for a ``go`` line (sent to all processes at once, so they start together), writes them with
 ``cassandra.concurrent.execute_concurrent`` and answers ``{"start": ..., "end": ..., "rows": ...,
 "requests": ...}`` (epoch seconds).
+
+``grouped`` batches as fanout's ``partition_batch`` write mode does, with its own limits
+(``fanout.cassandra.BATCH_MAX_STATEMENTS`` and ``BATCH_MAX_BYTES``).
 """
 
 from __future__ import annotations
@@ -23,17 +26,17 @@ import time
 import zlib
 from typing import Any
 
-from fanout.settings import Settings
+from benchmarks.harness.stores import connect_store
+from benchmarks.harness.workload import Workload, activity_fields, standard, user_id
+from fanout import Settings
+from fanout.cassandra import BATCH_MAX_BYTES, BATCH_MAX_STATEMENTS
 
-from .workload import Workload, activity_fields, standard, user_id
-
-BATCH_MAX_STATEMENTS = 50  # as fanout's partition_batch mode: under the 5 KiB batch warning
-BATCH_MAX_BYTES = 4 * 1024
 INSERT = ("INSERT INTO {ks}.timeline (feed, ts, activity_id, actor, verb, object, target) "
           "VALUES (?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?")
+Row = tuple[str, int, str, str, str, str, str, int]  # INSERT's values (the last one: the write timestamp)
 
 
-def timeline_rows(wl: Workload, run: int, part: int = 0, parts: int = 1, limit: int = 0) -> list[tuple[Any, ...]]:
+def timeline_rows(wl: Workload, run: int, part: int = 0, parts: int = 1, limit: int = 0) -> list[Row]:
     """The timeline rows of one pass of ``wl`` (every follower feed and the author's own feed);
     with ``parts`` > 1 only the feeds that hash to ``part``; at most ``limit`` rows when given."""
     rows = []
@@ -48,11 +51,19 @@ def timeline_rows(wl: Workload, run: int, part: int = 0, parts: int = 1, limit: 
     return rows[:limit] if limit else rows
 
 
-def grouped(insert: Any, rows: list[tuple[Any, ...]]) -> list[tuple[Any, Any]]:
-    """One UNLOGGED batch per feed partition (split at 50 statements / ~4 KiB); single rows alone."""
+def value_bytes(row: Row) -> int:
+    """The size of a row's values as fanout's store counts it against ``BATCH_MAX_BYTES``: its
+    text columns plus 48 bytes for the rest."""
+    feed, _ts, activity_id, actor, verb, obj, target, _write_ts = row
+    return 48 + len(feed) + len(activity_id) + len(actor) + len(verb) + len(obj) + len(target)
+
+
+def grouped(insert: Any, rows: list[Row]) -> list[tuple[Any, Any]]:
+    """One UNLOGGED batch per feed partition, split at fanout's ``BATCH_MAX_STATEMENTS`` rows or
+    ``BATCH_MAX_BYTES`` of values; a feed's single row goes alone."""
     from cassandra.query import BatchStatement, BatchType
 
-    by_feed: dict[str, list[tuple[Any, ...]]] = {}
+    by_feed: dict[str, list[Row]] = {}
     for row in rows:
         by_feed.setdefault(row[0], []).append(row)
     out: list[tuple[Any, Any]] = []
@@ -63,7 +74,7 @@ def grouped(insert: Any, rows: list[tuple[Any, ...]]) -> list[tuple[Any, Any]]:
         batch: Any = None
         size = 0
         for row in feed_rows:
-            cost = 64 + sum(len(str(v)) for v in row)
+            cost = value_bytes(row)
             if batch is not None and (size + cost > BATCH_MAX_BYTES or len(batch) >= BATCH_MAX_STATEMENTS):
                 out.append((batch, None))
                 batch = None
@@ -87,8 +98,6 @@ def write(session: Any, requests: list[tuple[Any, Any]], concurrency: int) -> No
 
 def main() -> int:
     keyspace = sys.argv[1]
-    from .common import connect_store
-
     store = asyncio.run(connect_store(Settings.from_env(), keyspace, migrate=False))
     session = store.session
     insert = session.prepare(INSERT.format(ks=keyspace))

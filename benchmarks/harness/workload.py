@@ -75,6 +75,16 @@ class Workload:
             low += len(lo)
         return high, low
 
+    def prefix(self, deliveries: int) -> Workload:
+        """The first activities, until they are worth at least ``deliveries`` timeline rows."""
+        acts, total = [], 0
+        for act in self.activities:
+            if total >= deliveries:
+                break
+            acts.append(act)
+            total += len(self.graph.followers.get(act.actor, [])) + 1
+        return Workload(self.graph, acts, self.chunk_size)
+
     def chunks(self, chunk_size: int) -> int:
         total = 0
         for a in self.activities:

@@ -24,13 +24,16 @@ import socket
 import subprocess
 import sys
 import tarfile
-import time
 import tokenize
 from pathlib import Path
 from typing import Any
 
-from .common import BENCH_DIR, WORK, Context
+from .context import WORK, Context
+from .errors import StreamFrameworkUnavailable
+from .processes import stop_process, wait_ready
 from .workload import Workload
+
+SHIM_DIR = Path(__file__).resolve().parent  # where sf_bench.py is, imported by name in that venv
 
 SF_VENV = WORK / "sf-venv"
 SF_STAMP = SF_VENV / ".installed-v1"
@@ -44,17 +47,13 @@ SF_REQUIREMENTS = [
 WORKER_CONCURRENCY = 2
 
 
-class Unavailable(Exception):
-    """Stream Framework (or Redis) cannot run here; the case reports why and goes on."""
-
-
 def _run(cmd: list[str], log: Path, **kwargs: Any) -> None:
     with log.open("a") as fh:
         fh.write(f"$ {' '.join(cmd)}\n")
         fh.flush()
         done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False, **kwargs)
     if done.returncode != 0:
-        raise Unavailable(f"`{' '.join(cmd[:4])} ...` failed (exit {done.returncode}); see {log}")
+        raise StreamFrameworkUnavailable(f"`{' '.join(cmd[:4])} ...` failed (exit {done.returncode}); see {log}")
 
 
 def _rename_async(path: Path) -> int:
@@ -89,7 +88,7 @@ def ensure_venv(ctx: Context) -> Path:
         return python
     WORK.mkdir(parents=True, exist_ok=True)
     log = WORK / "sf-install.log"
-    ctx.log(f"case 7: building the Stream Framework virtualenv in {SF_VENV} (log: {log})")
+    ctx.log(f"Stream Framework: building its virtualenv in {SF_VENV} (log: {log})")
     shutil.rmtree(SF_VENV, ignore_errors=True)
     _run([sys.executable, "-m", "venv", str(SF_VENV)], log)
     pip = [str(python), "-m", "pip", "--disable-pip-version-check", "-q"]
@@ -106,7 +105,7 @@ def ensure_venv(ctx: Context) -> Path:
             unsafe = [m.name for m in tar.getmembers() if m.name.startswith("/") or ".." in Path(m.name).parts
                       or not (m.isfile() or m.isdir())]
             if unsafe:
-                raise Unavailable(f"unexpected entries in the stream-framework sdist: {unsafe[:3]}")
+                raise StreamFrameworkUnavailable(f"unexpected entries in the stream-framework sdist: {unsafe[:3]}")
             tar.extractall(src)
     tree = src / "stream_framework-1.4.0"
     renamed = 0
@@ -117,8 +116,8 @@ def ensure_venv(ctx: Context) -> Path:
         fh.write(f"renamed {renamed} `async` tokens to `async_`\n")
     _run([*pip, "install", "--no-build-isolation", "--no-deps", str(tree)], log)
     # the shim imports it all (memory store: no connection)
-    _run([str(python), "-c", "import sf_bench"], log, cwd=BENCH_DIR,
-         env={**os.environ, "SF_BENCH_STORE": "memory", "PYTHONPATH": str(BENCH_DIR)})
+    _run([str(python), "-c", "import sf_bench"], log, cwd=SHIM_DIR,
+         env={**os.environ, "SF_BENCH_STORE": "memory", "PYTHONPATH": str(SHIM_DIR)})
     SF_STAMP.write_text("stream-framework 1.4.0, async renamed to async_\n")
     return python
 
@@ -135,18 +134,18 @@ def _redis_server(ctx: Context) -> str:
     if found:
         return found
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise Unavailable("redis-server is not installed (Debian: apt-get install -y redis-server)")
+        raise StreamFrameworkUnavailable("redis-server is not installed (Debian: apt-get install -y redis-server)")
     ctx.log("case 7: installing Debian's redis-server for the Celery broker")
     log = WORK / "sf-install.log"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         _run(["apt-get", "install", "-y", "-qq", "redis-server"], log, env=env)
-    except Unavailable:
+    except StreamFrameworkUnavailable:
         _run(["apt-get", "update", "-qq"], log, env=env)
         _run(["apt-get", "install", "-y", "-qq", "redis-server"], log, env=env)
     found = shutil.which("redis-server")
     if not found:
-        raise Unavailable("redis-server is still missing after apt-get install")
+        raise StreamFrameworkUnavailable("redis-server is still missing after apt-get install")
     return found
 
 
@@ -160,36 +159,30 @@ class _Redis:
         binary = _redis_server(self.ctx)
         data = self.ctx.work / "redis"
         data.mkdir(exist_ok=True)
-        log = (self.ctx.work / "redis.log").open("ab")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(data), "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
+        with (self.ctx.work / "redis.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", str(data), "--protected-mode", "yes"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        if wait_ready(self.proc, self._pong, timeout=15, interval=0.1):
+            return self
         self.__exit__()
-        raise Unavailable(f"redis-server did not answer on port {self.port}")
+        raise StreamFrameworkUnavailable(f"redis-server did not answer on port {self.port}")
+
+    def _pong(self) -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+        return False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 10)
 
 
 class _Worker:
@@ -210,17 +203,12 @@ class _Worker:
                 [str(self.python), "-m", "celery", "-A", "sf_bench", "worker", "--pool", "prefork",
                  "--concurrency", str(WORKER_CONCURRENCY), "--loglevel", "INFO", "--without-gossip",
                  "--without-mingle", "--without-heartbeat"],
-                cwd=BENCH_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=SHIM_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if " ready." in self.log.read_text(errors="replace"):
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
+        if wait_ready(self.proc, lambda: " ready." in self.log.read_text(errors="replace"), timeout=60, interval=0.2):
+            return self
         self.__exit__()
-        raise Unavailable(f"the Celery worker did not become ready; see {self.log}")
+        raise StreamFrameworkUnavailable(f"the Celery worker did not become ready; see {self.log}")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -251,7 +239,7 @@ async def run_sf(ctx: Context, wl: Workload, *, store: str, repeats: int, worker
         "SF_BENCH_CASSANDRA_PORT": str(ctx.settings.cassandra_port),
         "SF_BENCH_CHUNK_SIZE": str(wl.chunk_size),
         "SF_BENCH_MAX_LENGTH": str(ctx.settings.max_length),
-        "PYTHONPATH": str(BENCH_DIR),
+        "PYTHONPATH": str(SHIM_DIR),
     }
     if store == "cassandra":
         ctx.keyspaces.append(keyspace)  # dropped by the driver; again at the end if it failed
@@ -268,18 +256,18 @@ async def run_sf(ctx: Context, wl: Workload, *, store: str, repeats: int, worker
         log = ctx.work / f"sf-{label}.log"
         with log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
-                *cmd, cwd=BENCH_DIR, env=env, stdout=asyncio.subprocess.PIPE, stderr=err
+                *cmd, cwd=SHIM_DIR, env=env, stdout=asyncio.subprocess.PIPE, stderr=err
             )
             try:
                 out, _ = await asyncio.wait_for(proc.communicate(), timeout=1200)
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-                raise Unavailable(f"Stream Framework {label} timed out; see {log}") from None
+                raise StreamFrameworkUnavailable(f"Stream Framework {label} timed out; see {log}") from None
         if proc.returncode != 0:
-            raise Unavailable(f"Stream Framework {label} failed (exit {proc.returncode}); see {log}")
+            raise StreamFrameworkUnavailable(f"Stream Framework {label} failed (exit {proc.returncode}); see {log}")
     lines = [line for line in out.decode().splitlines() if line.startswith("{")]
     if not lines:
-        raise Unavailable(f"Stream Framework {label} printed no result; see {log}")
+        raise StreamFrameworkUnavailable(f"Stream Framework {label} printed no result; see {log}")
     result: dict[str, Any] = json.loads(lines[-1])
     return result

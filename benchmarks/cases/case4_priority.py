@@ -1,0 +1,120 @@
+"""Case 4, priority isolation: HIGH latency while a LOW backlog drains, against HIGH latency on the
+idle pipeline. A probe is one activity of an account with 250 HIGH followers (3 chunks), sent one
+at a time; the backlog is posts of accounts whose followers are all inactive (LOW only)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from benchmarks.harness.context import Context
+from benchmarks.harness.pipeline import Sent, Session, session
+from benchmarks.harness.stats import row, single, weighted_percentiles
+from benchmarks.harness.tracking import ChunkRec, PassResult, named_pcts, pooled_samples
+from fanout import ActivityEvent
+
+PROBE_FOLLOWERS = 250  # 3 HIGH chunks per probe
+MAX_BUSY_PROBES = 200
+
+
+def low_backlog(sess: Session, bulk_sent: Sent) -> int:
+    """LOW rows of the backlog not committed by the low writers yet."""
+    low_group = sess.groups["low"]
+    low_topic = sess.settings.topic("low")
+    left = 0
+    for c in sess.chunks:
+        if c.topic == low_topic and c.activity_id in bulk_sent and \
+                sess.committed_at(low_group, c.topic, c.partition, c.offset) is None:
+            left += c.feeds
+    return left
+
+
+def high_series(busy: list[PassResult], backlog_at_probe: list[int], t_bulk: float) -> list[list[float]]:
+    """[probe sent (s since the backlog), HIGH chunk latency, feeds, LOW rows left then] per chunk."""
+    out = []
+    for r, backlog in zip(busy, backlog_at_probe, strict=True):
+        t_rel = r.extra["t0"] - t_bulk
+        for p, lat, n, _ in r.latencies:
+            if p == "high":
+                out.append([round(t_rel, 3), round(lat, 3), n, backlog])
+    return out
+
+
+def drain_series(done: list[tuple[ChunkRec, float]], low_rows: int, t_bulk: float) -> list[list[float]]:
+    """[s since the backlog was produced, LOW rows of it left] at each of its chunks' commits."""
+    out, left = [], low_rows
+    for chunk, t in sorted(done, key=lambda ct: ct[1]):
+        left -= chunk.feeds
+        out.append([round(t - t_bulk, 3), left])
+    return out
+
+
+async def run(ctx: Context) -> dict[str, Any]:
+    """Priority isolation: HIGH latency while a LOW backlog drains."""
+    sess = await session(ctx, 100)
+    now = ctx.t0_us
+    bulk_actors, bulk_followers, bulk_posts = (4, 10_000, 3) if not ctx.quick else (4, 5_000, 1)
+    edges = [("probe", f"ph{i}", now + ctx.active_window_us) for i in range(PROBE_FOLLOWERS)]
+    edges += [(f"bulk{b}", f"ql{i}", 0) for b in range(bulk_actors) for i in range(bulk_followers)]
+    await sess.ensure_edges(edges)
+    low_rows = bulk_actors * bulk_followers * bulk_posts
+
+    def probe(i: int) -> ActivityEvent:
+        return ActivityEvent(actor="probe", verb="probe", object=f"probe:{i}", id=f"probe-{ctx.run_id}-{i}",
+                             time=datetime.now(UTC))
+
+    n_idle = 20 if not ctx.quick else 10
+    idle: list[PassResult] = []
+    for i in range(n_idle):
+        idle.append(await sess.run_pass([probe(i)], "idle probe", limit_s=60))
+        await asyncio.sleep(0.1)
+    idle_high = pooled_samples(idle, "high")
+    ctx.log(f"case 4: idle HIGH p99 {weighted_percentiles(idle_high, [99])[0]:.3f}s over {n_idle} probes")
+
+    # the LOW backlog: every bulk follower is inactive, so each post fans out on the low topic only
+    bulk = [ActivityEvent(actor=f"bulk{b}", verb="post", object=f"bulk:{b}:{k}", id=f"bulk-{ctx.run_id}-{b}-{k}",
+                          time=datetime.now(UTC)) for k in range(bulk_posts) for b in range(bulk_actors)]
+    t_bulk = time.perf_counter()
+    bulk_sent = await sess.produce(bulk)
+    # wait until the planner has planned the backlog (the low topic holds it), then probe while it drains
+    await sess.wait_planned(bulk_sent, limit_s=max(300.0, low_rows / 300))
+    planned_s = time.perf_counter() - t_bulk
+    busy: list[PassResult] = []
+    backlog_at_probe = []
+    i = n_idle
+    while low_backlog(sess, bulk_sent) > 0 and len(busy) < MAX_BUSY_PROBES:
+        backlog_at_probe.append(low_backlog(sess, bulk_sent))
+        busy.append(await sess.run_pass([probe(i)], "busy probe", limit_s=120))
+        i += 1
+        await asyncio.sleep(0.2)
+    # the backlog's own completion
+    bulk_done, _ = await sess.wait_done(bulk_sent, limit_s=max(300.0, low_rows / 300))
+    drain_s = max(t for _, t in bulk_done) - t_bulk
+    idle_p = named_pcts(idle_high)
+    busy_p = named_pcts(pooled_samples(busy, "high"))
+    ctx.log(f"case 4: busy HIGH p99 {busy_p['p99']:.3f}s over {len(busy)} probes; LOW backlog of {low_rows:,} rows "
+            f"drained in {drain_s:.1f}s")
+    idle_series = [[k, round(lat, 3), n] for k, r in enumerate(idle) for p, lat, n, _ in r.latencies if p == "high"]
+    drain_rate = low_rows / drain_s if drain_s else 0.0
+    return {
+        "title": "Priority isolation: HIGH latency while a LOW backlog drains",
+        "inputs": {"probe": f"1 activity of an account with {PROBE_FOLLOWERS} HIGH followers (3 chunks)",
+                   "low_backlog": f"{len(bulk)} activities of {bulk_actors} accounts with {bulk_followers:,} LOW "
+                                  f"followers each = {low_rows:,} LOW rows",
+                   "idle_probes": n_idle, "busy_probes": len(busy), "chunk_size": 100,
+                   "workers": f"1 planner, {ctx.high_writers} high writers, {ctx.low_writers} low writers",
+                   "backlog_planned_s": round(planned_s, 2)},
+        "rows": [
+            single("HIGH p99, idle system", idle_p["p99"], "s"),
+            single("HIGH p99, while the LOW backlog drains", busy_p["p99"], "s"),
+            row("LOW backlog drain rate", [drain_rate]),
+        ],
+        "latency": {"high_idle": idle_p, "high_busy": busy_p},
+        "ratios": {"HIGH p99 busy / idle": busy_p["p99"] / idle_p["p99"] if idle_p["p99"] else float("nan")},
+        "series": {"case4_idle": idle_series, "case4_busy": high_series(busy, backlog_at_probe, t_bulk),
+                   "case4_low_drain": drain_series(bulk_done, low_rows, t_bulk)},
+        "notes": ["Probes are sent one at a time (each waits for its own commit) while the low topic holds the "
+                  "backlog; HIGH and LOW writers are separate consumer groups sharing 2 cores and one node."],
+    }
