@@ -67,10 +67,10 @@ from typing import Any, Final
 
 import msgspec
 
-from .activity import TRIMMED_WRITE_TS, Activity
-from .errors import ConfigError, StoreError
-from .settings import Settings
-from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
+from ..activity import TRIMMED_WRITE_TS, Activity
+from ..errors import ConfigError, StoreError
+from ..settings import Settings
+from ..store import FollowerRow, Key, RegistryEntry, TimelineWrite
 
 __all__ = ["BATCH_MAX_BYTES", "BATCH_MAX_STATEMENTS", "TRIM_COUNT_PAGE", "WRITE_MODES", "CassandraStore", "migrate"]
 
