@@ -1,0 +1,31 @@
+"""Driver exceptions as ``StoreError``, with a ``retriable`` flag that says whether trying again can help."""
+
+from __future__ import annotations
+
+from ..errors import StoreError
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Timeouts, unavailable replicas, overload and lost connections pass; bad requests do not."""
+    from cassandra import OperationTimedOut, RequestExecutionException
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ConnectionException
+
+    # RequestExecutionException: Unavailable, Read/WriteTimeout, Read/WriteFailure, Overloaded,
+    # IsBootstrapping, TruncateError. Validation errors (InvalidRequest, Unauthorized, syntax)
+    # will fail the same way again.
+    return isinstance(
+        exc, RequestExecutionException | OperationTimedOut | NoHostAvailable | ConnectionException | OSError
+    )
+
+
+def store_error(exc: BaseException, what: str) -> StoreError:
+    """The ``StoreError`` to raise (``from exc``) when the driver failed doing ``what``."""
+    retriable = is_retriable(exc)
+    hint = "" if retriable else " (is the schema there? run `fanout migrate`)"
+    return StoreError(f"Cassandra {what} failed: {type(exc).__name__}: {exc}{hint}", retriable=retriable)
+
+
+def closed_error() -> StoreError:
+    """What every request on a closed store raises."""
+    return StoreError("the Cassandra store is closed", retriable=False)

@@ -1,0 +1,59 @@
+"""The keyspace and its tables (DDL), and the check that a keyspace name is safe to put in CQL.
+
+The layout and what each table means: the ``fanout.cassandra`` package docstring.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ..errors import ConfigError
+
+DDL_TIMEOUT: Final = 120.0  # seconds: schema changes (and TRUNCATE) wait for every node to agree
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
+
+
+def check_name(name: str) -> str:
+    """``name`` when it is a valid unquoted keyspace name (identifiers cannot be bound: they go into the CQL)."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError(f"Cassandra keyspace {name!r} must match {_NAME.pattern}")
+    return name
+
+
+def create_schema(ks: str, replication: int) -> list[str]:
+    """The statements that create the keyspace ``ks`` and its tables, in order (each is idempotent)."""
+    return [
+        f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = "
+        f"{{'class': 'SimpleStrategy', 'replication_factor': {replication}}}",
+        # Leveled compaction: timelines are read-heavy and rewritten (upserts, removes, range
+        # trims), and a read should touch few SSTables. Not TWCS: write timestamps are activity
+        # times and REMOVED_WRITE_TS, not arrival times.
+        f"""CREATE TABLE IF NOT EXISTS {ks}.timeline (
+            feed text, ts bigint, activity_id text,
+            actor text, verb text, object text, target text, extra text,
+            PRIMARY KEY ((feed), ts, activity_id)
+        ) WITH CLUSTERING ORDER BY (ts DESC, activity_id DESC)
+          AND compaction = {{'class': 'LeveledCompactionStrategy'}}
+          AND comment = 'fanout: one partition per feed, newest first'""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.activities (
+            activity_id text PRIMARY KEY,
+            actor text, verb text, object text, target text, ts bigint, extra text, removed boolean
+        ) WITH comment = 'fanout: activity registry'""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.followers (
+            followee text, follower text, following boolean, active_until bigint,
+            PRIMARY KEY ((followee), follower)
+        ) WITH comment = 'fanout: follow graph by followee'""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.following (
+            follower text, followee text, following boolean,
+            PRIMARY KEY ((follower), followee)
+        ) WITH comment = 'fanout: follow graph by follower'""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.users (
+            user text PRIMARY KEY, last_active bigint
+        ) WITH comment = 'fanout: when a user was last active'""",
+    ]
+
+
+def drop_schema(ks: str) -> str:
+    """The statement that drops the keyspace ``ks`` and everything in it."""
+    return f"DROP KEYSPACE IF EXISTS {ks}"

@@ -1,0 +1,83 @@
+"""The prepared CQL of the store: every query it runs, with ``?`` markers for the values.
+
+Only identifiers (the keyspace, checked by ``schema.check_name``) and the TTL (an int from the
+settings) are formatted into the text; every value is bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .rows import ACTIVITY_COLUMNS
+
+
+class Statements:
+    """Every prepared statement of a keyspace, prepared with ``prepare`` (the driver's ``Session.prepare``).
+
+    Every statement but ``truncate`` is marked idempotent: sending it twice changes nothing, since
+    writes carry their own write timestamps, so the driver may send it again after a timeout.
+    """
+
+    def __init__(self, prepare: Callable[[str], Any], ks: str, ttl: int) -> None:
+        using_ttl = f" AND TTL {ttl}" if ttl > 0 else ""
+        reg_ttl = f" USING TTL {ttl}" if ttl > 0 else ""
+        select = f"SELECT {ACTIVITY_COLUMNS} FROM {ks}.timeline WHERE feed = ?"
+        newer = " AND (ts, activity_id) > (?, ?)"
+        older = " AND (ts, activity_id) < (?, ?)"
+        asc = " ORDER BY ts ASC, activity_id ASC"
+
+        def p(cql: str, idempotent: bool = True) -> Any:
+            stmt = prepare(cql)
+            stmt.is_idempotent = idempotent
+            return stmt
+
+        self.insert = p(
+            f"INSERT INTO {ks}.timeline (feed, ts, activity_id, actor, verb, object, target, extra) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?{using_ttl}"
+        )
+        self.delete = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND ts = ? AND activity_id = ?")
+        self.read = p(f"{select} LIMIT ?")
+        self.read_before = p(f"{select}{older} LIMIT ?")
+        self.read_after = p(f"{select}{newer}{asc} LIMIT ?")
+        self.read_between = p(f"{select}{newer}{older}{asc} LIMIT ?")
+        self.keys = p(f"SELECT ts, activity_id FROM {ks}.timeline WHERE feed = ? LIMIT ?")
+        self.doomed = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ?{older} LIMIT ?")
+        self.delete_older = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?{older}")
+        self.delete_from = p(
+            f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND (ts, activity_id) <= (?, ?)"
+        )
+        self.clear = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?")
+        self.any_row = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ? LIMIT 1")
+        self.feeds = p(f"SELECT DISTINCT feed FROM {ks}.timeline")
+        self.truncate = p(f"TRUNCATE {ks}.timeline", idempotent=False)
+
+        self.get_activity = p(
+            f"SELECT actor, verb, object, target, ts, extra, removed FROM {ks}.activities WHERE activity_id = ?"
+        )
+        self.put_activity = p(
+            f"INSERT INTO {ks}.activities (activity_id, actor, verb, object, target, ts, extra) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?){reg_ttl}"
+        )
+        self.mark_removed = p(f"UPDATE {ks}.activities{reg_ttl} SET removed = true WHERE activity_id = ?")
+
+        self.follow_in = p(
+            f"UPDATE {ks}.followers USING TIMESTAMP ? SET following = true WHERE followee = ? AND follower = ?"
+        )
+        self.unfollow_in = p(
+            f"DELETE following FROM {ks}.followers USING TIMESTAMP ? WHERE followee = ? AND follower = ?"
+        )
+        self.follow_out = p(
+            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = true WHERE follower = ? AND followee = ?"
+        )
+        self.unfollow_out = p(
+            f"DELETE following FROM {ks}.following USING TIMESTAMP ? WHERE follower = ? AND followee = ?"
+        )
+        # value == write timestamp: the greatest value wins (max semantics without a read)
+        self.raise_active_until = p(
+            f"UPDATE {ks}.followers USING TIMESTAMP ? SET active_until = ? WHERE followee = ? AND follower = ?"
+        )
+        self.followers = p(f"SELECT follower, following, active_until FROM {ks}.followers WHERE followee = ?")
+        self.following = p(f"SELECT followee, following FROM {ks}.following WHERE follower = ?")
+        self.last_active = p(f"SELECT last_active FROM {ks}.users WHERE user = ?")
+        self.set_last_active = p(f"UPDATE {ks}.users USING TIMESTAMP ? SET last_active = ? WHERE user = ?")
