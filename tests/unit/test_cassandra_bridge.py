@@ -1,21 +1,13 @@
-"""``fanout.cassandra.bridge.DriverBridge`` against a fake driver session: no server.
-
-``FakeSession.execute_async`` returns a ``FakeResponse`` (the driver's ``ResponseFuture`` as far
-as the bridge uses it: ``add_callbacks(ok, err)``, ``result()`` with ``current_rows`` and
-``paging_state``). Answers are delivered on a thread of the fake's own, as the driver's IO thread
-does: either at once by an ``answer`` function (held back while ``gate`` is closed), or by the test
-with ``reply``.
-"""
+"""``fanout.cassandra.bridge.DriverBridge`` against a fake driver session (``fake_cassandra_driver``): no server."""
 
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
+from unittest.mock import Mock
 
 import pytest
 from cassandra import ConsistencyLevel, InvalidRequest, OperationTimedOut, WriteTimeout
@@ -24,126 +16,9 @@ from cassandra.cluster import NoHostAvailable
 from fanout import Activity, Settings, StoreError, TimelineWrite
 from fanout.cassandra import CassandraStore
 from fanout.cassandra.bridge import READ_PAGE, DriverBridge
+from tests.unit.fake_cassandra_driver import Answer, FakeResponse, FakeResultSet, FakeSession, FakeStatement, no_rows
 
 T = TypeVar("T")
-Outcome = tuple[list[Any], bytes | None] | BaseException  # (rows, paging state) or the failure
-Answer = Callable[[Any, bytes | None], Outcome]
-
-
-@dataclass
-class FakeResultSet:
-    current_rows: list[Any]
-    paging_state: bytes | None
-
-
-@dataclass
-class FakeStatement:
-    cql: str
-    fetch_size: int | None = None
-
-
-@dataclass
-class FakeResponse:
-    statement: Any
-    kwargs: dict[str, Any]
-    answered_on: int | None = None  # the thread that delivered the answer
-    _outcome: Outcome | None = None
-    _callbacks: tuple[Callable[[Any], None], Callable[[BaseException], None]] | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add_callbacks(self, callback: Callable[[Any], None], errback: Callable[[BaseException], None]) -> None:
-        with self._lock:
-            outcome = self._outcome
-            if outcome is None:
-                self._callbacks = (callback, errback)
-                return
-        _deliver(outcome, callback, errback)  # already answered: at once, on this thread, as the driver does
-
-    def complete(self, outcome: Outcome) -> None:
-        with self._lock:
-            self._outcome = outcome
-            callbacks = self._callbacks
-        self.answered_on = threading.get_ident()
-        if callbacks is not None:
-            _deliver(outcome, *callbacks)
-
-    def result(self) -> FakeResultSet:
-        outcome = self._outcome
-        assert outcome is not None, "result() before the answer: the driver would block the loop"
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return FakeResultSet(*outcome)
-
-
-def _deliver(outcome: Outcome, callback: Callable[[Any], None], errback: Callable[[BaseException], None]) -> None:
-    if isinstance(outcome, BaseException):
-        errback(outcome)
-    else:
-        callback(outcome[0])
-
-
-def no_rows(statement: Any, paging_state: bytes | None) -> Outcome:
-    return [], None
-
-
-class FakeSession:
-    """``execute_async`` of a driver ``Session``; ``refuse`` makes it raise at once (e.g. no host)."""
-
-    def __init__(self, answer: Answer | None = no_rows) -> None:
-        self.answer = answer  # None: the test replies to each request itself
-        self.refuse: Callable[[Any], BaseException | None] = lambda statement: None
-        self.sent: list[FakeResponse] = []
-        self.outstanding = 0
-        self.max_outstanding = 0
-        self.gate = threading.Event()
-        self.gate.set()
-        self._lock = threading.Lock()
-        self._replies: queue.Queue[tuple[FakeResponse, Outcome | None] | None] = queue.Queue()
-        self._io = threading.Thread(target=self._run, name="fake-driver-io", daemon=True)
-        self._io.start()
-
-    def execute_async(self, statement: Any, **kwargs: Any) -> FakeResponse:
-        refused = self.refuse(statement)
-        if refused is not None:
-            raise refused
-        response = FakeResponse(statement, kwargs)
-        with self._lock:
-            self.outstanding += 1
-            self.max_outstanding = max(self.max_outstanding, self.outstanding)
-        self.sent.append(response)
-        if self.answer is not None:
-            self._replies.put((response, None))  # the IO thread asks ``answer``
-        return response
-
-    def reply(self, response: FakeResponse, outcome: Outcome = ([], None)) -> None:
-        """Answer ``response`` from the IO thread (soon, not before this returns)."""
-        self._replies.put((response, outcome))
-
-    def wait_answered(self) -> None:
-        """Block until the IO thread delivered every answer given so far (fail after 5 s)."""
-        deadline = time.monotonic() + 5.0
-        while self._replies.unfinished_tasks:
-            assert time.monotonic() < deadline, "the fake driver's IO thread is stuck"
-            time.sleep(0.001)
-
-    def stop(self) -> None:
-        self.gate.set()
-        self._replies.put(None)
-        self._io.join(5)
-
-    def _run(self) -> None:
-        while (item := self._replies.get()) is not None:
-            self.gate.wait()
-            response, outcome = item
-            if outcome is None:
-                assert self.answer is not None
-                outcome = self.answer(response.statement, response.kwargs.get("paging_state"))
-            with self._lock:
-                self.outstanding -= 1
-            try:
-                response.complete(outcome)
-            finally:
-                self._replies.task_done()
 
 
 @pytest.fixture
@@ -162,6 +37,12 @@ def sessions() -> Iterator[Callable[..., FakeSession]]:
 async def soon(awaitable: Awaitable[T]) -> T:
     """The result of ``awaitable``, failing rather than waiting forever for an answer that never comes."""
     return await asyncio.wait_for(awaitable, 5)
+
+
+async def handled(session: FakeSession) -> None:
+    """Let the IO thread deliver every answer given so far, and the loop run what they woke."""
+    await asyncio.to_thread(session.wait_answered)
+    await asyncio.sleep(0.02)
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -235,8 +116,7 @@ async def test_run_all_sends_each_request_once_and_returns_when_all_are_acknowle
     await until(lambda: len(session.sent) == 5)
     for response in session.sent[:4]:
         session.reply(response)
-    await asyncio.to_thread(session.wait_answered)
-    await asyncio.sleep(0.01)
+    await handled(session)
     assert not task.done()  # one is still unacknowledged
     session.reply(session.sent[4])
     await soon(task)
@@ -299,27 +179,17 @@ async def test_run_all_stops_sending_on_the_first_failure_and_waits_for_the_outs
 ) -> None:
     session = sessions(answer=None)
     bridge = DriverBridge(session, 3)
-    pulled = 0
-
-    def requests() -> Iterator[str]:
-        nonlocal pulled
-        for i in range(50):
-            pulled += 1
-            yield f"w{i}"
-
-    task = asyncio.create_task(bridge.run_all(requests(), "timeline write"))
+    task = asyncio.create_task(bridge.run_all((f"w{i}" for i in range(50)), "timeline write"))
     await until(lambda: len(session.sent) == 3)
     timeout = write_timeout()
     session.reply(session.sent[1], timeout)
-    await asyncio.to_thread(session.wait_answered)
-    await asyncio.sleep(0.02)
+    await handled(session)
     sent_after_failure = len(session.sent)  # at most the one already waiting for the freed slot
     assert sent_after_failure <= 4
     outstanding = [r for r in session.sent if r is not session.sent[1]]
     for response in outstanding[:-1]:
         session.reply(response, InvalidRequest("later failure") if response is outstanding[0] else ([], None))
-        await asyncio.to_thread(session.wait_answered)
-        await asyncio.sleep(0.01)
+        await handled(session)
         assert not task.done()  # still waiting for the last outstanding request
     session.reply(outstanding[-1])
     with pytest.raises(StoreError) as info:
@@ -328,7 +198,6 @@ async def test_run_all_stops_sending_on_the_first_failure_and_waits_for_the_outs
     assert info.value.retriable
     assert "(2 request(s) failed)" in str(info.value)
     assert len(session.sent) == sent_after_failure  # nothing sent after the failure was seen
-    assert pulled < 50
     assert session.outstanding == 0
     assert bridge.in_flight._value == 3
 
@@ -392,28 +261,14 @@ async def test_a_closed_bridge_sends_nothing(sessions: Callable[..., FakeSession
     assert session.sent == []
 
 
-class FakeCluster:
-    def __init__(self) -> None:
-        self.shutdowns = 0
-
-    def shutdown(self) -> None:
-        self.shutdowns += 1
-
-
-@pytest.fixture
-async def closed_store(sessions: Callable[..., FakeSession]) -> AsyncIterator[tuple[CassandraStore, FakeSession]]:
-    session = sessions()
-    store = CassandraStore(FakeCluster(), session, Settings())
+async def test_a_closed_store_refuses_every_call(sessions: Callable[..., FakeSession]) -> None:
+    session, cluster = sessions(), Mock()
+    store = CassandraStore(cluster, session, Settings())
     assert not store.closed
     await store.close()
-    yield store, session
-
-
-async def test_a_closed_store_refuses_every_call(closed_store: tuple[CassandraStore, FakeSession]) -> None:
-    store, session = closed_store
     await store.close()  # twice is fine
     assert store.closed
-    assert store.cluster.shutdowns == 1
+    cluster.shutdown.assert_called_once_with()
     activity = Activity(id="a1", actor="u", verb="pin", object="o", ts=1)
     for attempt in (
         store.read("timeline:u", limit=1),
