@@ -58,6 +58,7 @@ class CassandraStore:
         self.settings = settings
         self.keyspace = check_name(keyspace or settings.cassandra_keyspace)
         self.write_mode = write_mode
+        self.closed = False  # then every request raises a non-retriable StoreError
         self._bridge = DriverBridge(session, settings.max_in_flight)
         self._stmts: Statements | None = None
         self._prepare_lock = asyncio.Lock()
@@ -125,13 +126,9 @@ class CassandraStore:
     async def close(self) -> None:
         if self.closed:
             return
+        self.closed = True
         self._bridge.close()
         await asyncio.to_thread(self.cluster.shutdown)
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close()`` ran: every later request raises a non-retriable ``StoreError``."""
-        return self._bridge.closed
 
     # timelines -------------------------------------------------------------------------
     async def apply(self, writes: Sequence[TimelineWrite]) -> None:
