@@ -72,7 +72,7 @@ class Settings:
     cassandra_consistency: str = "LOCAL_QUORUM"
     cassandra_ttl_seconds: int = 0  # 0 = no TTL
     cassandra_protocol_version: int = 5  # Cassandra 4.0+: 5; older: 4; 0 = let the driver negotiate
-    cassandra_write_mode: str = "partition_batch"  # or "concurrent": see fanout/cassandra.py
+    cassandra_write_mode: str = "partition_batch"  # or "concurrent": see fanout/cassandra/__init__.py
     cassandra_password: str = ""
     cassandra_username: str = ""
 
