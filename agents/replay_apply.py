@@ -52,7 +52,7 @@ from fanout.core import Fanout
 from fanout.errors import InvalidEvent
 from fanout.settings import Settings
 
-from .base import retry_store
+from .base import record_time_us, retry_store
 from .replay_options import ROLE
 from .replay_progress import ReplaySummary
 from .replay_sinks import FlushingSink
@@ -164,7 +164,7 @@ class BatchApplier:
 
     async def _apply(self, item: _Item) -> None:
         record, event = item.record, item.event
-        accepted = record.timestamp * 1000  # ms -> us, exactly as the planner and follows agents
+        accepted = record_time_us(record)  # exactly as the planner and the follows agent
         try:
             if isinstance(event, FollowEvent):
                 await retry_store(ROLE, partial(self.fanout.handle_follow, event, accepted_ts=accepted))
