@@ -40,12 +40,13 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from fanout.errors import InvalidEvent, StoreError
+from fanout.errors import StoreError
 from fanout.kafka import Acks, KafkaClients
 from fanout.retry import retry
 from fanout.settings import Settings
 
 from . import metrics
+from .deadletters import DeadLetters
 from .topics import check_topics
 
 log = logging.getLogger("fanout.agents")
@@ -54,43 +55,10 @@ Batch = dict[TopicPartition, list[Any]]  # partition -> ConsumerRecords, in offs
 T = TypeVar("T")
 
 MAX_BACKOFF_S = 5.0
-ERROR_HEADER_LIMIT = 2000
 
 
 class RetryBatch(Exception):
     """``process`` asks the loop to re-deliver the whole batch (seek back) after a backoff."""
-
-
-class DeadLetters:
-    """Produces rejected records to the dead-letter topic, with why and where they came from."""
-
-    def __init__(self, producer: Any, settings: Settings, role: str) -> None:
-        self.producer = producer
-        self.topic = settings.topic("dead")
-        self.role = role
-        self.acks = Acks()
-        self.count = 0
-
-    async def send(self, record: Any, error: InvalidEvent) -> None:
-        reason = error.reason
-        headers = [
-            ("fanout-reason", reason.encode()),
-            ("fanout-error", str(error)[:ERROR_HEADER_LIMIT].encode()),
-            ("fanout-source-topic", str(record.topic).encode()),
-            ("fanout-source-partition", str(record.partition).encode()),
-            ("fanout-source-offset", str(record.offset).encode()),
-            ("fanout-source-timestamp", str(record.timestamp).encode()),
-            ("fanout-agent", self.role.encode()),
-        ]
-        self.acks.add(await self.producer.send(self.topic, value=record.value, key=record.key, headers=headers))
-        self.count += 1
-        metrics.DEAD_LETTERS.labels(self.role, reason).inc()
-        metrics.EVENTS.labels(self.role, "dead").inc()
-        log.warning(
-            "%s: dead-lettered %s[%d]@%d (%s): %s",
-            self.role, record.topic, record.partition, record.offset, reason, error,
-        )
-
 
 
 def make_producer(settings: Settings, client_id: str) -> Any:
