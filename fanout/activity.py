@@ -29,6 +29,14 @@ REMOVED_WRITE_TS = 1 << 62
 #: Entries trimmed off a feed stay off: no replayed add or follow copy brings them back.
 TRIMMED_WRITE_TS = REMOVED_WRITE_TS - 1
 
+#: Every time fanout accepts (an event's ``time``, a record's timestamp) lies in
+#: [MIN_TIME_US, MAX_TIME_US]: from the epoch (follow-band timestamps stay above every add) to just
+#: below FOLLOW_BAND (an add never outranks a follow copy or an unfollow; the year 3111). Every
+#: value derived from such a time is valid: a datetime (years 1970..3111), a Cassandra write
+#: timestamp (int64) in its band.
+MIN_TIME_US = 0
+MAX_TIME_US = FOLLOW_BAND - 1
+
 
 class Activity(msgspec.Struct, frozen=True, omit_defaults=True):
     """One activity: ``actor`` did ``verb`` to ``object`` (optionally on ``target``)."""

@@ -2,7 +2,13 @@
 
 The types here are the source of ``schemas/*.json`` (``fanout schemas --write`` regenerates
 them; a test fails when they drift). Decoding never raises anything but ``InvalidEvent``,
-whose message names the field and the rule that was broken.
+whose message names the field and the rule that was broken, and ``reason`` says which kind of
+rule (``json``: not UTF-8 JSON; ``schema``; ``version``; ``oversize``: bytes or nesting depth).
+Hostile input included: invalid UTF-8 inside a string, JSON nested thousands of levels deep.
+
+A chunk message that decodes is one the store can write: its ids and feeds fit Cassandra's keys,
+its write timestamp lies in the band of its operation (``fanout.activity``), its activity time in
+[MIN_TIME_US, MAX_TIME_US]; so a forged or corrupted chunk is dead-lettered before any write.
 """
 
 from __future__ import annotations
@@ -13,12 +19,17 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .activity import Activity, derive_id, to_micros
+from .activity import FOLLOW_BAND, MAX_TIME_US, MIN_TIME_US, REMOVED_WRITE_TS, Activity, derive_id, to_micros
 from .errors import InvalidEvent, UnknownVersion
 
 VERSION = 1
 MAX_ID_BYTES = 256
 MAX_EXTRA_BYTES = 16 * 1024
+#: How deeply ``extra`` may nest (the object itself is level 1). Deeper JSON anywhere in a record
+#: is refused too, without ever reaching the interpreter's recursion limit.
+MAX_DEPTH = 32
+#: A feed id (``<kind>:<user>``) in a chunk message; Cassandra refuses partition keys over 64 KiB.
+MAX_FEED_BYTES = 1024
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
 
 Id = Annotated[
@@ -88,6 +99,10 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, max_bytes: in
         raise InvalidEvent(f"{what}: {exc}", reason="schema") from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent(f"{what} is not valid JSON: {exc}", reason="json") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"{what} is not valid JSON: a string is not UTF-8 ({exc.reason})", reason="json") from None
+    except RecursionError:
+        raise InvalidEvent(f"{what} is JSON nested deeper than {MAX_DEPTH} levels", reason="oversize") from None
     if message.v != VERSION:
         raise UnknownVersion(f"{what} has version {message.v}; this build reads version {VERSION}")
     return message
@@ -100,24 +115,51 @@ class _Versioned(msgspec.Struct):
 def _peek_version(data: bytes) -> Any:
     try:
         return msgspec.json.decode(data, type=_Versioned).v
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 
-def _check_id_bytes(message: msgspec.Struct, names: tuple[str, ...], what: str) -> None:
+def _check_id_bytes(message: msgspec.Struct, names: tuple[str, ...], what: str, at: str = "$") -> None:
     for name in names:
         value = getattr(message, name)
-        if value is not None and len(value.encode()) > MAX_ID_BYTES:
-            raise InvalidEvent(f"{what}: `$.{name}` is over {MAX_ID_BYTES} bytes of UTF-8", reason="oversize")
+        if value is None:
+            continue
+        if not value:
+            raise InvalidEvent(f"{what}: `{at}.{name}` is empty")
+        if len(value.encode()) > MAX_ID_BYTES:
+            raise InvalidEvent(f"{what}: `{at}.{name}` is over {MAX_ID_BYTES} bytes of UTF-8", reason="oversize")
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than ``limit`` levels (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if level > limit:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
+
+
+def _check_extra(extra: dict[str, Any] | None, what: str, at: str = "$") -> None:
+    if extra is None:
+        return
+    if _too_deep(extra, MAX_DEPTH):
+        raise InvalidEvent(f"{what}: `{at}.extra` is nested deeper than {MAX_DEPTH} levels", reason="oversize")
+    if len(_encoder.encode(extra)) > MAX_EXTRA_BYTES:
+        raise InvalidEvent(f"{what}: `{at}.extra` is over {MAX_EXTRA_BYTES} bytes as JSON", reason="oversize")
 
 
 def decode_activity_event(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> ActivityEvent:
     event: ActivityEvent = _decode(_activity_decoder, data, max_bytes, "activity event")
     _check_id_bytes(event, ("actor", "verb", "object", "target", "id"), "activity event")
-    if event.extra is not None and len(_encoder.encode(event.extra)) > MAX_EXTRA_BYTES:
-        raise InvalidEvent(
-            f"activity event: `$.extra` is over {MAX_EXTRA_BYTES} bytes as JSON", reason="oversize"
-        )
+    _check_extra(event.extra, "activity event")
     return event
 
 
@@ -130,8 +172,26 @@ def decode_follow_event(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_EVENT
 
 
 def decode_chunk(data: bytes | str, *, max_bytes: int = 16 * 1024 * 1024) -> ChunkMessage:
-    chunk: ChunkMessage = _decode(_chunk_decoder, data, max_bytes, "chunk message")
+    what = "chunk message"
+    chunk: ChunkMessage = _decode(_chunk_decoder, data, max_bytes, what)
+    activity = chunk.activity
+    _check_id_bytes(activity, ("id", "actor", "verb", "object", "target"), what, "$.activity")
+    _check_range(activity.ts, MIN_TIME_US, MAX_TIME_US, what, "$.activity.ts")
+    _check_extra(activity.extra, what, "$.activity")
+    for i, feed in enumerate(chunk.feeds):
+        if not feed:
+            raise InvalidEvent(f"{what}: `$.feeds[{i}]` is empty")
+        if len(feed.encode()) > MAX_FEED_BYTES:
+            raise InvalidEvent(f"{what}: `$.feeds[{i}]` is over {MAX_FEED_BYTES} bytes of UTF-8", reason="oversize")
+    # adds write in the add band (below every follow copy and unfollow), removes at most at REMOVED_WRITE_TS
+    highest = FOLLOW_BAND - 1 if chunk.op == "add" else REMOVED_WRITE_TS
+    _check_range(chunk.write_ts, 0, highest, what, f"$.write_ts` of an `{chunk.op}")
     return chunk
+
+
+def _check_range(value: int, low: int, high: int, what: str, at: str) -> None:
+    if not low <= value <= high:
+        raise InvalidEvent(f"{what}: `{at}` must lie in [{low}, {high}], not {value}")
 
 
 def activity_event(
@@ -146,7 +206,7 @@ def activity_event(
         merged = dict(event or {}, **fields)
         try:
             data = msgspec.json.encode(merged)
-        except (TypeError, msgspec.EncodeError) as exc:
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:  # UnicodeEncodeError is a ValueError
             raise InvalidEvent(f"activity event: {exc}") from None
     return decode_activity_event(data, max_bytes=max_bytes)
 
@@ -168,7 +228,7 @@ def follow_event(
         data["time"] = time
     try:
         raw = msgspec.json.encode(data)
-    except (TypeError, msgspec.EncodeError) as exc:
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
         raise InvalidEvent(f"follow event: {exc}") from None
     return decode_follow_event(raw, max_bytes=max_bytes)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fanout.activity import Activity, derive_id, from_micros, to_micros
+from fanout.activity import MAX_TIME_US, MIN_TIME_US, Activity, derive_id, from_micros, to_micros
 from fanout.codec import (
     ActivityEvent,
     ChunkMessage,
@@ -52,7 +52,8 @@ def test_follow_event_round_trip(follower, followee, op):  # type: ignore[no-unt
     assert decode_follow_event(encode(event)) == event
 
 
-@given(ts=st.integers(0, 2**60), feeds=st.lists(ids, max_size=20), op=st.sampled_from(["add", "remove"]))
+@given(ts=st.integers(MIN_TIME_US, MAX_TIME_US), feeds=st.lists(ids, max_size=20),
+       op=st.sampled_from(["add", "remove"]))
 def test_chunk_round_trip(ts, feeds, op):  # type: ignore[no-untyped-def]
     chunk = ChunkMessage(
         op=op, priority="low", feeds=feeds, write_ts=ts,
