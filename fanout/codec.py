@@ -40,7 +40,7 @@ Time = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a ti
 Version = Annotated[int, msgspec.Meta(ge=1, description="schema version; this build reads 1")]
 
 
-class ActivityEvent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+class ActivityEvent(msgspec.Struct, omit_defaults=True, kw_only=True):
     """An activity event (topic ``activities``, key = actor)."""
 
     actor: Id
@@ -54,7 +54,7 @@ class ActivityEvent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     v: Version = VERSION
 
 
-class FollowEvent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+class FollowEvent(msgspec.Struct, omit_defaults=True, kw_only=True):
     """A follow event (topic ``follows``, key = follower)."""
 
     follower: Id
@@ -64,7 +64,7 @@ class FollowEvent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
     v: Version = VERSION
 
 
-class ChunkMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class ChunkMessage(msgspec.Struct, kw_only=True):
     """Internal: one operation on up to ``chunk_size`` feeds (topics ``high`` and ``low``)."""
 
     op: Literal["add", "remove"]
@@ -93,9 +93,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, max_bytes: in
     try:
         message = decoder.decode(data)
     except msgspec.ValidationError as exc:
-        version = _peek_version(data)
-        if version is not None and version != VERSION:
-            raise UnknownVersion(f"{what} has version {version}; this build reads version {VERSION}") from None
+        _check_version(_peek_version(data), what)
         raise InvalidEvent(f"{what}: {exc}", reason="schema") from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent(f"{what} is not valid JSON: {exc}", reason="json") from None
@@ -103,9 +101,19 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, max_bytes: in
         raise InvalidEvent(f"{what} is not valid JSON: a string is not UTF-8 ({exc.reason})", reason="json") from None
     except RecursionError:
         raise InvalidEvent(f"{what} is JSON nested deeper than {MAX_DEPTH} levels", reason="oversize") from None
-    if message.v != VERSION:
-        raise UnknownVersion(f"{what} has version {message.v}; this build reads version {VERSION}")
+    _check_version(message.v, what)
     return message
+
+
+def _check_version(version: Any, what: str) -> None:
+    """A newer version than this build reads is ``UnknownVersion`` (re-drive it after upgrading)."""
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise InvalidEvent(f"{what}: `$.v` must be an integer (the schema version, {VERSION}), not {version!r:.40}")
+    if version > VERSION:
+        raise UnknownVersion(
+            f"{what} has version {version}; this build reads version {VERSION} "
+            "(upgrade fanout, then re-drive it: `fanout dead --redrive --reason version`)"
+        )
 
 
 class _Versioned(msgspec.Struct):
@@ -116,7 +124,7 @@ def _peek_version(data: bytes) -> Any:
     try:
         return msgspec.json.decode(data, type=_Versioned).v
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None
+        return VERSION  # not even an object: the schema error says what is wrong
 
 
 def _check_id_bytes(message: msgspec.Struct, names: tuple[str, ...], what: str, at: str = "$") -> None:
