@@ -41,11 +41,15 @@ Version = Annotated[int, msgspec.Meta(ge=1, description="schema version; this bu
 
 
 class ActivityEvent(msgspec.Struct, omit_defaults=True, kw_only=True):
-    """An activity event (topic ``activities``, key = actor)."""
+    """An activity event (topic ``activities``, key = actor).
+
+    An add needs ``verb`` and ``object``. A remove names its activity by ``id``, or by ``verb``,
+    ``object`` (``target``) and ``time``, which derive the id of the add (``removed_id``).
+    """
 
     actor: Id
-    verb: Id
-    object: Id
+    verb: Id | None = None
+    object: Id | None = None
     target: Id | None = None
     time: Time | None = None
     extra: dict[str, Any] | None = None
@@ -166,9 +170,24 @@ def _check_extra(extra: dict[str, Any] | None, what: str, at: str = "$") -> None
 
 def decode_activity_event(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> ActivityEvent:
     event: ActivityEvent = _decode(_activity_decoder, data, max_bytes, "activity event")
+    _check_shape(event)
     _check_id_bytes(event, ("actor", "verb", "object", "target", "id"), "activity event")
     _check_extra(event.extra, "activity event")
     return event
+
+
+REMOVE_NEEDS = "a remove needs `$.id`, or `$.verb`, `$.object` and `$.time` of the activity it removes"
+
+
+def _check_shape(event: ActivityEvent) -> None:
+    """The one rule of what an add and a remove need (the JSON Schema states it with if/then)."""
+    if event.op == "remove":
+        if event.id is None and (event.verb is None or event.object is None or event.time is None):
+            raise InvalidEvent(f"activity event: {REMOVE_NEEDS} (they derive its id)")
+        return
+    for name in ("verb", "object"):
+        if getattr(event, name) is None:
+            raise InvalidEvent(f"activity event: an add needs `$.{name}`")
 
 
 def decode_follow_event(data: bytes | str, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> FollowEvent:
@@ -221,9 +240,7 @@ def activity_event(
 
 def remove_event(activity_id: str, *, actor: str, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> ActivityEvent:
     """Build and validate the removal of activity ``activity_id`` by its ``actor``."""
-    return activity_event(
-        actor=actor, verb="remove", object=activity_id, id=activity_id, op="remove", max_bytes=max_bytes
-    )
+    return activity_event(actor=actor, id=activity_id, op="remove", max_bytes=max_bytes)
 
 
 def follow_event(
@@ -247,11 +264,13 @@ def validate_activity_event(event: ActivityEvent) -> ActivityEvent:
 
 
 def to_activity(event: ActivityEvent, accepted_ts: int) -> Activity:
-    """The activity an event describes; ``accepted_ts`` is its time when the event has none.
+    """The activity an add describes; ``accepted_ts`` is its time when the event has none.
 
     In the pipeline ``accepted_ts`` is the Kafka record's timestamp, so a replay derives the
     same time and the same id.
     """
+    if event.verb is None or event.object is None:
+        raise InvalidEvent("activity event: an add needs `$.verb` and `$.object`")
     ts = to_micros(event.time) if event.time is not None else accepted_ts
     activity_id = event.id or derive_id(event.actor, event.verb, event.object, event.target, ts)
     return Activity(
@@ -265,10 +284,36 @@ def to_activity(event: ActivityEvent, accepted_ts: int) -> Activity:
     )
 
 
+def removed_id(event: ActivityEvent) -> str:
+    """The id of the activity a remove names: its ``id``, or the id its content and time derive."""
+    if event.id is not None:
+        return event.id
+    if event.verb is None or event.object is None or event.time is None:
+        raise InvalidEvent(f"activity event: {REMOVE_NEEDS}")
+    return derive_id(event.actor, event.verb, event.object, event.target, to_micros(event.time))
+
+
+def activity_id(event: ActivityEvent, accepted_ts: int) -> str:
+    """The id of the activity an add or a remove is about (``accepted_ts``: as in ``to_activity``)."""
+    return removed_id(event) if event.op == "remove" else to_activity(event, accepted_ts).id
+
+
 SCHEMA_TYPES: dict[str, type[msgspec.Struct]] = {
     "activity.v1.json": ActivityEvent,
     "follow.v1.json": FollowEvent,
     "chunk.v1.json": ChunkMessage,
+}
+
+
+def _present(*names: str) -> dict[str, Any]:
+    return {"required": list(names), "properties": {name: {"not": {"type": "null"}} for name in names}}
+
+
+#: ``_check_shape`` as JSON Schema: what an add and a remove need.
+_ACTIVITY_RULE: dict[str, Any] = {
+    "if": {"properties": {"op": {"const": "remove"}}, "required": ["op"]},
+    "then": {"anyOf": [_present("id"), _present("verb", "object", "time")]},
+    "else": _present("verb", "object"),
 }
 
 
@@ -277,6 +322,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for filename, type_ in SCHEMA_TYPES.items():
         schema = msgspec.json.schema(type_)
+        if type_ is ActivityEvent:
+            schema["$defs"]["ActivityEvent"].update(_ACTIVITY_RULE)
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://fanout.dev/schemas/{filename}"
         out[filename] = schema

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity, derive_id, now_micros, to_micros
+from .activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity, now_micros, to_micros
 from .codec import (
     ActivityEvent,
     ChunkMessage,
@@ -21,6 +21,7 @@ from .codec import (
     activity_event,
     follow_event,
     remove_event,
+    removed_id,
     to_activity,
 )
 from .errors import ForeignActivity, InvalidEvent, UnknownActivity
@@ -136,11 +137,7 @@ class Fanout:
         return await self._fan(activity, "add", activity.ts, now)
 
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
-        activity_id = event.id
-        if activity_id is None:
-            if event.time is None:
-                raise InvalidEvent("remove event: give `$.id`, or `$.time` with the activity's content")
-            activity_id = derive_id(event.actor, event.verb, event.object, event.target, to_micros(event.time))
+        activity_id = removed_id(event)  # the codec's rule: `id`, or the add's content and time
         entry = await self.store.get_activity(activity_id)
         if entry is not None and entry.activity is not None and entry.activity.actor != event.actor:
             raise InvalidEvent(

@@ -11,8 +11,10 @@ Every event is validated with the wire codec before it is sent (``InvalidEvent``
 one, nothing sent), encoded as the JSON of ``schemas/*.v1.json`` and keyed by its actor
 (activities) or follower (follows), so one user's events stay in order.
 
-``send_*`` wait for the broker's acknowledgement; ``queue_*`` only enqueue (fast, for bulk
-loads) and ``flush()`` waits for everything queued.
+``send_*`` wait for the broker's acknowledgement and return where the event was stored (for an
+activity, also the id of the activity it adds or removes: given, or derived from its content and
+time, the record's timestamp when it has none, exactly as the planner derives it); ``queue_*``
+only enqueue (fast, for bulk loads) and ``flush()`` waits for everything queued.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from .codec import ActivityEvent, activity_event, encode, follow_event
+from .codec import ActivityEvent, activity_event, activity_id, encode, follow_event
 from .kafka import Acks, KafkaClients
 from .settings import Settings
 
@@ -34,6 +36,7 @@ class Delivery(NamedTuple):
     topic: str
     partition: int
     offset: int
+    activity_id: str | None = None  # the activity an activity event adds or removes (None: a follow)
 
 
 class Producer:
@@ -78,8 +81,12 @@ class Producer:
     async def send_activity(
         self, event: ActivityEvent | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> Delivery:
-        """Validate and send an activity event; return where the broker stored it."""
-        return await _delivered(await self.queue_activity(event, **fields))
+        """Validate and send an activity event; return where the broker stored it and the
+        activity's id."""
+        checked = self._check_activity(event, **fields)
+        meta = await (await self._send(self.activities_topic, checked.actor, encode(checked)))
+        accepted = meta.timestamp * 1000 if meta.timestamp is not None and meta.timestamp >= 0 else 0
+        return Delivery(meta.topic, meta.partition, meta.offset, activity_id(checked, accepted))
 
     async def send_follow(
         self, follower: str, followee: str, op: str = "follow", *, time: datetime | str | None = None
@@ -91,8 +98,14 @@ class Producer:
         self, event: ActivityEvent | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> asyncio.Future[Any]:
         """Validate and enqueue an activity event; ``flush()`` (or the future) waits for it."""
-        checked = activity_event(event, max_bytes=self.settings.max_event_bytes, **fields)
+        checked = self._check_activity(event, **fields)
         return await self._send(self.activities_topic, checked.actor, encode(checked))
+
+    def _check_activity(
+        self, event: ActivityEvent | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> ActivityEvent:
+        """The event as it will be sent, validated by the wire codec (``InvalidEvent`` if not)."""
+        return activity_event(event, max_bytes=self.settings.max_event_bytes, **fields)
 
     async def queue_follow(
         self, follower: str, followee: str, op: str = "follow", *, time: datetime | str | None = None
