@@ -15,12 +15,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
-from .activity import FOLLOW_BAND, MAX_TIME_US, MIN_TIME_US, REMOVED_WRITE_TS, Activity, derive_id, to_micros
+from .activity import (
+    FOLLOW_BAND,
+    MAX_TIME_US,
+    MIN_TIME_US,
+    REMOVED_WRITE_TS,
+    Activity,
+    derive_id,
+    from_micros,
+    now_micros,
+    to_micros,
+)
 from .errors import InvalidEvent, UnknownVersion
+from .settings import Settings
 
 VERSION = 1
 MAX_ID_BYTES = 256
@@ -282,6 +293,47 @@ def to_activity(event: ActivityEvent, accepted_ts: int) -> Activity:
         target=event.target,
         extra=event.extra,
     )
+
+
+def event_time_us(event: ActivityEvent | FollowEvent, accepted_us: int, settings: Settings) -> int:
+    """The time an add or a follow event takes effect at, in microseconds: its ``time``, else
+    ``accepted_us`` (the record timestamp; the clock in the eager mode and when producing).
+
+    Refused with reason ``time``: an accepted time outside [MIN_TIME_US, MAX_TIME_US], or a
+    ``time`` outside [accepted - ``max_past_days``, accepted + ``max_future_skew_seconds``] (and
+    that range). A replay decides the same: it has the same record timestamps.
+    """
+    what = "activity event" if isinstance(event, ActivityEvent) else "follow event"
+    if not MIN_TIME_US <= accepted_us <= MAX_TIME_US:
+        raise InvalidEvent(
+            f"{what}: accepted at {_show(accepted_us)} (the record timestamp), outside the times fanout "
+            f"handles, {_show(MIN_TIME_US)} to {_show(MAX_TIME_US)}", reason="time")
+    if event.time is None:
+        return accepted_us
+    ts = to_micros(event.time)
+    low = max(MIN_TIME_US, accepted_us - settings.max_past_days * 86_400_000_000)
+    high = min(MAX_TIME_US, accepted_us + settings.max_future_skew_seconds * 1_000_000)
+    if not low <= ts <= high:
+        raise InvalidEvent(
+            f"{what}: `$.time` {event.time.isoformat()} is outside {_show(low)} to {_show(high)}: at most "
+            f"FANOUT_MAX_PAST_DAYS={settings.max_past_days} before and FANOUT_MAX_FUTURE_SKEW_SECONDS="
+            f"{settings.max_future_skew_seconds} after {_show(accepted_us)}, when it was accepted", reason="time")
+    return ts
+
+
+E = TypeVar("E", ActivityEvent, FollowEvent)
+
+
+def check_event_time(event: E, settings: Settings) -> E:
+    """``event`` once its time passed ``event_time_us`` against the clock (at produce time the
+    record timestamp will be about now); a remove's time only derives an id and is not checked."""
+    if not (isinstance(event, ActivityEvent) and event.op == "remove"):
+        event_time_us(event, now_micros(), settings)
+    return event
+
+
+def _show(ts: int) -> str:
+    return from_micros(ts).isoformat() if MIN_TIME_US <= ts <= MAX_TIME_US else f"{ts} us since the epoch"
 
 
 def removed_id(event: ActivityEvent) -> str:

@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity, now_micros, to_micros
+from .activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity, now_micros
 from .codec import (
     ActivityEvent,
     ChunkMessage,
     FollowEvent,
     activity_event,
+    event_time_us,
     follow_event,
     remove_event,
     removed_id,
@@ -118,6 +119,7 @@ class Fanout:
         accepted = accepted_ts if accepted_ts is not None else now
         if event.op == "remove":
             return await self._plan_remove(event, accepted, now)
+        event_time_us(event, accepted, self.settings)  # refuses times out of range (reason "time")
         activity = to_activity(event, accepted)
         entry = await self.store.get_activity(activity.id)
         if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
@@ -200,7 +202,7 @@ class Fanout:
         return await self.handle_follow(_follow_event(follower, followee, "unfollow"), at)
 
     async def handle_follow(self, event: FollowEvent, accepted_ts: int | None = None) -> int:
-        at = to_micros(event.time) if event.time is not None else accepted_ts or now_micros()
+        at = event_time_us(event, accepted_ts if accepted_ts is not None else now_micros(), self.settings)
         if event.op == "follow":
             last = await self.store.last_active(event.follower)
             active_until = last + self._window if last else 0

@@ -25,7 +25,7 @@ from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from .codec import ActivityEvent, activity_event, activity_id, encode, follow_event
+from .codec import ActivityEvent, activity_event, activity_id, check_event_time, encode, follow_event
 from .kafka import Acks, KafkaClients
 from .settings import Settings
 
@@ -104,13 +104,16 @@ class Producer:
     def _check_activity(
         self, event: ActivityEvent | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> ActivityEvent:
-        """The event as it will be sent, validated by the wire codec (``InvalidEvent`` if not)."""
-        return activity_event(event, max_bytes=self.settings.max_event_bytes, **fields)
+        """The event as it will be sent, validated by the wire codec (``InvalidEvent`` if not),
+        its time checked against the clock (the record timestamp will be about now)."""
+        return check_event_time(activity_event(event, max_bytes=self.settings.max_event_bytes, **fields),
+                                self.settings)
 
     async def queue_follow(
         self, follower: str, followee: str, op: str = "follow", *, time: datetime | str | None = None
     ) -> asyncio.Future[Any]:
-        checked = follow_event(follower, followee, op, time=time, max_bytes=self.settings.max_event_bytes)
+        checked = check_event_time(
+            follow_event(follower, followee, op, time=time, max_bytes=self.settings.max_event_bytes), self.settings)
         return await self._send(self.follows_topic, checked.follower, encode(checked))
 
     async def flush(self) -> None:

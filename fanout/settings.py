@@ -78,6 +78,10 @@ class Settings:
 
     # limits of the wire contract
     max_event_bytes: int = 64 * 1024
+    # an event's `time` lies within [accepted - max_past_days, accepted + max_future_skew_seconds],
+    # accepted = the Kafka record timestamp (the clock in the eager mode and when producing)
+    max_future_skew_seconds: int = 600  # clocks of producers may run a little fast; 10 min at the top at most
+    max_past_days: int = 3650  # backfills and imports of up to 10 years of history
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -104,6 +108,8 @@ class Settings:
             raise ConfigError("FANOUT_MAX_LENGTH and FANOUT_TRIM_EVERY must be >= 1")
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
+        if self.max_future_skew_seconds < 0 or self.max_past_days < 0:
+            raise ConfigError("FANOUT_MAX_FUTURE_SKEW_SECONDS and FANOUT_MAX_PAST_DAYS must be >= 0")
         self._validate_kafka_security()
         return self
 

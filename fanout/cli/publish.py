@@ -60,15 +60,20 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 async def _publish_async(
     args: argparse.Namespace, settings: Settings, lines: tuple[IO[bytes], int | None] | None
 ) -> int:
+    from fanout.codec import check_event_time, follow_event
     from fanout.producer import Producer
 
-    event = None if lines is not None or args.follow or args.unfollow else _event_from_flags(args, settings)
+    # validated before anything connects to Kafka: a refused event is exit 2 with nothing sent
+    follow = None
+    if args.follow or args.unfollow:
+        op = "follow" if args.follow else "unfollow"
+        follower, followee = args.follow or args.unfollow
+        follow = check_event_time(follow_event(follower, followee, op, time=args.time), settings)
+    event = None if lines is not None or follow is not None else _event_from_flags(args, settings)
     async with Producer(settings) as producer:
-        if args.follow or args.unfollow:
-            follower, followee = args.follow or args.unfollow
-            op = "follow" if args.follow else "unfollow"
-            where = await producer.send_follow(follower, followee, op, time=args.time)
-            print(f"{op} {follower} -> {followee}: {where.topic}[{where.partition}]@{where.offset}")
+        if follow is not None:
+            where = await producer.send_follow(follow.follower, follow.followee, follow.op, time=follow.time)
+            print(f"{follow.op} {follower} -> {followee}: {where.topic}[{where.partition}]@{where.offset}")
             return 0
         if lines is not None:
             return await _publish_lines(producer, *lines)
@@ -81,7 +86,7 @@ async def _publish_async(
 def _event_from_flags(args: argparse.Namespace, settings: Settings) -> Any:
     """The activity event the flags describe, validated before anything connects to Kafka: the
     codec's rules (a remove needs --id, or --verb, --object and --time) fail with exit 2."""
-    from fanout.codec import activity_event
+    from fanout.codec import activity_event, check_event_time
 
     fields: dict[str, Any] = {
         k: getattr(args, k) for k in ("actor", "verb", "object", "target", "id", "op", "time")
@@ -95,7 +100,7 @@ def _event_from_flags(args: argparse.Namespace, settings: Settings) -> Any:
     if "actor" not in fields:
         raise InvalidEvent("fanout publish: give --actor (with --verb and --object, or --op remove and --id), "
                            "or --follow/--unfollow/--file")
-    return activity_event(fields, max_bytes=settings.max_event_bytes)
+    return check_event_time(activity_event(fields, max_bytes=settings.max_event_bytes), settings)
 
 
 def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -159,7 +159,7 @@ async def test_producers_validate_key_and_report_lag() -> None:
                 await producer.send_activity(verb="pin", object="o1")
         with SyncProducer(settings) as sync:
             sync.send_activity({"actor": "ann", "verb": "pin", "object": "o2", "id": "s-1"})
-            sync.send_follow("fan", "ann", "unfollow", time="2030-01-01T00:00:00Z")
+            sync.send_follow("fan", "ann", "unfollow", time=datetime.now(UTC) + timedelta(seconds=60))
         planner_group = group_id(settings.topic_prefix, "planner")
         assert (await lags(settings))[planner_group] == (0, 2)  # nothing consumed yet
         agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
