@@ -15,12 +15,13 @@ from typing import Any
 
 from fanout.codec import decode_follow_event
 from fanout.core import Fanout
-from fanout.errors import InvalidEvent
+from fanout.errors import InvalidEvent, StoreError
 from fanout.settings import Settings
 from fanout.store import Store
 
 from . import group_id, metrics
 from .base import Agent, Batch, each_partition, record_time_us, retry_store
+from .poison import tied_to_record
 
 
 class FollowsAgent(Agent):
@@ -51,5 +52,8 @@ class FollowsAgent(Agent):
                 await retry_store(self.role, partial(self.fanout.handle_follow, event, accepted_ts=accepted))
             except InvalidEvent as exc:
                 await self.dead.send(record, exc)
+                continue
+            except StoreError as exc:  # dead-lettered when tied to this record, else raised
+                await self.dead.send(record, await tied_to_record(self.fanout.store, exc))
                 continue
             metrics.EVENTS.labels(self.role, "ok").inc()

@@ -23,13 +23,14 @@ from typing import Any
 
 from fanout.codec import ChunkMessage, decode_activity_event, encode
 from fanout.core import Fanout
-from fanout.errors import InvalidEvent
+from fanout.errors import InvalidEvent, StoreError
 from fanout.kafka import Acks
 from fanout.settings import Settings
 from fanout.store import Store
 
 from . import group_id, metrics
 from .base import Agent, Batch, each_partition, record_time_us, retry_store
+from .poison import tied_to_record
 
 
 class KafkaChunkSink:
@@ -87,5 +88,8 @@ class PlannerAgent(Agent):
             await retry_store(self.role, partial(self.fanout.handle_activity, event, accepted_ts=accepted))
         except InvalidEvent as exc:
             await self.dead.send(record, exc)
+            return
+        except StoreError as exc:  # dead-lettered when tied to this record, else raised
+            await self.dead.send(record, await tied_to_record(self.store, exc))
             return
         metrics.EVENTS.labels(self.role, "ok").inc()
