@@ -1,0 +1,119 @@
+"""``fanout dead``: dead letters listed with their reasons and re-driven once their cause is fixed.
+
+Events refused for a cause an operator can fix (times beyond ``FANOUT_MAX_FUTURE_SKEW_SECONDS``)
+are re-driven after the setting is raised: they land, with the activity id a first success would
+have given. Each dead letter is re-driven once, whatever the filters of later runs; a re-driven
+record that fails again is a new dead letter. Chunk dead letters go back to their chunk topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from fanout.activity import derive_id, to_micros
+from fanout.agents.supervisor import settings_env
+from fanout.settings import Settings
+from tests.integration.pipeline_helpers import (
+    InProcess,
+    feed_ids,
+    pipeline,
+    pipeline_settings,
+    produce_raw,
+    read_topic,
+    wait_drained,
+)
+
+pytestmark = pytest.mark.integration
+
+SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)  # beyond the default 600 s skew
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings_env(settings)}
+    return subprocess.run([sys.executable, "-m", "fanout", "dead", *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+async def _dead(settings: Settings, *args: str) -> str:
+    done = await asyncio.to_thread(_cli, settings, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def _listed(settings: Settings, *args: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (await _dead(settings, "--json", *args)).splitlines()]
+
+
+async def _run_agents(settings: Settings, store: Any) -> None:
+    agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
+              InProcess(settings, store, "writer", "high"), InProcess(settings, store, "writer", "low")]
+    try:
+        await wait_drained(settings, within=60)
+    finally:
+        for agent in agents:
+            await agent.close()
+
+
+async def test_dead_letters_are_listed_and_redriven_once_when_fixed() -> None:
+    settings = pipeline_settings()
+    async with pipeline(settings) as store:
+        await store.set_follow("fan", "ann", True, 1)
+        chunk = {"op": "add", "priority": "high", "feeds": ["timeline:direct"], "write_ts": 1, "v": 2,
+                 "activity": {"id": "c2", "actor": "ann", "verb": "pin", "object": "o", "ts": 1}}
+        early = await produce_raw(settings, "activities", [
+            (b"ann", json.dumps({"actor": "ann", "verb": "pin", "object": "soon", "time": SOON.isoformat()}).encode()),
+            (b"ann", json.dumps({"actor": "ann", "verb": "pin", "object": "v2", "v": 2}).encode()),
+            (b"ann", json.dumps({"actor": "ann", "verb": "pin", "object": "fine", "id": "ok"}).encode()),
+        ])
+        await produce_raw(settings, "follows", [
+            (b"z", json.dumps({"follower": "z", "followee": "ann", "time": SOON.isoformat()}).encode())])
+        await produce_raw(settings, "high", [(b"timeline:direct", json.dumps(chunk).encode())])
+        await _run_agents(settings, store)
+        assert await feed_ids(store, "timeline:fan") == ["ok"]
+
+        listed = await _listed(settings)
+        assert sorted((d["agent"], d["reason"]) for d in listed) == [
+            ("follows", "time"), ("planner", "time"), ("planner", "version"), ("writer-high", "version")]
+        assert [d["agent"] for d in await _listed(settings, "--reason", "time", "--agent", "planner")] == ["planner"]
+        assert await _listed(settings, "--since", "1h", "--until", "2000-01-01T00:00:00Z") == []
+        assert len(await _listed(settings, "--since", "1h")) == 4
+        table = await _dead(settings)
+        assert "version" in table and "time" in table
+
+        # the cause of the `time` ones is fixed: the skew allowed is raised
+        fixed = settings.replace(max_future_skew_seconds=3 * 3600)
+        assert "would re-drive 2" in await _dead(fixed, "--redrive", "--reason", "time", "--dry-run")
+        assert "re-drove 2 dead letter(s)" in await _dead(fixed, "--redrive", "--reason", "time")
+        assert "re-drove 0 dead letter(s) to their source topics (already re-driven: 2" in await _dead(
+            fixed, "--redrive", "--reason", "time")
+        await _run_agents(fixed, store)
+        soon_id = derive_id("ann", "pin", "soon", None, to_micros(SOON))
+        assert await feed_ids(store, "timeline:fan") == [soon_id, "ok"]
+        assert await store.following("z") == ["ann"]
+        assert await feed_ids(store, "timeline:z") == [soon_id, "ok"]
+        redriven = (await read_topic(settings, "activities", expected=4))[3]
+        assert redriven.value == json.dumps(
+            {"actor": "ann", "verb": "pin", "object": "soon", "time": SOON.isoformat()}).encode()
+        assert redriven.timestamp == early[0].timestamp and redriven.key == b"ann"  # same record time, same id
+        assert dict(redriven.headers)["fanout-redriven-from"].startswith(settings.topic("dead").encode())
+
+        # the `version` ones fail again (no upgrade here): each becomes a new dead letter, re-driven once
+        assert "re-drove 2 dead letter(s)" in await _dead(fixed, "--redrive")
+        await _run_agents(fixed, store)
+        again = await _listed(fixed)
+        assert sorted((d["reason"], d["redriven"]) for d in again) == [
+            ("time", True), ("time", True), ("version", False), ("version", False),
+            ("version", True), ("version", True)]
+        assert {d["source"].split("[")[0] for d in again if not d["redriven"]} == {
+            settings.topic("activities"), settings.topic("high")}  # the chunk went back to its chunk topic
+        assert "re-drove 2 dead letter(s)" in await _dead(fixed, "--redrive")
+        assert "re-drove 0" in await _dead(fixed, "--redrive")
+        assert await feed_ids(store, "timeline:direct") == []
