@@ -4,6 +4,7 @@
     pipeline  topics create|check, worker ROLE
     publish   publish
     read      feed, lag
+    dead      dead [--redrive]
     replay    replay, rebuild
 
 Each module has ``register(subparsers)``; every command is ``func(args, settings) -> exit code``.
@@ -22,9 +23,9 @@ from fanout._version import __version__
 from fanout.errors import FanoutError
 from fanout.settings import Settings
 
-from . import basic, pipeline, publish, read, replay
+from . import basic, dead, pipeline, publish, read, replay
 
-_COMMAND_MODULES = (basic, pipeline, publish, read, replay)
+_COMMAND_MODULES = (basic, pipeline, publish, read, replay, dead)
 
 
 def build_parser() -> argparse.ArgumentParser:
