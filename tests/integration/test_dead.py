@@ -117,3 +117,32 @@ async def test_dead_letters_are_listed_and_redriven_once_when_fixed() -> None:
         assert "re-drove 2 dead letter(s)" in await _dead(fixed, "--redrive")
         assert "re-drove 0" in await _dead(fixed, "--redrive")
         assert await feed_ids(store, "timeline:direct") == []
+
+
+def _publish(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings_env(settings)}
+    return subprocess.run([sys.executable, "-m", "fanout", "publish", *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+async def test_publish_prints_the_id_the_planner_derives_and_removes_by_id() -> None:
+    settings = pipeline_settings()
+    async with pipeline(settings) as store:
+        await store.set_follow("fan", "ann", True, 1)
+        added = await asyncio.to_thread(_publish, settings, "--actor", "ann", "--verb", "pin", "--object", "o1")
+        assert added.returncode == 0, added.stderr
+        assert added.stdout.startswith("add activity ")
+        derived = added.stdout.split()[2].rstrip(":")
+        await _run_agents(settings, store)
+        assert await feed_ids(store, "timeline:fan") == [derived]  # no time: derived from the record time
+
+        trap = await asyncio.to_thread(_publish, settings, "--actor", "ann", "--verb", "pin", "--object", "o1",
+                                       "--op", "remove")
+        assert trap.returncode == 2 and "a remove needs `$.id`" in trap.stderr
+        removed = await asyncio.to_thread(_publish, settings, "--actor", "ann", "--op", "remove", "--id", derived)
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.startswith(f"remove activity {derived}:")
+        await _run_agents(settings, store)
+        assert await feed_ids(store, "timeline:fan") == []
+        assert await feed_ids(store, "user:ann") == []
+        assert len(await read_topic(settings, "activities", expected=2)) == 2  # the trap sent nothing
