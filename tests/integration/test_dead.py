@@ -10,25 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from fanout.activity import derive_id, to_micros
-from fanout.agents.supervisor import settings_env
 from fanout.settings import Settings
 from tests.integration.pipeline_helpers import (
-    InProcess,
+    drain_all,
     feed_ids,
     pipeline,
     pipeline_settings,
     produce_raw,
     read_topic,
-    wait_drained,
+    run_cli,
 )
 
 pytestmark = pytest.mark.integration
@@ -36,30 +32,14 @@ pytestmark = pytest.mark.integration
 SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)  # beyond the default 600 s skew
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_env(settings)}
-    return subprocess.run([sys.executable, "-m", "fanout", "dead", *args], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
-
-
 async def _dead(settings: Settings, *args: str) -> str:
-    done = await asyncio.to_thread(_cli, settings, *args)
+    done = await asyncio.to_thread(run_cli, settings, "dead", *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 async def _listed(settings: Settings, *args: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (await _dead(settings, "--json", *args)).splitlines()]
-
-
-async def _run_agents(settings: Settings, store: Any) -> None:
-    agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
-              InProcess(settings, store, "writer", "high"), InProcess(settings, store, "writer", "low")]
-    try:
-        await wait_drained(settings, within=60)
-    finally:
-        for agent in agents:
-            await agent.close()
 
 
 async def test_dead_letters_are_listed_and_redriven_once_when_fixed() -> None:
@@ -76,7 +56,7 @@ async def test_dead_letters_are_listed_and_redriven_once_when_fixed() -> None:
         await produce_raw(settings, "follows", [
             (b"z", json.dumps({"follower": "z", "followee": "ann", "time": SOON.isoformat()}).encode())])
         await produce_raw(settings, "high", [(b"timeline:direct", json.dumps(chunk).encode())])
-        await _run_agents(settings, store)
+        await drain_all(settings, store)
         assert await feed_ids(store, "timeline:fan") == ["ok"]
 
         listed = await _listed(settings)
@@ -94,7 +74,7 @@ async def test_dead_letters_are_listed_and_redriven_once_when_fixed() -> None:
         assert "re-drove 2 dead letter(s)" in await _dead(fixed, "--redrive", "--reason", "time")
         assert "re-drove 0 dead letter(s) to their source topics (already re-driven: 2" in await _dead(
             fixed, "--redrive", "--reason", "time")
-        await _run_agents(fixed, store)
+        await drain_all(fixed, store)
         soon_id = derive_id("ann", "pin", "soon", None, to_micros(SOON))
         assert await feed_ids(store, "timeline:fan") == [soon_id, "ok"]
         assert await store.following("z") == ["ann"]
@@ -107,7 +87,7 @@ async def test_dead_letters_are_listed_and_redriven_once_when_fixed() -> None:
 
         # the `version` ones fail again (no upgrade here): each becomes a new dead letter, re-driven once
         assert "re-drove 2 dead letter(s)" in await _dead(fixed, "--redrive")
-        await _run_agents(fixed, store)
+        await drain_all(fixed, store)
         again = await _listed(fixed)
         assert sorted((d["reason"], d["redriven"]) for d in again) == [
             ("time", True), ("time", True), ("version", False), ("version", False),
@@ -119,30 +99,25 @@ async def test_dead_letters_are_listed_and_redriven_once_when_fixed() -> None:
         assert await feed_ids(store, "timeline:direct") == []
 
 
-def _publish(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_env(settings)}
-    return subprocess.run([sys.executable, "-m", "fanout", "publish", *args], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
-
-
 async def test_publish_prints_the_id_the_planner_derives_and_removes_by_id() -> None:
     settings = pipeline_settings()
     async with pipeline(settings) as store:
         await store.set_follow("fan", "ann", True, 1)
-        added = await asyncio.to_thread(_publish, settings, "--actor", "ann", "--verb", "pin", "--object", "o1")
+        pin = ("publish", "--actor", "ann", "--verb", "pin", "--object", "o1")
+        added = await asyncio.to_thread(run_cli, settings, *pin)
         assert added.returncode == 0, added.stderr
         assert added.stdout.startswith("add activity ")
         derived = added.stdout.split()[2].rstrip(":")
-        await _run_agents(settings, store)
+        await drain_all(settings, store)
         assert await feed_ids(store, "timeline:fan") == [derived]  # no time: derived from the record time
 
-        trap = await asyncio.to_thread(_publish, settings, "--actor", "ann", "--verb", "pin", "--object", "o1",
-                                       "--op", "remove")
+        trap = await asyncio.to_thread(run_cli, settings, *pin, "--op", "remove")
         assert trap.returncode == 2 and "a remove needs `$.id`" in trap.stderr
-        removed = await asyncio.to_thread(_publish, settings, "--actor", "ann", "--op", "remove", "--id", derived)
+        by_id = ("publish", "--actor", "ann", "--op", "remove", "--id", derived)
+        removed = await asyncio.to_thread(run_cli, settings, *by_id)
         assert removed.returncode == 0, removed.stderr
         assert removed.stdout.startswith(f"remove activity {derived}:")
-        await _run_agents(settings, store)
+        await drain_all(settings, store)
         assert await feed_ids(store, "timeline:fan") == []
         assert await feed_ids(store, "user:ann") == []
         assert len(await read_topic(settings, "activities", expected=2)) == 2  # the trap sent nothing

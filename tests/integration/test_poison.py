@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from fanout.activity import to_micros
-from fanout.agents.supervisor import settings_env
 from fanout.settings import Settings
 from tests.integration.pipeline_helpers import (
     InProcess,
@@ -29,6 +25,8 @@ from tests.integration.pipeline_helpers import (
     pipeline_settings,
     produce_raw,
     read_topic,
+    record_headers,
+    run_cli,
     wait_drained,
 )
 
@@ -107,10 +105,6 @@ async def _drained_or_crashed(settings: Settings, agents: list[InProcess], withi
         drained.cancel()
 
 
-def _headers(record: Any) -> dict[str, str]:
-    return {k: v.decode() for k, v in record.headers}
-
-
 async def test_poison_records_are_dead_lettered_and_the_agents_keep_going() -> None:
     settings = pipeline_settings()
     async with pipeline(settings) as store:
@@ -146,7 +140,7 @@ async def test_poison_records_are_dead_lettered_and_the_agents_keep_going() -> N
             dead = await read_topic(settings, "dead", expected=len(expected))
             assert len(dead) == len(expected)
             by_source = {(h["fanout-source-topic"], int(h["fanout-source-offset"])): (h, r)
-                         for r in dead for h in [_headers(r)]}
+                         for r in dead for h in [record_headers(r)]}
             for topic, offset, name, reason, value in expected:
                 headers, record = by_source[(topic, offset)]
                 assert headers["fanout-reason"] == reason, (name, headers)
@@ -161,10 +155,7 @@ async def test_poison_records_are_dead_lettered_and_the_agents_keep_going() -> N
             for a in agents:
                 await a.close()
 
-        env = {**os.environ, **settings_env(settings)}
         for user in ("fan", "z"):
-            read = await asyncio.to_thread(
-                subprocess.run, [sys.executable, "-m", "fanout", "feed", user, "--json"], env=env,
-                capture_output=True, text=True, timeout=60, check=False)
+            read = await asyncio.to_thread(run_cli, settings, "feed", user, "--json")
             assert read.returncode == 0, read.stderr
             assert [json.loads(line)["id"] for line in read.stdout.splitlines()] == ["ok-2", "ok-compat", "ok-1"]
