@@ -135,10 +135,11 @@ async def read_dead_letters(settings: Settings, *, within: float = 60.0) -> list
                 records.extend(r for r in batch if r.offset < ends[tp])
     finally:
         await consumer.stop()
-    return _letters(records)
+    return dead_letters_of(records)
 
 
-def _letters(records: Iterable[Any]) -> list[DeadLetter]:
+def dead_letters_of(records: Iterable[Any]) -> list[DeadLetter]:
+    """The dead letters among the dead topic's records, oldest first, re-driven ones marked."""
     marked: set[tuple[int, int]] = set()
     letters: list[DeadLetter] = []
     for record in records:
