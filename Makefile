@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+CHAOS_ARGS ?=
 
-.PHONY: help install run up down status clean-data test test-unit test-integration lint typecheck format schemas bench clean
+.PHONY: help install run up down status clean-data test test-unit test-integration chaos lint typecheck format schemas bench clean
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -36,11 +37,15 @@ status: ## show whether the servers run, their pids and memory
 clean-data: ## stop the servers and wipe their data (keeps the downloaded jars)
 	bash scripts/services.sh clean-data
 
-test: $(STAMP) lint up ## lint, then all tests: unit, contract (memory + Cassandra), integration (real Kafka + Cassandra)
+test: $(STAMP) lint up ## lint, then all tests: unit, contract, integration (real Kafka + Cassandra), then the chaos slice
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m chaos tests/chaos $(PYTEST_ARGS)
 
 test-unit: $(STAMP) ## the tests that need no server
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+chaos: $(STAMP) up ## the chaos suite at full size: kill storm, server restarts, fuzz, membership, supervisor
+	FANOUT_CHAOS_SCALE=full $(BIN)/python -m pytest -m chaos tests/chaos $(CHAOS_ARGS)
 
 lint: $(STAMP) ## ruff, mypy --strict on every Python folder, import-linter (layers point down, no cycles)
 	$(BIN)/ruff check fanout agents schemas tests benchmarks scripts
