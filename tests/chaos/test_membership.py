@@ -19,7 +19,7 @@ from .report import Summaries
 from .rows import read_rows, summarize
 from .scale import Scale
 from .stack import Stack
-from .workload import celebrity_graph, celebrity_posts
+from .workload import celebrity_graph, celebrity_posts, celebrity_unfollows
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -48,6 +48,7 @@ async def test_membership_changes_mid_fanout(
                       fleet.add("writer-high-c", "writer", "--priority", "high"),
                       fleet.add("writer-low-b", "writer", "--priority", "low")]
             await produce(producer, model, celebrity_posts(rng, scale.member_posts - half, first=half), seconds=5)
+            await produce(producer, model, celebrity_unfollows(rng, scale.member_followers))
             await asyncio.sleep(2)
             high_a.retired = True
             left = await high_a.kill(signal.SIGTERM)

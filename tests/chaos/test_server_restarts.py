@@ -22,7 +22,7 @@ from .rows import read_rows, summarize
 from .scale import Scale
 from .servers import Servers
 from .stack import Stack
-from .workload import celebrity_graph, celebrity_posts
+from .workload import celebrity_graph, celebrity_posts, celebrity_unfollows
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -63,6 +63,7 @@ async def test_server_restart_mid_fanout(
             await produce(producer, model, celebrity_graph(rng, scale.restart_followers))
             await wait_drained(stack.prefix, scale.drain_seconds, alive=alive)
             await produce(producer, model, celebrity_posts(rng, scale.restart_posts))
+            await produce(producer, model, celebrity_unfollows(rng, scale.restart_followers))
         await _mid_fanout(stack.prefix)
         before = fleet.lines()
         down = await servers.stop(server)

@@ -99,6 +99,7 @@ class Social:
     users: list[str] = field(init=False)
     authors: list[str] = field(init=False)
     prolific: list[str] = field(init=False)
+    followed: dict[str, list[tuple[float, str]]] = field(init=False, default_factory=dict)  # -> [(pos, follower)]
 
     def __post_init__(self) -> None:
         self.users = [f"u{i}" if i % 7 else f"ü{i}" for i in range(self.scale.users)]
@@ -113,16 +114,16 @@ class Social:
             timeline.append((position, plan))
 
         limit = self.scale.follow_limit
-        for actor in self.authors:
-            lo, hi = self.scale.adds_per_author
-            self._posts(at, actor, rng.randint(lo, min(hi, limit - 4)))
-        for actor in self.prolific:
-            self._posts(at, actor, limit + 20, flavour="id+time", remove_rate=0.1)
         for follower in self.users:
             lo, hi = self.scale.follows_per_user
             followees = {self.authors[0], *rng.sample(self.authors, rng.randint(lo, min(hi, len(self.authors))))}
             for followee in sorted(followees - {follower}):
                 self._edge(at, follower, followee)
+        for actor in self.authors:
+            lo, hi = self.scale.adds_per_author
+            self._posts(at, actor, rng.randint(lo, min(hi, limit - 4)))
+        for actor in self.prolific:
+            self._posts(at, actor, limit + 20, flavour="id+time", remove_rate=0.1)
         timeline.sort(key=lambda item: item[0])
         return [plan for _, plan in timeline]
 
@@ -143,10 +144,23 @@ class Social:
                                                            "op": "remove", "id": f"{actor}/never"}))
 
     def _remove(self, at: Any, add: dict[str, Any], p: float) -> None:
+        """A remove of ``add`` (at position ``p``): later; before it; racing it (right after it, under
+        another key: the same planner batch, another partition); or right after an unfollow of one
+        of the author's followers, while the add's chunks are still on their way."""
         rng = self.rng
+        actor = add["actor"]
         doc = removal(rng, add)
-        key = add["actor"] if rng.random() < 0.75 else rng.choice(self.users)  # under another key
-        q = rng.random() * p if rng.random() < 0.25 else p + rng.random() * (1 - p)  # before its add
+        shape = rng.choices(("later", "before", "racing", "doomed"), weights=(35, 20, 25, 20))[0]
+        key = actor if shape in ("later", "doomed") or rng.random() < 0.5 else rng.choice(self.users)
+        q = rng.random() * p if shape == "before" else p + rng.random() * (1 - p)
+        earlier = [f for pos, f in self.followed.get(actor, []) if pos < p]
+        if shape == "racing":
+            key, q = rng.choice([u for u in self.users if u != actor]), p + 1e-9
+        elif shape == "doomed" and earlier:
+            follower = rng.choice(earlier)
+            at(p + 1e-9, Planned("follows", follower, {"follower": follower, "followee": actor, "op": "unfollow"},
+                                 stamp=True))
+            q = p + 2e-9
         at(q, Planned("activities", key, doc))
         if rng.random() < 0.15:
             at(q + rng.random() * (1 - q), Planned("activities", key, doc))  # twice
@@ -160,6 +174,7 @@ class Social:
 
         p = rng.random()
         at(p, event("follow"))
+        self.followed.setdefault(followee, []).append((p, follower))
         if rng.random() < 0.05:
             at(p + rng.random() * (1 - p), event("follow"))  # a duplicate
         if rng.random() < 0.15:
@@ -197,12 +212,20 @@ def celebrity_graph(rng: random.Random, followers: int, *, active: float = 0.3) 
 
 
 def celebrity_posts(rng: random.Random, count: int, *, first: int = 0, removes: float = 0.1) -> list[Planned]:
-    """``count`` posts of ``celeb`` (ids ``celeb/a<n>``), some removed again right after."""
+    """``count`` posts of ``celeb`` (ids ``celeb/a<n>``), some removed again right after (half of
+    those under another key: the planner handles the pair concurrently)."""
     now = int(time.time() * 1_000_000)
     out: list[Planned] = []
     for n in range(first, first + count):
         doc = activity(rng, "celeb", n, now, flavour="id+time")
         out.append(Planned("activities", "celeb", doc))
         if rng.random() < removes:
-            out.append(Planned("activities", "celeb", removal(rng, doc)))
+            out.append(Planned("activities", rng.choice(("celeb", f"f{n}")), removal(rng, doc)))
     return out
+
+
+def celebrity_unfollows(rng: random.Random, followers: int, share: float = 0.05) -> list[Planned]:
+    """Some followers unfollow ``celeb`` while its posts' chunks are still on their way (their
+    timelines must end with none of them, removed or not)."""
+    users = [f"f{i}" for i in range(followers) if rng.random() < share]
+    return [Planned("follows", u, {"follower": u, "followee": "celeb", "op": "unfollow"}, stamp=True) for u in users]
