@@ -52,8 +52,15 @@ class Clock:
         return self.last
 
 
+#: Records at least this large go through a producer of their own: when the broker refuses a record
+#: (over its message size limit), aiokafka's idempotent producer fails every later record of that
+#: partition with OutOfOrderSequenceNumber.
+LARGE = 900_000
+
+
 class Producer:
-    """A bare aiokafka producer (acks=all, idempotent), as a service in another language would run."""
+    """A bare aiokafka producer (acks=all, idempotent), as a service in another language would run;
+    records over ``LARGE`` bytes are sent one at a time by a plain (not idempotent) one."""
 
     def __init__(self, prefix: str, *, max_request_size: int = 4 * 1024 * 1024) -> None:
         self.prefix = prefix
@@ -62,13 +69,16 @@ class Producer:
             bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True,
             max_request_size=max_request_size, request_timeout_ms=30_000,
         )
+        self.large = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", max_request_size=max_request_size)
 
     async def __aenter__(self) -> Producer:
         await self.producer.start()
+        await self.large.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.producer.stop()
+        await self.large.stop()
 
     async def send_many(self, records: Iterable[tuple[str, bytes | None, Value]]) -> list[Sent]:
         """Produce (topic, key, value) records in order; wait for every acknowledgement. A value may be
@@ -77,8 +87,11 @@ class Producer:
         for topic, key, make in records:
             ts = self.clock.next()
             value = make(ts) if callable(make) else make
+            client = self.large if value is not None and len(value) >= LARGE else self.producer
             try:
-                future = await self.producer.send(f"{self.prefix}{topic}", value=value, key=key, timestamp_ms=ts)
+                future = await client.send(f"{self.prefix}{topic}", value=value, key=key, timestamp_ms=ts)
+                if client is self.large:
+                    await asyncio.wait([future])
             except KafkaError as exc:  # refused by the client before sending (e.g. over max_request_size)
                 future = exc
             pending.append((topic, key, value, ts, future))
