@@ -46,25 +46,18 @@ def crash_guard(fleet: Fleet) -> Callable[[], Awaitable[None]]:
 
 
 class KillStorm:
-    """SIGKILLs of every role at random moments: each role's agents are killed one at a time
-    after a random pause (short pauses hit start-up and the rebalance that follows a restart,
-    longer ones hit fetch, write and commit), then restarted after 0-3 s. Runs until every role
-    has ``quota`` kills and ``finish()`` was called."""
+    """``quota`` SIGKILLs of each role at random moments: each role's agents are killed one at a
+    time after a random pause (about ``mean_gap`` s; short pauses hit start-up and the rebalance
+    that follows a restart, longer ones fetch, write and commit), each restarted after 0-3 s."""
 
     def __init__(self, fleet: Fleet, rng: random.Random, roles: Sequence[str], quota: int, mean_gap: float) -> None:
         self.fleet = fleet
         self.rng = rng
-        self.roles = roles
         self.quota = quota
         self.mean_gap = mean_gap
-        self.finishing = asyncio.Event()
         self.task = asyncio.ensure_future(asyncio.gather(*(self._role(r) for r in roles)))
 
-    def finish(self) -> None:
-        self.finishing.set()
-
     async def wait(self) -> None:
-        self.finish()
         await self.task
 
     async def cancel(self) -> None:
@@ -74,7 +67,7 @@ class KillStorm:
     async def _role(self, role: str) -> None:
         rng = self.rng
         kills = 0
-        while not (self.finishing.is_set() and kills >= self.quota):
+        while kills < self.quota:
             await asyncio.sleep(rng.uniform(0.3, 2 * self.mean_gap))
             running = [a for a in self.fleet.role(role) if a.running()]
             if not running:

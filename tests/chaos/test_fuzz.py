@@ -100,10 +100,11 @@ async def test_fuzz(make_stack: Callable[..., Awaitable[Stack]], scale: Scale, s
         await fleet.close()
 
     expected_dead = sum(1 for (k, *_), done in zip(mixed, sent, strict=True)
-                        if k and k.fate != "refused" and not done.refused)
+                        if k and k.fate in ("dead", "either") and not done.refused)
     letters = await read_dead(stack.prefix, at_least=expected_dead, within=30 if problems else 120)
     by_source = {letter.source: letter for letter in letters}
     tally: dict[str, Counter[str]] = defaultdict(Counter)
+    fates = {k.name: k.fate for k in fuzz.kinds()} | {"valid": "valid"}
     for (kind, topic, _, _), done in zip(mixed, sent, strict=True):
         letter = by_source.pop((f"{stack.prefix}{topic}", done.partition, done.offset), None)
         name = kind.name if kind else "valid"
@@ -129,11 +130,13 @@ async def test_fuzz(make_stack: Callable[..., Awaitable[Stack]], scale: Scale, s
     result = summarize(await read_rows(stack.keyspace), model)
     reads = await _read_feeds(stack)
     failing = {name: dict(c) for name, c in sorted(tally.items()) if any(k.isupper() for k in c)}
-    dead = sum(c["dead"] for c in tally.values())
+    dead = sum(c["dead"] for name, c in tally.items() if fates[name] == "dead")
+    must = sum(sum(c.values()) for name, c in tally.items() if fates[name] == "dead")
+    either = {k: sum(c[k] for name, c in tally.items() if fates[name] == "either") for k in ("dead", "accepted")}
     summaries.add(
-        "fuzz", seed=seed, bad=len(bad), kinds=len({k.name for k, *_ in bad}), dead=f"{dead}/{expected_dead}",
-        refused=sum(c["refused"] for c in tally.values()),
-        accepted=sum(c["accepted"] for name, c in tally.items() if name != "valid"),
+        "fuzz", seed=seed, bad=len(bad), kinds=len({k.name for k, *_ in bad}), dead=f"{dead}/{must}",
+        refused=sum(c["refused"] for c in tally.values()), either=either,
+        accepted=sum(c["accepted"] for name, c in tally.items() if fates[name] == "valid" and name != "valid"),
         valid=len(valid), lost=result.lost, extra=result.extra, dup=result.dup, wrong=result.wrong,
         crashes=len(fleet.crashes), reads=f"{sum(reads.values())}/{len(reads)}", secs=time.monotonic() - started,
         logs=stack.log_dir,

@@ -1,8 +1,9 @@
 """Kill storm: SIGKILLs of every agent role at random moments while a social workload is produced.
 
 Agents run as real processes (a planner, two high writers - one with static membership - a low
-writer and the follows agent) and are SIGKILLed and restarted by pid, at least ``kills_per_role``
-times per role, during start-up, rebalances, fetches, writes and commits. The workload has follows,
+writer and the follows agent) and are SIGKILLed and restarted by pid, ``kills_per_role`` times per
+role while the first phase is produced and a quarter as many while the late follows are, during
+start-up, rebalances, fetches, writes and commits. The workload has follows,
 unfollows, re-follows, removes by id and by content, before their add and under another key,
 duplicates and late follows. Afterwards every row of every feed equals the reference model:
 nothing lost, nothing extra, nothing duplicated, and no agent exited on its own.
@@ -48,20 +49,24 @@ async def test_kill_storm(make_stack: Callable[..., Awaitable[Stack]], scale: Sc
     fleet.add("follows", "follows", *quick)
     alive = crash_guard(fleet)
     started = time.monotonic()
-    gap = scale.storm_seconds * 1.2 / scale.kills_per_role
-    storm = KillStorm(fleet, rng, ROLES, scale.kills_per_role, mean_gap=gap)
+    quota, late_quota = scale.kills_per_role, max(1, scale.kills_per_role // 4)
+    storms = [KillStorm(fleet, rng, ROLES, quota, mean_gap=scale.storm_seconds * 0.9 / quota)]
+    trace = stack.log_dir / "lag.log"
     try:
         async with Producer(stack.prefix) as producer:
             first = social.phase1()
             record(model, first, await produce_paced(producer, first, scale.storm_seconds))
-            await wait_drained(stack.prefix, scale.drain_seconds, alive=alive, trace=stack.log_dir / 'lag.log')
+            await storms[0].wait()
+            await wait_drained(stack.prefix, scale.drain_seconds, alive=alive, trace=trace)
             late = social.phase2()
+            storms.append(KillStorm(fleet, rng, ROLES, late_quota, mean_gap=scale.storm_seconds / 4 / late_quota))
             record(model, late, await produce_paced(producer, late, scale.storm_seconds / 4))
             events = len(first) + len(late)
-        await storm.wait()
-        drained = await wait_drained(stack.prefix, scale.drain_seconds, alive=alive, trace=stack.log_dir / 'lag.log')
+        await storms[1].wait()
+        drained = await wait_drained(stack.prefix, scale.drain_seconds, alive=alive, trace=trace)
     finally:
-        await storm.cancel()
+        for storm in storms:
+            await storm.cancel()
         await fleet.close()
     result = summarize(await read_rows(stack.keyspace), model)
     kills = fleet.kills()
