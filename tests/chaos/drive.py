@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from .kafka_io import Producer, Sent
 from .model import Model
-from .processes import MAX_CRASH_RESTARTS, Fleet
+from .processes import Fleet
 from .workload import Planned, record
 
 
@@ -38,7 +38,7 @@ def crash_guard(fleet: Fleet) -> Callable[[], Awaitable[None]]:
 
     async def check() -> None:
         for agent in fleet.agents.values():
-            if len(agent.crashes) > MAX_CRASH_RESTARTS:
+            if len(agent.crashes) > fleet.max_restarts:
                 raise AssertionError(f"{agent.name} crash-loops ({len(agent.crashes)} exits):\n"
                                      + "\n".join(agent.crashes[-2:]))
 

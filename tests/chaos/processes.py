@@ -162,9 +162,11 @@ class AgentProcess:
 class Fleet:
     """The agents of one scenario, each its own process; a watcher restarts crashed ones."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, *, restart_crashed: bool = True) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, *, restart_crashed: bool = True,
+                 max_restarts: int = MAX_CRASH_RESTARTS) -> None:
         self.env = env
         self.log_dir = log_dir
+        self.max_restarts = max_restarts
         self.agents: dict[str, AgentProcess] = {}
         self.restart_crashed = restart_crashed
         self._watcher: asyncio.Task[None] | None = None
@@ -198,7 +200,7 @@ class Fleet:
     async def _watch(self) -> None:
         while True:
             for agent in list(self.agents.values()):
-                if agent.check() and self.restart_crashed and len(agent.crashes) <= MAX_CRASH_RESTARTS:
+                if agent.check() and self.restart_crashed and len(agent.crashes) <= self.max_restarts:
                     task = asyncio.ensure_future(self.restart(agent, min(5.0, 0.5 * 2 ** len(agent.crashes))))
                     self._restarts.add(task)
                     task.add_done_callback(self._restarts.discard)

@@ -11,6 +11,7 @@ import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -68,8 +69,8 @@ class Stack:
                         raise
                     await asyncio.sleep(5)
 
-    def fleet(self, *, restart_crashed: bool = True) -> Fleet:
-        return Fleet(self.env, self.log_dir, restart_crashed=restart_crashed)
+    def fleet(self, **options: Any) -> Fleet:
+        return Fleet(self.env, self.log_dir, **options)
 
     async def drop(self) -> None:
         """Delete the scenario's topics and keyspace (the logs stay)."""
