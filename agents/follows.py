@@ -4,8 +4,8 @@ Group ``<prefix>follows`` consumes ``follows`` (key = follower) and runs
 ``Fanout.handle_follow(event, accepted_ts=record timestamp)`` for each record: a follow records
 the edge and copies the followee's newest ``follow_activity_limit`` activities into the
 follower's feeds; an unfollow removes them. Records of a partition are handled in order (so
-one follower's follow/unfollow sequence is applied as produced), partitions concurrently;
-offsets are committed once the batch's store writes and dead letters are acknowledged.
+one follower's follow/unfollow sequence is applied as produced), partitions concurrently; a
+partition's offsets are committed once its store writes and dead letters are acknowledged.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from fanout.settings import Settings
 from fanout.store import Store
 
 from . import group_id, metrics
-from .base import Agent, Batch, each_partition, record_time_us, retry_store
+from .base import Agent, record_time_us, retry_store
 from .poison import tied_to_record
 
 
@@ -38,18 +38,15 @@ class FollowsAgent(Agent):
         )
         self.fanout = Fanout(store, settings)
 
-    async def process(self, batch: Batch) -> None:
-        await each_partition(batch, self._partition)
-        await self.acknowledged()
-
-    async def _partition(self, records: list[Any]) -> None:
+    async def process(self, records: list[Any]) -> None:
         for record in records:
             try:
                 if record.value is None:
                     raise InvalidEvent("follow event: the record has no value", reason="json")
                 event = decode_follow_event(record.value, max_bytes=self.settings.max_event_bytes)
                 accepted = record_time_us(record)
-                await retry_store(self.role, partial(self.fanout.handle_follow, event, accepted_ts=accepted))
+                await retry_store(self.role, partial(self.fanout.handle_follow, event, accepted_ts=accepted),
+                                  **self.retry_options())
             except InvalidEvent as exc:
                 await self.dead.send(record, exc)
                 continue

@@ -16,9 +16,10 @@ from typing import Any
 from fanout.settings import Settings
 from fanout.store import Store
 
-from . import PRIORITIES, metrics
+from . import PRIORITIES
 from .base import Agent
 from .follows import FollowsAgent
+from .health import serve
 from .planner import PlannerAgent
 from .signals import stop_on_signals
 from .writer import WriterAgent
@@ -77,11 +78,10 @@ async def run_worker(
         with stop_on_signals(stop, enabled=signals):
             await supervise(settings, stop=stop, **supervisor_options)
         return
-    if metrics_port:
-        metrics.serve(metrics_port)
     own_store = store is None
     if store is None:
         store = await open_store(settings)
+    server = None
     try:
         agent = build_agent(
             role,
@@ -92,8 +92,12 @@ async def run_worker(
             grace_seconds=grace_seconds,
             session_timeout_ms=session_timeout_ms,
         )
+        if metrics_port:
+            server = serve(metrics_port, agent.health)
         with stop_on_signals(stop, task=asyncio.current_task(), enabled=signals):
             await agent.run(stop)
     finally:
+        if server is not None:
+            server.shutdown()
         if own_store:
             await store.close()

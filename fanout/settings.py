@@ -64,6 +64,11 @@ class Settings:
     batch_max_wait_ms: int = 50
     max_in_flight: int = 128
 
+    # agents' runtime (fanout.agents.base, fanout.agents.health)
+    agent_retry_attempts: int = 5  # tries of a retriable store error inside a batch, then re-fetch it
+    agent_retry_within_s: float = 10.0  # ... and for at most this long
+    agent_stall_timeout_s: float = 300.0  # no commit for this long with work pending: exit non-zero
+
     # cassandra
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
     cassandra_port: int = 9042
@@ -110,6 +115,9 @@ class Settings:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:
             raise ConfigError("FANOUT_MAX_FUTURE_SKEW_SECONDS and FANOUT_MAX_PAST_DAYS must be >= 0")
+        if self.agent_retry_attempts < 1 or self.agent_retry_within_s <= 0 or self.agent_stall_timeout_s <= 0:
+            raise ConfigError("FANOUT_AGENT_RETRY_ATTEMPTS must be >= 1, FANOUT_AGENT_RETRY_WITHIN_S and "
+                              "FANOUT_AGENT_STALL_TIMEOUT_S > 0")
         self._validate_kafka_security()
         return self
 
