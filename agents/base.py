@@ -61,7 +61,7 @@ from fanout.kafka import KafkaClients
 from fanout.retry import retry
 from fanout.settings import Settings
 
-from . import metrics
+from . import metrics, offsets
 from .connectivity import KafkaConnectivity, QuietKafkaLogs
 from .deadletters import DeadLetters
 from .health import Health
@@ -129,11 +129,16 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("%s: partitions assigned: %s", self.agent.role, tps_text(assigned))
+        consumer = self.agent.consumer
+        # Nothing is fetched from them before their start is settled (aiokafka runs this while
+        # the fetcher may already resolve positions with its reset policy).
+        consumer.pause(*assigned)
         try:
             await self.agent.on_assigned(set(assigned))
         except Exception as exc:  # aiokafka would only log it: stop the agent with it instead
             self.agent.fail(exc)
             return
+        consumer.resume(*assigned)
         self.agent.running.set()
 
 
@@ -153,7 +158,11 @@ class Agent:
         instance_id: str | None = None,
         grace_seconds: float = 6.0,
         session_timeout_ms: int = 10_000,
+        start_from: str | None = None,
     ) -> None:
+        if start_from not in (None, *offsets.START_FROM):
+            raise ValueError(f"start_from must be 'earliest', 'latest' or None, not {start_from!r}")
+        self.start_from = start_from
         self.settings = settings
         self.group = group
         self.topics = topics
@@ -217,7 +226,9 @@ class Agent:
         """Hook: after the producer started, before the first fetch."""
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Hook: partitions were assigned (before they are fetched)."""
+        """Partitions were assigned (before they are fetched): settle where the group starts on
+        the ones it never committed (``fanout.agents.offsets``)."""
+        await offsets.settle(self.consumer, assigned, group=self.group, role=self.role, start_from=self.start_from)
 
     def retry_options(self) -> dict[str, Any]:
         """``retry_store`` bounds for the agents: ``attempts`` and ``within`` from the settings."""
@@ -272,6 +283,8 @@ class Agent:
             group_id=self.group,
             group_instance_id=self.instance_id,
             enable_auto_commit=False,
+            # every partition has a committed offset once settled (fanout.agents.offsets); the
+            # reset only moves past records the topic's retention deleted meanwhile
             auto_offset_reset="earliest",
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(1000, self.session_timeout_ms // 3),

@@ -77,3 +77,8 @@ BACKLOG_AGE = Gauge(
     "Age of the oldest record of the last batch fetched (how far behind the agent is, in time).",
     ["role"],
 )
+RECORDS_EXPIRED = Counter(
+    "fanout_records_expired_total",
+    "Records the topic's retention deleted before the agent's group read them.",
+    ["role"],
+)

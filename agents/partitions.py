@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -22,10 +22,10 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from fanout.errors import FanoutError
 
 from . import metrics
-from .producing import RetryBatch
-
-if TYPE_CHECKING:
-    from .base import Agent
+from .connectivity import KafkaConnectivity
+from .deadletters import DeadLetters
+from .health import Health
+from .producing import AgentProducer, RetryBatch, TaskAcks
 
 log = logging.getLogger("fanout.agents")
 
@@ -64,10 +64,34 @@ class _Failing:
     last_error: str = ""
 
 
+class Owner(Protocol):
+    """What the partition tasks use of their agent (``fanout.agents.base.Agent``)."""
+
+    role: str
+    consumer: Any
+    producer: AgentProducer
+    acks: TaskAcks
+    kafka: KafkaConnectivity
+    health: Health
+
+    @property
+    def dead(self) -> DeadLetters: ...
+
+    def begin_task(self) -> None: ...
+
+    def end_task(self) -> None: ...
+
+    async def process(self, records: list[Any]) -> None: ...
+
+    def fail(self, exc: BaseException) -> None: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
 class Partitions:
     """The batches in flight of one agent, by partition."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Owner) -> None:
         self.agent = agent
         self.work: dict[TopicPartition, _Work] = {}
         self.failing: dict[TopicPartition, _Failing] = {}

@@ -61,6 +61,7 @@ async def supervise(
     low_writers: int = 1,
     metrics_port: int | None = None,
     stop_timeout: float = 15.0,
+    start_from: str | None = None,
 ) -> int:
     """Run the agents as subprocesses until ``stop`` is set or one exits; return an exit code."""
     await check_topics(settings)
@@ -69,6 +70,8 @@ async def supervise(
     try:
         for i, (role, args) in enumerate(child_specs(high_writers, low_writers)):
             extra = list(args)
+            if start_from:
+                extra += ["--from", start_from]
             if metrics_port:
                 extra += ["--metrics-port", str(metrics_port + i)]
             proc = await asyncio.create_subprocess_exec(

@@ -64,6 +64,7 @@ async def run_worker(
     instance_id: str | None = None,
     grace_seconds: float = 6.0,
     session_timeout_ms: int = 10_000,
+    start_from: str | None = None,
     **supervisor_options: Any,
 ) -> None:
     """Run one agent until cancelled, ``stop`` is set, or SIGTERM/SIGINT (when ``signals``).
@@ -76,7 +77,7 @@ async def run_worker(
         from .supervisor import supervise
 
         with stop_on_signals(stop, enabled=signals):
-            await supervise(settings, stop=stop, **supervisor_options)
+            await supervise(settings, stop=stop, start_from=start_from, **supervisor_options)
         return
     own_store = store is None
     if store is None:
@@ -91,6 +92,7 @@ async def run_worker(
             instance_id=instance_id,
             grace_seconds=grace_seconds,
             session_timeout_ms=session_timeout_ms,
+            start_from=start_from,
         )
         if metrics_port:
             server = serve(metrics_port, agent.health)

@@ -49,6 +49,7 @@ class Settings:
     high_partitions: int = 8
     low_partitions: int = 2
     activities_retention_ms: int = -1  # keep the log: replay rebuilds feeds
+    chunks_retention_ms: int = 30 * 86_400_000  # high/low: a backlog waits 30 days (alert on lag long before)
     # kafka security (fanout.kafka builds every client from these)
     kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     kafka_sasl_mechanism: str = "PLAIN"  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
