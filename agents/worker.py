@@ -22,6 +22,7 @@ from .follows import FollowsAgent
 from .health import serve
 from .planner import PlannerAgent
 from .signals import stop_on_signals
+from .supervisor import supervise, watch_parent
 from .writer import WriterAgent
 
 log = logging.getLogger("fanout.agents")
@@ -65,17 +66,17 @@ async def run_worker(
     grace_seconds: float = 6.0,
     session_timeout_ms: int = 10_000,
     start_from: str | None = None,
+    parent_pid: int | None = None,
     **supervisor_options: Any,
 ) -> None:
-    """Run one agent until cancelled, ``stop`` is set, or SIGTERM/SIGINT (when ``signals``).
+    """Run one agent until cancelled, ``stop`` is set, or SIGTERM/SIGINT (when ``signals``), or
+    the process ``parent_pid`` (``worker all``, the supervisor) is gone.
 
     ``role="all"`` runs the supervisor (every agent as a subprocess) instead. ``store``
     defaults to ``CassandraStore.connect(settings)`` (closed on exit; a given one is not).
     """
     stop = stop or asyncio.Event()
     if role == "all":
-        from .supervisor import supervise
-
         with stop_on_signals(stop, enabled=signals):
             await supervise(settings, stop=stop, start_from=start_from, **supervisor_options)
         return
@@ -83,6 +84,7 @@ async def run_worker(
     if store is None:
         store = await open_store(settings)
     server = None
+    watcher = asyncio.ensure_future(watch_parent(parent_pid, stop)) if parent_pid else None
     try:
         agent = build_agent(
             role,
@@ -99,6 +101,8 @@ async def run_worker(
         with stop_on_signals(stop, task=asyncio.current_task(), enabled=signals):
             await agent.run(stop)
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if server is not None:
             server.shutdown()
         if own_store:

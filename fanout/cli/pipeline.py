@@ -49,11 +49,29 @@ def register(subparsers: Any) -> None:
     )
     worker.add_argument("--grace", type=float, default=6.0, help="seconds to finish a batch on stop (6)")
     worker.add_argument("--session-timeout-ms", type=int, default=10_000, help="consumer session timeout")
-    worker.add_argument("--high-writers", type=int, default=3, help="all: high writer processes (3)")
-    worker.add_argument("--low-writers", type=int, default=1, help="all: low writer processes (1)")
+    worker.add_argument("--planners", type=_count, default=1, help="all: planner processes (1)")
+    worker.add_argument("--high-writers", type=_count, default=3, help="all: high writer processes (3)")
+    worker.add_argument("--low-writers", type=_count, default=1, help="all: low writer processes (1)")
+    worker.add_argument("--follows", type=_count, default=1, help="all: follows agent processes (1)")
+    worker.add_argument(
+        "--max-restarts", type=_count, default=5,
+        help="all: restarts in a row (each after less than 60 s of running) before a crashing agent stops "
+        "them all and `worker all` exits non-zero (5)",
+    )
+    worker.add_argument(
+        "--parent-pid", type=int,
+        help="stop when this process is gone (`worker all` passes its own pid to its agents)",
+    )
     worker.add_argument("--init", action="store_true", help="all: create topics, migrate first")
     worker.add_argument("--log-level", default="INFO")
     worker.set_defaults(func=_worker)
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:
@@ -96,8 +114,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.role == "all":
         return asyncio.run(_supervise(args, settings))
+    from fanout.agents.supervisor import die_with_parent
     from fanout.agents.worker import run_worker
 
+    if args.parent_pid and not die_with_parent(args.parent_pid):
+        print(f"fanout worker {label}: the supervisor (pid {args.parent_pid}) is gone; not starting", file=sys.stderr)
+        return 0
     try:
         asyncio.run(
             run_worker(
@@ -109,6 +131,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
                 grace_seconds=args.grace,
                 session_timeout_ms=args.session_timeout_ms,
                 start_from=args.start_from,
+                parent_pid=args.parent_pid,
             )
         )
     except asyncio.CancelledError:  # a second SIGINT/SIGTERM: stopped without finishing the batch
@@ -131,8 +154,11 @@ async def _supervise(args: argparse.Namespace, settings: Settings) -> int:
         return await supervise(
             settings,
             stop=stop,
+            planners=args.planners,
             high_writers=args.high_writers,
             low_writers=args.low_writers,
+            follows=args.follows,
             metrics_port=args.metrics_port,
             start_from=args.start_from,
+            max_restarts=args.max_restarts,
         )

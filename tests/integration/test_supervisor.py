@@ -150,6 +150,11 @@ async def test_sigkill_of_the_supervisor_takes_every_child_along() -> None:
         children: dict[int, str] = {}
         try:
             children = await wait_children(supervisor, 4)
+
+            async def consuming() -> bool:  # the children's output goes to the supervisor's log
+                return supervisor.log().count(": consuming ") == 4
+
+            await wait_for(consuming, 60, "every child consuming")
             supervisor.kill()
 
             async def all_gone() -> bool:
