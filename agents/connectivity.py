@@ -96,7 +96,6 @@ class KafkaConnectivity:
     def _down(self, exc: BaseException) -> None:
         self.down_since = time.time()
         self.outages += 1
-        self.suppressed = 0
         metrics.KAFKA_REACHABLE.labels(self.role).set(0)
         cause = self._detail or f"{type(exc).__name__}: {exc}"
         log.error("%s: Kafka unreachable since %s (%s); retrying quietly", self.role, _clock(self.down_since), cause)
@@ -108,6 +107,7 @@ class KafkaConnectivity:
         log.warning("%s: Kafka back after %.0f s (%d client log lines suppressed)", self.role, took, self.suppressed)
         self.down_since = None
         self._detail = ""
+        self.suppressed = 0
         metrics.KAFKA_REACHABLE.labels(self.role).set(1)
 
     async def close(self) -> None:

@@ -62,6 +62,7 @@ class Health:
         self.last_progress = self.waiting_since = self.clock()
         self.last_progress_wall = time.time()
         metrics.LAST_PROGRESS.labels(self.role).set(self.last_progress_wall)
+        self.publish()
 
     def stalled_for(self) -> float:
         return self.clock() - self.waiting_since

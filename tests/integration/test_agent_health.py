@@ -227,3 +227,26 @@ async def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(caplo
         # one line per agent and state change, plus at most a few first-of-their-kind lines
         assert len(lines) <= 6 * len(agents), "\n".join(r.getMessage() for r in lines)
         assert await feed_ids(store, "timeline:fan") == ["after", "before"]
+
+
+async def test_a_consumer_whose_fetches_keep_failing_is_replaced() -> None:
+    settings = pipeline_settings()
+    async with pipeline(settings) as store:
+        planner = InProcess(settings, store, "planner")
+        try:
+            await planner.ready()
+            broken = planner.agent.consumer
+            failures: list[str] = []
+
+            async def failing_getmany(*args: Any, **kwargs: Any) -> Any:
+                failures.append("x")  # what a consumer whose coordinator task died does on every call
+                raise KafkaConnectionError("the coordination task died (injected)")
+
+            broken.getmany = failing_getmany
+            await produce_raw(settings, "activities", [(b"ann", _event("while-broken", 1))])
+            await wait_drained(settings, roles=["planner"], within=60)
+            assert len(failures) >= 3
+            assert planner.agent.consumer is not broken and planner.agent.consumer_renewals == 1
+        finally:
+            await planner.close()
+        assert await feed_ids(store, "user:ann") == ["while-broken"]
