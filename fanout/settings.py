@@ -36,7 +36,8 @@ class Settings:
     chunk_size: int = 100
     follow_activity_limit: int = 5000
     max_length: int = 1000
-    trim_every: int = 50  # physical trim of a feed after this many inserts into it
+    trim_every: int = 50  # a feed is trimmed about once every this many inserts into it (README: Trimming)
+    trim_tracked_feeds: int = 500_000  # feeds whose inserts a writer counts exactly (~200 B each); 0: none
     active_window_days: float = 7.0
     feed_kinds: tuple[str, ...] = ("timeline",)  # feeds of followers that an activity fans into
     user_feed_kind: str = "user"
@@ -106,6 +107,8 @@ class Settings:
             raise ConfigError(f"FANOUT_STORE must be 'memory' or 'cassandra', not {self.store!r}")
         if self.max_length < 1 or self.trim_every < 1:
             raise ConfigError("FANOUT_MAX_LENGTH and FANOUT_TRIM_EVERY must be >= 1")
+        if self.trim_tracked_feeds < 0:
+            raise ConfigError("FANOUT_TRIM_TRACKED_FEEDS must be >= 0")
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:
