@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from .activity import TRIMMED_WRITE_TS, Activity
+from .activity import Activity
 from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
 
 
 class _Feed:
-    __slots__ = ("cells", "cleared", "floor", "live_count", "order")
+    __slots__ = ("cells", "cleared", "live_count", "order")
 
     def __init__(self) -> None:
         # id -> (write_ts, activity or None for a tombstone)
@@ -17,7 +17,6 @@ class _Feed:
         self.order: list[Activity] | None = []  # live entries newest first; None = stale
         self.live_count = 0
         self.cleared = -1  # write_ts of the newest clear_feed (a partition delete); -1: never
-        self.floor: Key | None = None  # trim boundary (a range delete): older keys stay off
 
     def live(self) -> list[Activity]:
         if self.order is None:
@@ -56,8 +55,6 @@ class MemoryStore:
                 feed = self._feeds[write.feed] = _Feed()
             if write.write_ts <= feed.cleared:
                 continue  # shadowed by the partition delete (a tie goes to the delete)
-            if feed.floor is not None and write.activity.key < feed.floor and write.write_ts <= TRIMMED_WRITE_TS:
-                continue  # shadowed by the trim's range delete
             activity_id = write.activity.id
             old = feed.cells.get(activity_id)
             if _wins(write.write_ts, write.remove, old):
@@ -83,15 +80,14 @@ class MemoryStore:
 
     async def trim(self, feed: str, max_length: int) -> int:
         state = self._feeds.get(feed)
+        max_length = max(max_length, 0)
         if state is None or state.live_count <= max_length:
             return 0
         entries = state.live()
         doomed = entries[max_length:]
-        # everything older than the oldest kept entry (all up to the newest one for 0) stays off
-        floor = entries[max_length - 1].key if max_length > 0 else (entries[0].ts, entries[0].id + "\0")
-        state.floor = floor if state.floor is None else max(state.floor, floor)
-        for activity in doomed:
-            state.cells[activity.id] = (TRIMMED_WRITE_TS, None)
+        for activity in doomed:  # each deleted at its own write time: a newer write lands again
+            write_ts, _ = state.cells[activity.id]
+            state.cells[activity.id] = (write_ts, None)
         state.order = entries[:max_length]
         state.live_count = max_length
         return len(doomed)
