@@ -5,8 +5,8 @@ feed F triggers a trim of F (``Store.trim``: keep the newest ``max_length``) whe
 
 * the hash rule says so: ``blake2b(F, A.id) mod trim_every == 0``. It needs no state, so every
   writer process, a restarted one, a retry and a replay all agree; the inserts between two trims
-  of a feed are geometric: ``trim_every`` on average, more than ``k * trim_every`` with
-  probability about ``e^-k``, however many processes write the feed;
+  of a feed are geometric: ``trim_every`` on average, at least ``k * trim_every`` with
+  probability ``(1 - 1/trim_every) ** (k * trim_every) <= e^-k``, however many processes write it;
 * or this writer's own count of inserts into F since its last trim of F reaches ``trim_every``.
   Counts are kept for the ``tracked_feeds`` feeds written most recently (an LRU: evicting a feed
   drops only its count, the hash rule still holds); a count is lowered only once its trim is
@@ -14,7 +14,8 @@ feed F triggers a trim of F (``Store.trim``: keep the newest ``max_length``) whe
 
 A call is applied in rounds so that no round brings a feed more inserts than its count allows: a
 feed written by one writer, while tracked, never holds more than ``max_length + trim_every`` rows
-(``max_length + trim_every - 1`` once the call returned), whatever one call carries. README.md
+(``max_length + trim_every - 1`` once the call returned), whatever one call carries; calls running
+concurrently on one writer (the eager mode) add at most one insert each past that. README.md
 states the bounds; tests/unit/test_trim_trigger.py and benchmarks/trim_scale.py check them.
 """
 
