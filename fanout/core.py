@@ -80,7 +80,10 @@ class Fanout:
         self.settings = settings or Settings()
         self.followers = followers or ActiveWindowPolicy(store)
         self.writer = TimelineWriter(
-            store, max_length=self.settings.max_length, trim_every=self.settings.trim_every
+            store,
+            max_length=self.settings.max_length,
+            trim_every=self.settings.trim_every,
+            tracked_feeds=self.settings.trim_tracked_feeds,
         )
         self.sink: ChunkSink = sink or _EagerSink(self.writer)
         self._window = int(self.settings.active_window_days * _DAY_US)

@@ -25,7 +25,7 @@ from .store import Store
 async def open_store(settings: Settings, *, fresh_keyspace: str | None = None) -> Store:
     """The store the settings name: in-memory, or Cassandra (migrated, optionally a fresh keyspace)."""
     if settings.store == "memory":
-        return MemoryStore()
+        return MemoryStore.from_settings(settings)
     from .cassandra import CassandraStore
 
     store = await CassandraStore.connect(settings, keyspace=fresh_keyspace)

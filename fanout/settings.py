@@ -36,7 +36,8 @@ class Settings:
     chunk_size: int = 100
     follow_activity_limit: int = 5000
     max_length: int = 1000
-    trim_every: int = 50  # physical trim of a feed after this many inserts into it
+    trim_every: int = 50  # a feed is trimmed about once every this many inserts into it (README: Trimming)
+    trim_tracked_feeds: int = 500_000  # feeds whose inserts a writer counts exactly (~200 B each); 0: none
     active_window_days: float = 7.0
     feed_kinds: tuple[str, ...] = ("timeline",)  # feeds of followers that an activity fans into
     user_feed_kind: str = "user"
@@ -76,11 +77,14 @@ class Settings:
     cassandra_keyspace: str = "fanout"
     cassandra_replication: int = 1
     cassandra_consistency: str = "LOCAL_QUORUM"
-    cassandra_ttl_seconds: int = 0  # 0 = no TTL
+    cassandra_ttl_seconds: int = 0  # 0 = no TTL (the memory store honours it too)
     cassandra_protocol_version: int = 5  # Cassandra 4.0+: 5; older: 4; 0 = let the driver negotiate
     cassandra_write_mode: str = "partition_batch"  # or "concurrent": see fanout/cassandra/__init__.py
     cassandra_password: str = ""
     cassandra_username: str = ""
+
+    # the memory store: deletes are forgotten after this long, as Cassandra's gc_grace_seconds
+    memory_grace_seconds: int = 864_000
 
     # limits of the wire contract
     max_event_bytes: int = 64 * 1024
@@ -112,6 +116,10 @@ class Settings:
             raise ConfigError(f"FANOUT_STORE must be 'memory' or 'cassandra', not {self.store!r}")
         if self.max_length < 1 or self.trim_every < 1:
             raise ConfigError("FANOUT_MAX_LENGTH and FANOUT_TRIM_EVERY must be >= 1")
+        if self.trim_tracked_feeds < 0 or self.memory_grace_seconds < 0 or self.cassandra_ttl_seconds < 0:
+            raise ConfigError(
+                "FANOUT_TRIM_TRACKED_FEEDS, FANOUT_MEMORY_GRACE_SECONDS and FANOUT_CASSANDRA_TTL_SECONDS must be >= 0"
+            )
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:

@@ -9,6 +9,8 @@ the end state independent of the order in which writes arrive:
 
 * adds write at the activity time, removes at ``REMOVED_WRITE_TS`` (a remove always wins),
 * follow copies write at the follow time, unfollow deletes at the unfollow time,
+* a trim deletes each trimmed row at that row's own write time (a replay stays off, a newer
+  write lands),
 * follow edges are written at the follow/unfollow event time.
 """
 
@@ -56,7 +58,8 @@ class Store(Protocol):
         ones (the ``limit`` closest to the cursor, still newest first)."""
 
     async def trim(self, feed: str, max_length: int) -> int:
-        """Delete all but the newest ``max_length`` entries; return how many were deleted."""
+        """Delete all but the newest ``max_length`` entries, each at its own write time; return how
+        many were deleted."""
 
     async def drop_timelines(self) -> None:
         """Delete every timeline entry (used before a full replay)."""

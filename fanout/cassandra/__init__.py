@@ -21,13 +21,16 @@ order the writes arrive in. How each operation maps onto that:
   time (a tombstone wins a tie, as in the memory store; a ``false`` value would lose it).
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
-* ``trim`` reads the first ``max_length + 1`` keys, counts the entries past the boundary (up to
-  ``TRIM_COUNT_PAGE``: exact up to there, a lower bound past it) and issues ONE range delete
-  ``(ts, activity_id) < boundary`` at ``TRIMMED_WRITE_TS``, so trimmed entries stay off (no replayed
-  add or follow copy brings them back), as in the memory twin. Unlike the memory twin, which
-  tombstones only the entries it trimmed, the range tombstone also hides an entry that arrives
-  later *below the boundary* (older than the newest ``max_length`` at trim time), until
-  ``gc_grace_seconds`` purges the tombstone. ``trim(feed, 0)`` deletes up to the newest entry.
+* ``trim`` reads the feed's keys and write times newest first (``WRITETIME(actor)``: every insert
+  sets ``actor``), skips the newest ``max_length`` and deletes every row past them *at that row's
+  own write time*, in UNLOGGED single-partition batches of row deletes (``TRIM_PAGE`` rows read
+  per page). So a replayed write of a trimmed entry (same or lower timestamp) stays deleted - a
+  delete wins a tie - while a newer write lands: a re-follow copy or a rebuild at a higher
+  follow-band timestamp refills a feed that shrank. An entry older than the kept ones that
+  arrives after a trim is written, and the next trim takes it off. The memory twin follows the
+  same rule. Cost: one row tombstone per trimmed row, which later trims of the feed scan past
+  until compaction purges them (after ``gc_grace_seconds``); reads of a page of a full feed stop
+  at the newest rows and never reach them.
 * Tombstones (removes at ``REMOVED_WRITE_TS``, unfollows, trims) are purged after
   ``gc_grace_seconds`` (10 days by default): a replay of an add older than that can resurrect a
   removed entry, unless the registry (``activities.removed``) stops it first, as ``Fanout`` does.
@@ -68,8 +71,8 @@ The modules, each one concept (imports point down this list, never up)::
 
 from . import errors as _errors
 from .batching import BATCH_MAX_BYTES, BATCH_MAX_STATEMENTS, WRITE_MODES
-from .store import TRIM_COUNT_PAGE, CassandraStore, migrate
+from .store import TRIM_PAGE, CassandraStore, migrate
 
-__all__ = ["BATCH_MAX_BYTES", "BATCH_MAX_STATEMENTS", "TRIM_COUNT_PAGE", "WRITE_MODES", "CassandraStore", "migrate"]
+__all__ = ["BATCH_MAX_BYTES", "BATCH_MAX_STATEMENTS", "TRIM_PAGE", "WRITE_MODES", "CassandraStore", "migrate"]
 
 _store_error = _errors.store_error  # tests/contract/test_store_contract.py imports it from here

@@ -41,12 +41,9 @@ class Statements:
         self.read_before = p(f"{select}{older} LIMIT ?")
         self.read_after = p(f"{select}{newer}{asc} LIMIT ?")
         self.read_between = p(f"{select}{newer}{older}{asc} LIMIT ?")
-        self.keys = p(f"SELECT ts, activity_id FROM {ks}.timeline WHERE feed = ? LIMIT ?")
-        self.doomed = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ?{older} LIMIT ?")
-        self.delete_older = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?{older}")
-        self.delete_from = p(
-            f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND (ts, activity_id) <= (?, ?)"
-        )
+        # trim: every row's key and write time (every insert sets ``actor``), newest first; the rows
+        # past the first max_length are deleted with ``delete``, each at its own write time
+        self.trim_scan = p(f"SELECT ts, activity_id, WRITETIME(actor) FROM {ks}.timeline WHERE feed = ?")
         self.clear = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?")
         self.any_row = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ? LIMIT 1")
         self.feeds = p(f"SELECT DISTINCT feed FROM {ks}.timeline")

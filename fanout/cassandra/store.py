@@ -12,18 +12,18 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
-from ..activity import TRIMMED_WRITE_TS, Activity
+from ..activity import Activity
 from ..errors import ConfigError, StoreError
 from ..settings import Settings
 from ..store import FollowerRow, Key, RegistryEntry, TimelineWrite
-from .batching import WRITE_MODES, timeline_requests
+from .batching import WRITE_MODES, row_deletes, timeline_requests
 from .bridge import DriverBridge
 from .errors import closed_error, store_error
 from .rows import activity_from_row, encode_extra
 from .schema import DDL_TIMEOUT, check_name, create_schema, drop_schema
 from .statements import Statements
 
-TRIM_COUNT_PAGE: Final = 5000  # trim counts (and bounds its read to) this many doomed entries
+TRIM_PAGE: Final = 1000  # rows a trim reads (and then deletes) per page past the first max_length
 _REQUEST_TIMEOUT: Final = 12.0
 
 
@@ -159,19 +159,21 @@ class CassandraStore:
 
     async def trim(self, feed: str, max_length: int) -> int:
         s = await self._statements()
-        max_length = max(max_length, 0)
-        keys = await self._bridge.fetch_all(s.keys.bind((feed, max_length + 1)), "trim")
-        if len(keys) <= max_length:
-            return 0
-        if max_length == 0:  # everything up to the newest entry; later, newer adds still land
-            ts, activity_id = keys[0]
-            below = await self._bridge.fetch_all(s.doomed.bind((feed, ts, activity_id, TRIM_COUNT_PAGE)), "trim")
-            await self._bridge.execute(s.delete_from.bind((TRIMMED_WRITE_TS, feed, ts, activity_id)), what="trim")
-            return 1 + len(below)
-        ts, activity_id = keys[max_length - 1]  # the oldest entry kept
-        doomed = await self._bridge.fetch_all(s.doomed.bind((feed, ts, activity_id, TRIM_COUNT_PAGE)), "trim")
-        await self._bridge.execute(s.delete_older.bind((TRIMMED_WRITE_TS, feed, ts, activity_id)), what="trim")
-        return len(doomed)
+        skip = max(max_length, 0)  # the newest rows, kept
+        scan = s.trim_scan.bind((feed,))
+        scan.fetch_size = skip + TRIM_PAGE
+        deleted = 0
+        paging_state: bytes | None = None
+        while True:
+            rows, paging_state = await self._bridge.page(scan, paging_state, "trim")
+            doomed = rows[skip:]
+            skip = max(skip - len(rows), 0)
+            if doomed:
+                await self._bridge.run_all(row_deletes(feed, doomed, delete=s.delete), "trim")
+                deleted += len(doomed)
+            if paging_state is None:
+                return deleted
+            scan.fetch_size = TRIM_PAGE
 
     async def drop_timelines(self) -> None:
         s = await self._statements()
