@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from .activity import TRIMMED_WRITE_TS, Activity
-from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
+from .store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
 
 
 class _Feed:
@@ -142,6 +142,13 @@ class MemoryStore:
 
     async def following(self, user: str) -> list[str]:
         return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
+
+    async def follow_edge(self, follower: str, followee: str) -> Edge | None:
+        edge = self._following.get(follower, {}).get(followee)
+        return None if edge is None else Edge(edge[1], edge[0])
+
+    async def follow_edges(self, follower: str) -> dict[str, Edge]:
+        return {followee: Edge(on, at) for followee, (at, on) in self._following.get(follower, {}).items()}
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         edges = self._edges.get(followee, {})

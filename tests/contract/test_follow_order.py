@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fanout import Fanout, MemoryStore, Settings, Store
+from fanout import Edge, Fanout, MemoryStore, Settings, Store
 from tests.contract.history import History, apply, other_key, replayed
 
 Names = Callable[[str], str]
@@ -22,6 +22,23 @@ T = 1_704_067_200_000  # 2024-01-01T00:00:00Z in epoch milliseconds
 
 async def timeline(store: Store, user: str) -> list[str]:
     return [a.id for a in await store.read(f"timeline:{user}", limit=1000)]
+
+
+async def test_the_store_keeps_the_timestamp_that_decided_each_edge(store: Store, unique_name: Names) -> None:
+    me, a, b = unique_name("me"), unique_name("a"), unique_name("b")
+    assert await store.follow_edge(me, a) is None
+    assert await store.follow_edges(me) == {}
+    await store.set_follow(me, a, True, 100)
+    assert await store.follow_edge(me, a) == Edge(True, 100)
+    await store.set_follow(me, a, False, 200)
+    await store.set_follow(me, a, True, 150)  # older: changes nothing
+    await store.set_follow(me, b, True, 300)
+    await store.set_follow(me, b, False, 300)  # a tie: the unfollow wins
+    assert await store.follow_edge(me, a) == Edge(False, 200)
+    assert await store.follow_edges(me) == {a: Edge(False, 200), b: Edge(False, 300)}
+    await store.set_follow(me, b, True, 301)
+    assert await store.follow_edges(me) == {a: Edge(False, 200), b: Edge(True, 301)}
+    assert await store.following(me) == [b]
 
 
 async def test_follow_unfollow_follow_within_one_millisecond_ends_followed(
