@@ -20,7 +20,7 @@ import msgspec
 # Write timestamps (microseconds) rank the writes of one timeline cell; the highest wins, a
 # delete wins a tie. Three bands keep the outcome independent of arrival order:
 #   plain fanout adds      write at the activity time             (< 2**55 until the year 3111)
-#   follow copies/unfollow write at FOLLOW_BAND + the event time   (outrank any add, ordered by time)
+#   follow copies/unfollow write at FOLLOW_BAND + the edge's time  (outrank any add; fanout.graph)
 #   removes and trims      write at TRIMMED_WRITE_TS / REMOVED_WRITE_TS (outrank everything)
 FOLLOW_BAND = 1 << 55
 #: A removal wins over every insert of the same entry, whichever arrives first, so a remove that
