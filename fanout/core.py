@@ -5,6 +5,22 @@ a ``ChunkSink``. In the eager mode the sink is the ``TimelineWriter`` itself, in
 pipeline it is a Kafka producer and writer agents apply the chunks. Everything else - follows,
 reads, imports, rebuilds - is the same code in both modes. Follows, unfollows and rebuilds are
 ``FollowGraph``'s (``fanout.graph``).
+
+Removes win, produced anywhere, in any order
+    An add and its remove may be planned at once (two partitions of one batch, two planners), each
+    a read of the registry and a write. Each side writes first and reads again after:
+
+    * add: ``put_activity``, then read; removed -> nothing is written or fanned out;
+    * remove: ``mark_removed``, then read (when the first read found no activity); known -> the
+      removal is fanned out (the author's feed and every follower's, at ``REMOVED_WRITE_TS``).
+
+    The registry is one row per id, so the add's put and the remove's mark are ordered. If the put
+    came first, the remove's read (after its mark) sees the activity and fans the removal out, which
+    outranks every add written anywhere, before or after. If the mark came first, the add's read
+    (after its put) sees the removal and the add stops before its first timeline write. A removal
+    fanned out reaches the followers of its planning time; a follower who unfollowed before that
+    and whose add chunk was still in flight is covered by the writer (``TimelineWriter``: an add
+    chunk whose activity was removed is written again as a remove) and by the unfollow's deletes.
 """
 
 from __future__ import annotations
@@ -31,7 +47,7 @@ from .followers import ActiveWindowPolicy, FollowerSource, Priority
 from .graph import FollowGraph
 from .planner import Chunker
 from .settings import Settings
-from .store import Key, Store, TimelineWrite
+from .store import Key, RegistryEntry, Store, TimelineWrite
 from .writer import TimelineWriter
 
 _DAY_US = 86_400 * 1_000_000
@@ -120,17 +136,15 @@ class Fanout:
         event_time_us(event, accepted, self.settings)  # refuses times out of range (reason "time")
         activity = to_activity(event, accepted)
         entry = await self.store.get_activity(activity.id)
-        if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
-            raise InvalidEvent(
-                f"activity id {activity.id!r} already belongs to actor {entry.activity.actor!r}",
-                reason="conflict",
-            )
+        _check_add(entry, activity)
         if entry is not None and entry.activity is not None:
             activity = entry.activity  # a known id is a replay or a retry: it keeps its first time
-        if entry is not None and entry.removed:
-            await self.store.put_activity(activity)
-            return PlanResult(activity, "add", skipped="removed before it was added")
         await self.store.put_activity(activity)
+        if entry is None or not entry.removed:
+            entry = await self.store.get_activity(activity.id)  # read again after the write: see above
+            _check_add(entry, activity)
+        if entry is not None and entry.removed:
+            return PlanResult(activity, "add", skipped="removed before it was added")
         await self._touch(activity.actor, min(now, activity.ts))  # a replayed old event is old activity
         own = feed_id(self.settings.user_feed_kind, activity.actor)
         await self.writer.write([TimelineWrite(own, activity, activity.ts)])
@@ -139,12 +153,11 @@ class Fanout:
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
         activity_id = removed_id(event)  # the codec's rule: `id`, or the add's content and time
         entry = await self.store.get_activity(activity_id)
-        if entry is not None and entry.activity is not None and entry.activity.actor != event.actor:
-            raise InvalidEvent(
-                f"activity {activity_id!r} belongs to actor {entry.activity.actor!r}, not {event.actor!r}",
-                reason="conflict",
-            )
+        _check_remove(entry, activity_id, event.actor)
         await self.store.mark_removed(activity_id)
+        if entry is None or entry.activity is None:
+            entry = await self.store.get_activity(activity_id)  # read again after the write: see above
+            _check_remove(entry, activity_id, event.actor)
         if entry is None or entry.activity is None:
             return PlanResult(None, "remove", skipped="unknown activity (removal recorded)")
         activity = entry.activity
@@ -272,3 +285,17 @@ def _activity_event(
 
 def _follow_event(follower: str, followee: str, op: str) -> FollowEvent:
     return follow_event(follower, followee, op)
+
+
+def _check_add(entry: RegistryEntry | None, activity: Activity) -> None:
+    if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
+        raise InvalidEvent(
+            f"activity id {activity.id!r} already belongs to actor {entry.activity.actor!r}", reason="conflict"
+        )
+
+
+def _check_remove(entry: RegistryEntry | None, activity_id: str, actor: str) -> None:
+    if entry is not None and entry.activity is not None and entry.activity.actor != actor:
+        raise InvalidEvent(
+            f"activity {activity_id!r} belongs to actor {entry.activity.actor!r}, not {actor!r}", reason="conflict"
+        )
