@@ -145,7 +145,7 @@ class Fanout:
             _check_add(entry, activity)
         if entry is not None and entry.removed:
             return PlanResult(activity, "add", skipped="removed before it was added")
-        await self._touch(activity.actor, min(now, activity.ts))  # a replayed old event is old activity
+        await self.mark_active(activity.actor, at=min(now, activity.ts))  # a replayed old event is old activity
         own = feed_id(self.settings.user_feed_kind, activity.actor)
         await self.writer.write([TimelineWrite(own, activity, activity.ts)])
         return await self._fan(activity, "add", activity.ts, now)
@@ -239,13 +239,15 @@ class Fanout:
         limit: int = 25,
         before: str | None = None,
         after: str | None = None,
-        touch: bool = True,
+        touch: bool = False,
     ) -> list[Activity]:
-        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids."""
+        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids.
+
+        A read writes nothing; ``touch=True`` also marks ``user`` active (``mark_active``)."""
         before_key = await self._cursor(before)
         after_key = await self._cursor(after)
         if touch:
-            await self._touch(user, now_micros())
+            await self.mark_active(user)
         return await self.store.read(feed_id(kind, user), limit=limit, before=before_key, after=after_key)
 
     async def _cursor(self, activity_id: str | None) -> Key | None:
@@ -267,10 +269,13 @@ class Fanout:
         return await self.graph.rebuild(user)
 
     # activity of users -----------------------------------------------------------------
-    async def _touch(self, user: str, now: int) -> None:
-        """Mark ``user`` active (HIGH priority) for the window; cheap when already fresh."""
+    async def mark_active(self, user: str, *, at: int | None = None) -> None:
+        """Mark ``user`` active, a HIGH follower for ``active_window_days`` from ``at`` (default:
+        now). The one place that does: publishing and ``read(touch=True)`` call it. Cheap: it
+        writes only when the mark is older than a 14th of the window (about twice a day)."""
+        now = now_micros() if at is None else at
         last = await self.store.last_active(user)
-        if now - last < self._window // 14:  # refreshed at most about twice a day
+        if now - last < self._window // 14:
             return
         await self.store.set_active(user, now + self._window, now)
 

@@ -87,7 +87,7 @@ async def test_publishing_and_reading_make_a_user_high_priority() -> None:
     await fanout.follow("reader", "star")
     await fanout.follow("poster", "star")
     await fanout.follow("idle", "star")
-    await fanout.read("reader")
+    await fanout.read("reader", touch=True)
     await fanout.handle_activity(_event(actor="poster", object="p"))
     await fanout.handle_activity(_event(actor="star", object="s"))
     by_priority = {c.priority: sorted(c.feeds) for c in sink.chunks if c.activity.actor == "star"}
