@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+import pytest
+
 from fanout import Fanout, MemoryStore, Settings, Store
 from tests.contract.history import History, apply, merged, replayed
 
@@ -79,6 +81,11 @@ async def test_rebuild_equals_a_full_replay_of_a_mixed_history(
     assert await timeline(store, reader) == want
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs trims that delete each row at its own write time (branch trim, ad15740): the trim floor "
+    "(TRIMMED_WRITE_TS) shadows the rebuild's writes; passes on both stores with it merged - then drop this mark",
+)
 async def test_rebuild_refills_below_an_earlier_trim(store: Store, settings: Settings, unique_name: Names) -> None:
     """A prolific account pushed the other followees' entries out by trimming; after unfollowing it
     the live timeline is empty. Rebuild fills it with what it reports: the newest entries of the
