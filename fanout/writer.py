@@ -54,8 +54,13 @@ class TimelineWriter:
         removed: set[str] = set()
         for start in range(0, len(added), _READS_AT_ONCE):
             ids = added[start : start + _READS_AT_ONCE]
-            entries = await asyncio.gather(*(self.store.get_activity(activity_id) for activity_id in ids))
+            if len(ids) == 1:  # the eager mode writes one chunk at a time: no task to gather
+                entries = [await self.store.get_activity(ids[0])]
+            else:
+                entries = await asyncio.gather(*(self.store.get_activity(activity_id) for activity_id in ids))
             removed.update(i for i, entry in zip(ids, entries, strict=True) if entry is not None and entry.removed)
+        if not removed:
+            return []
         return [
             TimelineWrite(feed, chunk.activity, REMOVED_WRITE_TS, remove=True)
             for chunk in chunks
