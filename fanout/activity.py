@@ -20,7 +20,7 @@ import msgspec
 # Write timestamps (microseconds) rank the writes of one timeline cell; the highest wins, a
 # delete wins a tie. Three bands keep the outcome independent of arrival order:
 #   plain fanout adds      write at the activity time             (< 2**55 until the year 3111)
-#   follow copies/unfollow write at FOLLOW_BAND + the event time   (outrank any add, ordered by time)
+#   follow copies/unfollow write at FOLLOW_BAND + the edge's time  (outrank any add; fanout.graph)
 #   removes                write at REMOVED_WRITE_TS              (outrank everything)
 # A trim deletes each trimmed row at that row's own write time: a replay of the write it deleted
 # stays off (the tie goes to the delete), a newer write (a re-follow copy, a rebuild) lands.

@@ -30,7 +30,7 @@ from typing import Final, NamedTuple
 
 from .activity import Activity
 from .settings import Settings
-from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
+from .store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
 
 DEFAULT_GRACE_SECONDS: Final = 10 * 86_400  # Cassandra's default gc_grace_seconds
 
@@ -292,6 +292,13 @@ class MemoryStore:
 
     async def following(self, user: str) -> list[str]:
         return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
+
+    async def follow_edge(self, follower: str, followee: str) -> Edge | None:
+        edge = self._following.get(follower, {}).get(followee)
+        return None if edge is None else Edge(edge[1], edge[0])
+
+    async def follow_edges(self, follower: str) -> dict[str, Edge]:
+        return {followee: Edge(on, at) for followee, (at, on) in self._following.get(follower, {}).items()}
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         edges = self._edges.get(followee, {})

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from typing import Final
 
+from .activity import REMOVED_WRITE_TS
 from .codec import ChunkMessage
 from .store import Store, TimelineWrite
 
@@ -38,6 +39,9 @@ def hash_due(feed: str, activity_id: str, trim_every: int) -> bool:
     """The stateless trim trigger: True for about one (feed, activity) pair in ``trim_every``."""
     digest = hashlib.blake2b(f"{feed}\x1f{activity_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % trim_every == 0
+
+
+_READS_AT_ONCE = 256  # registry reads awaited together (the store bounds its requests in flight too)
 
 
 class TimelineWriter:
@@ -59,14 +63,44 @@ class TimelineWriter:
         return len(self._counts)
 
     async def write_chunks(self, chunks: Sequence[ChunkMessage]) -> int:
-        """Apply every feed write of the chunks; return the number of timeline rows written."""
+        """Apply every feed write of the chunks; return the number of timeline rows written.
+
+        Then, once per activity added, read the registry: an add chunk whose activity was removed
+        meanwhile is written again as a remove. After the write, not before: a removal recorded
+        while the add was on its way to the store is seen, and one recorded after this read is
+        fanned out after this write (it wins) or, for a follower who unfollowed before it was
+        planned, met by the unfollow's deletes (the unfollow read the author's feed, which held the
+        activity, or this follower's, which held this write). See ``fanout.core``.
+        """
         writes = [
             TimelineWrite(feed, chunk.activity, chunk.write_ts, chunk.op == "remove")
             for chunk in chunks
             for feed in chunk.feeds
         ]
         await self.write(writes)
-        return len(writes)
+        undone = await self._removed_since(chunks)
+        await self.write(undone)
+        return len(writes) + len(undone)
+
+    async def _removed_since(self, chunks: Sequence[ChunkMessage]) -> list[TimelineWrite]:
+        """Removes for the feeds of the add chunks whose activity the registry says is removed."""
+        added = list(dict.fromkeys(chunk.activity.id for chunk in chunks if chunk.op == "add"))
+        removed: set[str] = set()
+        for start in range(0, len(added), _READS_AT_ONCE):
+            ids = added[start : start + _READS_AT_ONCE]
+            if len(ids) == 1:  # the eager mode writes one chunk at a time: no task to gather
+                entries = [await self.store.get_activity(ids[0])]
+            else:
+                entries = await asyncio.gather(*(self.store.get_activity(activity_id) for activity_id in ids))
+            removed.update(i for i, entry in zip(ids, entries, strict=True) if entry is not None and entry.removed)
+        if not removed:
+            return []
+        return [
+            TimelineWrite(feed, chunk.activity, REMOVED_WRITE_TS, remove=True)
+            for chunk in chunks
+            if chunk.op == "add" and chunk.activity.id in removed
+            for feed in chunk.feeds
+        ]
 
     async def write(self, writes: Sequence[TimelineWrite]) -> None:
         """Apply the writes, trimming every feed whose trim falls due; raises the first failure

@@ -7,7 +7,7 @@ Nothing connects at import time: ``await CassandraStore.connect(settings)`` buil
     timeline   (feed, ts, activity_id) -> activity columns   one partition per feed, newest first
     activities (activity_id)           -> activity, removed  the registry
     followers  (followee, follower)    -> following, active_until
-    following  (follower, followee)    -> following
+    following  (follower, followee)    -> following, decided_at
     users      (user)                  -> last_active
 
 Semantics are the memory twin's (``fanout.memory``): every cell is written ``USING TIMESTAMP``
@@ -17,8 +17,12 @@ order the writes arrive in. How each operation maps onto that:
 * timeline insert/delete: ``INSERT ... USING TIMESTAMP write_ts`` / ``DELETE ... USING TIMESTAMP
   write_ts`` of the row ``(feed, ts, activity_id)``. Null ``target``/``extra`` are sent unset, so
   an insert never writes cell tombstones. ``extra`` is JSON text (msgspec), never pickle.
-* follow edges: ``following = true`` at the follow time; an unfollow *deletes* that cell at its
-  time (a tombstone wins a tie, as in the memory store; a ``false`` value would lose it).
+* follow edges: ``following = true`` at the edge timestamp the core derived (``fanout.graph``); an
+  unfollow writes a tombstone in that cell at its timestamp (a tombstone wins a tie, as in the
+  memory store; a ``false`` value would lose it). ``following.decided_at`` holds the timestamp of
+  the newest decision (value == write timestamp, so max-wins), readable after an unfollow too, where
+  the tombstone has no write time to read; ``follow_edge`` reads it (``WRITETIME(following)`` for
+  edges written before the column existed; ``migrate`` adds it to an older keyspace).
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
 * ``trim`` reads the feed's keys and write times newest first (``WRITETIME(actor)``: every insert

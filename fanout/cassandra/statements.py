@@ -64,11 +64,15 @@ class Statements:
         self.unfollow_in = p(
             f"DELETE following FROM {ks}.followers USING TIMESTAMP ? WHERE followee = ? AND follower = ?"
         )
+        # ``decided_at`` == write timestamp: the newest decision's timestamp, even after an unfollow
+        # (whose ``following`` cell is a tombstone, and a tombstone has no readable write time)
         self.follow_out = p(
-            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = true WHERE follower = ? AND followee = ?"
+            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = true, decided_at = ? "
+            "WHERE follower = ? AND followee = ?"
         )
         self.unfollow_out = p(
-            f"DELETE following FROM {ks}.following USING TIMESTAMP ? WHERE follower = ? AND followee = ?"
+            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = null, decided_at = ? "
+            "WHERE follower = ? AND followee = ?"
         )
         # value == write timestamp: the greatest value wins (max semantics without a read)
         self.raise_active_until = p(
@@ -76,5 +80,8 @@ class Statements:
         )
         self.followers = p(f"SELECT follower, following, active_until FROM {ks}.followers WHERE followee = ?")
         self.following = p(f"SELECT followee, following FROM {ks}.following WHERE follower = ?")
+        edge = f"SELECT followee, following, decided_at, WRITETIME(following) FROM {ks}.following WHERE follower = ?"
+        self.follow_edges = p(edge)
+        self.follow_edge = p(f"{edge} AND followee = ?")
         self.last_active = p(f"SELECT last_active FROM {ks}.users WHERE user = ?")
         self.set_last_active = p(f"UPDATE {ks}.users USING TIMESTAMP ? SET last_active = ? WHERE user = ?")

@@ -423,7 +423,7 @@ async def test_250_followers_become_chunks_of_100_100_50_on_their_priority(
     for fan in fans:
         await planner.follow(fan, author)
     for fan in fans[:high]:
-        await planner.read(fan)  # reading marks the reader active: HIGH
+        await planner.mark_active(fan)  # an active reader: HIGH
     activity = await planner.add(actor=author, verb="pin", object="o", time=at(1))
 
     assert [(c.priority, len(c.feeds)) for c in sink.chunks] == expected
