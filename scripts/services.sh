@@ -17,7 +17,7 @@
 #
 # Env: FANOUT_NODES (1 or 3), FANOUT_KAFKA_HEAP (default 512m, 384m per node of 3),
 #      FANOUT_CASSANDRA_HEAP (default 1G, 768M per node of 3), FANOUT_SERVICES_TIMEOUT (readiness
-#      timeout in seconds, default 120, 240 for 3 nodes), JAVA (default: java).
+#      timeout in seconds, default 120, 600 for 3 nodes), JAVA (default: java).
 # Ports on each node's address: Kafka 9092 (PLAINTEXT) + 9093 (CONTROLLER); Cassandra 9042 (CQL) +
 # 7000 (storage); Cassandra JMX on 127.0.0.1:7199 (7199, 7299, 7399 for the cluster's nodes).
 set -euo pipefail
@@ -398,7 +398,7 @@ cmd_up() {
   command -v "$JAVA" >/dev/null || die "java not found (OpenJDK 17 is required)"
   check_other_size "$(size "${nodes[0]}")"
   timeout=${FANOUT_SERVICES_TIMEOUT:-120}
-  in_cluster "${nodes[0]}" && timeout=${FANOUT_SERVICES_TIMEOUT:-240}
+  in_cluster "${nodes[0]}" && timeout=${FANOUT_SERVICES_TIMEOUT:-600}
   local -A since=() waiter=() outf=() started=()
   for node in "${nodes[@]}"; do
     if pid=$(our_pid "$node"); then
@@ -467,6 +467,7 @@ cmd_status() {
     if pid=$(our_pid "$node"); then
       printf '%-12s running  pid %-8s RSS %5s MiB  %s\n' "$node" "$pid" "$(rss_mib "$pid")" "$ans"
     else
+      [[ $ans == answers* ]] && ans="$ans (another server: not this node)"
       printf '%-12s stopped  %-34s %s\n' "$node" "" "$ans"
     fi
   done
