@@ -40,6 +40,11 @@ clean-data: ## stop the servers of both sizes and wipe their data (keeps the dow
 test: $(STAMP) lint up ## lint, then all tests: unit, contract (memory + Cassandra), integration (real Kafka + Cassandra)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+test-cluster: $(STAMP) ## the cluster tests (-m cluster): stop the one-node stack, make up NODES=3, run them
+	FANOUT_NODES=1 bash scripts/services.sh down all
+	FANOUT_NODES=3 bash scripts/services.sh up
+	$(BIN)/python -m pytest -m cluster tests/cluster $(PYTEST_ARGS)
+
 test-unit: $(STAMP) ## the tests that need no server
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
