@@ -76,12 +76,16 @@ class Settings:
     cassandra_password: str = ""
     cassandra_username: str = ""
 
-    # limits of the wire contract
+    # limits of the wire contract (also the largest body the HTTP API takes)
     max_event_bytes: int = 64 * 1024
     # an event's `time` lies within [accepted - max_past_days, accepted + max_future_skew_seconds],
     # accepted = the Kafka record timestamp (the clock in the eager mode and when producing)
     max_future_skew_seconds: int = 600  # clocks of producers may run a little fast; 10 min at the top at most
     max_past_days: int = 3650  # backfills and imports of up to 10 years of history
+
+    # the HTTP API (fanout serve)
+    http_max_limit: int = 100  # the largest `limit` of a page
+    http_backend_timeout_seconds: float = 5.0  # a backend call that takes longer answers 503
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -110,6 +114,8 @@ class Settings:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:
             raise ConfigError("FANOUT_MAX_FUTURE_SKEW_SECONDS and FANOUT_MAX_PAST_DAYS must be >= 0")
+        if self.http_max_limit < 1 or self.http_backend_timeout_seconds <= 0:
+            raise ConfigError("FANOUT_HTTP_MAX_LIMIT must be >= 1 and FANOUT_HTTP_BACKEND_TIMEOUT_SECONDS > 0")
         self._validate_kafka_security()
         return self
 

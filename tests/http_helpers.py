@@ -1,0 +1,97 @@
+"""Helpers of the HTTP API tests: a real uvicorn server on a free port, a real httpx client, and
+a publisher twin for the tests that need no broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from fanout.codec import ActivityEvent, FollowEvent, follow_event
+from fanout.producer import Delivery
+
+PROBLEM = "application/problem+json"
+
+
+@contextlib.asynccontextmanager
+async def served(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app`` on uvicorn (in this event loop) on a free port; yield a client of it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+        assert server.started, "uvicorn did not start within 5 s"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30.0)
+        sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PublisherTwin:
+    """Records what the API would produce; answers like a broker with one partition."""
+
+    def __init__(self, *, fail: BaseException | None = None, hang: bool = False) -> None:
+        self.activities: list[ActivityEvent] = []
+        self.follows: list[FollowEvent] = []
+        self.fail = fail
+        self.hang = hang
+        self.started = self.stopped = False
+
+    async def start(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send_activity(self, event: ActivityEvent, /) -> Delivery:
+        await self._wait()
+        self.activities.append(event)
+        return Delivery("fanout.activities", 0, len(self.activities) - 1)
+
+    async def send_follow(self, follower: str, followee: str, op: str = "follow", *, time: Any = None) -> Delivery:
+        await self._wait()
+        self.follows.append(follow_event(follower, followee, op, time=time))
+        return Delivery("fanout.follows", 0, len(self.follows) - 1)
+
+    async def _wait(self) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+
+
+def assert_problem(response: httpx.Response, status: int, field: str | None = None) -> dict[str, Any]:
+    """``response`` is a problem+json of ``status`` naming ``field``; return its document."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"] == PROBLEM, response.headers
+    doc: dict[str, Any] = response.json()
+    assert doc["status"] == status and doc["type"].startswith("https://fanout.dev/problems/"), doc
+    assert doc["title"] and doc["detail"], doc
+    if field is not None:
+        assert doc.get("field") == field, doc
+        assert doc.get("rule"), doc
+    return doc
