@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import AsyncIterator, Sequence
 
 from .activity import TRIMMED_WRITE_TS, Activity
@@ -156,6 +157,13 @@ class MemoryStore:
                 page = []
         if page:
             yield page
+
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        edges = self._edges.get(followee, {})
+        return heapq.nsmallest(limit, (f for f, (_, on) in edges.items() if on and (after is None or f > after)))
+
+    async def follower_count(self, followee: str) -> int:
+        return sum(on for _, on in self._edges.get(followee, {}).values())
 
     async def last_active(self, user: str) -> int:
         return self._last_active.get(user, 0)

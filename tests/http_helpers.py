@@ -88,6 +88,23 @@ class TcpProxy:
             writer.transport.abort()
 
 
+async def walk(client: httpx.AsyncClient, path: str, limit: int) -> list[dict[str, Any]]:
+    """Every page of a list, following ``next`` from the first page (each at most ``limit`` long)."""
+    pages: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(100_000):
+        query: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(path, params=query)
+        assert response.status_code == 200, response.text
+        page: dict[str, Any] = response.json()
+        assert len(page["items"]) <= limit, page
+        pages.append(page)
+        cursor = page["next"]
+        if cursor is None:
+            return pages
+    raise AssertionError(f"walking {path} did not end")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -79,5 +79,10 @@ class Statements:
         )
         self.followers = p(f"SELECT follower, following, active_until FROM {ks}.followers WHERE followee = ?")
         self.following = p(f"SELECT followee, following FROM {ks}.following WHERE follower = ?")
+        follower_ids = f"SELECT follower, following FROM {ks}.followers WHERE followee = ?"
+        self.follower_ids = p(follower_ids)
+        self.follower_ids_after = p(f"{follower_ids} AND follower > ?")
+        # count(column) counts the live cells: an unfollow deletes `following`, leaving the row
+        self.follower_count = p(f"SELECT count(following) FROM {ks}.followers WHERE followee = ?")
         self.last_active = p(f"SELECT last_active FROM {ks}.users WHERE user = ?")
         self.set_last_active = p(f"UPDATE {ks}.users USING TIMESTAMP ? SET last_active = ? WHERE user = ?")

@@ -250,6 +250,24 @@ class CassandraStore:
             if paging_state is None:
                 return
 
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        s = await self._statements()
+        found: list[str] = []
+        paging_state: bytes | None = None
+        while len(found) < limit:
+            bound = s.follower_ids.bind((followee,)) if after is None else s.follower_ids_after.bind((followee, after))
+            bound.fetch_size = max(limit, 1)  # unfollowed rows thin a page out: read on until `limit`
+            rows, paging_state = await self._bridge.page(bound, paging_state, "follower_page")
+            found.extend(follower for follower, on in rows if on)
+            if paging_state is None:
+                break
+        return found[:limit]
+
+    async def follower_count(self, followee: str) -> int:
+        s = await self._statements()
+        rows = await self._bridge.fetch_all(s.follower_count.bind((followee,)), "follower_count")
+        return int(rows[0][0]) if rows else 0
+
     async def last_active(self, user: str) -> int:
         s = await self._statements()
         rows = await self._bridge.fetch_all(s.last_active.bind((user,)), "last_active")

@@ -9,6 +9,7 @@ It starts even when Kafka or Cassandra is down (``/readyz`` says which; requests
 from __future__ import annotations
 
 import argparse
+import signal
 from typing import Any
 
 from fanout.settings import Settings
@@ -28,6 +29,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from fanout.http import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                server_header=False)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again to the handler that
+    # was there before it: a no-op one lets the command end with 0, like `fanout worker`.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
+                    server_header=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0

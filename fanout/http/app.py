@@ -60,6 +60,8 @@ def create_app(
         ("POST", "/v1/activities", api.post_activity),
         ("DELETE", "/v1/activities/{id:path}", api.delete_activity),
         ("POST", "/v1/follows", api.post_follow),
+        ("GET", "/v1/users/{user:path}/followers", api.followers),
+        ("GET", "/v1/users/{user:path}/following", api.following),
     ]
     routes = [Route(path, _endpoint(path, handler), methods=[method]) for method, path, handler in table]
 

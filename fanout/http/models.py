@@ -31,10 +31,11 @@ class FeedPage(msgspec.Struct, kw_only=True):
 
 
 class UserPage(msgspec.Struct, kw_only=True):
-    """A page of user ids in ascending order, with the total ``count``."""
+    """A page of user ids in ascending order, with the total ``count`` (null: too many to count
+    within the time limit)."""
 
     items: list[str]
-    count: int
+    count: int | None
     next: str | None
 
 

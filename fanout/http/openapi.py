@@ -61,6 +61,14 @@ def openapi_document(settings: Settings) -> bytes:
                 [_param("id", "path", _ID, "the activity id"),
                  _param("actor", "query", _ID, "the activity's actor", required=True)],
             )},
+            "/v1/users/{user}/followers": {"get": _op(
+                "listFollowers", "Who follows a user, ascending by id, with the count.",
+                {200: "UserPage", 400: None, 503: None}, [user, *page],
+            )},
+            "/v1/users/{user}/following": {"get": _op(
+                "listFollowing", "Whom a user follows, ascending by id, with the count.",
+                {200: "UserPage", 400: None, 503: None}, [user, *page],
+            )},
             "/v1/follows": {"post": _op(
                 "postFollow", "Produce a follow or unfollow event.",
                 {202: "Accepted", 400: None, 413: None, 422: None, 503: None}, body="FollowEvent",

@@ -28,6 +28,7 @@ from fanout.settings import Settings
 
 from . import params
 from .backends import Backends
+from .graph import GraphReader
 from .models import Accepted, Health, encode
 from .problems import Problem, invalid_body, too_large
 from .reader import FeedReader
@@ -41,6 +42,7 @@ class Api:
         self.settings = settings
         self.backends = backends
         self.reader = FeedReader(settings)
+        self.graph = GraphReader(settings)
         self.kinds = (*settings.feed_kinds, settings.user_feed_kind)
 
     # health ----------------------------------------------------------------------------
@@ -63,6 +65,19 @@ class Api:
         before = params.feed_cursor(query)
         page = await self.backends.call_store(lambda fanout: self.reader.page(fanout, kind, user, limit, before))
         return _json(page)
+
+    async def followers(self, request: Request) -> Response:
+        user, limit, after = self._user_page(request)
+        return _json(await self.backends.call_store(lambda fanout: self.graph.followers(fanout, user, limit, after)))
+
+    async def following(self, request: Request) -> Response:
+        user, limit, after = self._user_page(request)
+        return _json(await self.backends.call_store(lambda fanout: self.graph.following(fanout, user, limit, after)))
+
+    def _user_page(self, request: Request) -> tuple[str, int, str | None]:
+        user = params.path_id(request, "user")
+        query = params.query(request, "limit", "cursor")
+        return user, params.limit(query, self.settings.http_max_limit), params.user_cursor(query)
 
     # producing -------------------------------------------------------------------------
     async def post_activity(self, request: Request) -> Response:

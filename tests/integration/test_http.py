@@ -15,7 +15,7 @@ import pytest
 from fanout.activity import to_micros
 from fanout.http import create_app
 from fanout.settings import Settings
-from tests.http_helpers import TcpProxy, assert_problem, served
+from tests.http_helpers import TcpProxy, assert_problem, served, walk
 from tests.integration.pipeline_helpers import InProcess, pipeline, pipeline_settings, produce_raw, wait_drained
 from tests.integration.test_pipeline import ACTORS, FOLLOWERS, Script, _eager, _mark_active, _records
 
@@ -24,23 +24,10 @@ pytestmark = pytest.mark.integration
 Phase = list[tuple[str, str, dict[str, Any]]]
 
 
-async def walk(client: httpx.AsyncClient, path: str, limit: int) -> list[tuple[Any, ...]]:
+async def entries(client: httpx.AsyncClient, path: str, limit: int) -> list[tuple[Any, ...]]:
     """Every entry of a feed, page by page along ``next``: (ts, id, actor, verb, object, target, extra)."""
-    out: list[tuple[Any, ...]] = []
-    cursor: str | None = None
-    while True:
-        query: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-        response = await client.get(path, params=query)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert len(page["items"]) <= limit
-        for item in page["items"]:
-            ts = to_micros(datetime.fromisoformat(item["time"]))
-            out.append((ts, item["id"], item["actor"], item["verb"], item["object"], item.get("target"),
-                        item.get("extra")))
-        cursor = page["next"]
-        if cursor is None:
-            return out
+    return [(to_micros(datetime.fromisoformat(i["time"])), i["id"], i["actor"], i["verb"], i["object"],
+             i.get("target"), i.get("extra")) for page in await walk(client, path, limit) for i in page["items"]]
 
 
 @pytest.fixture
@@ -95,7 +82,7 @@ async def test_feeds_read_over_http_equal_the_eager_mode(agents_running: tuple[S
         for n, (kind, user) in enumerate(feeds):
             want = [(a.ts, a.id, a.actor, a.verb, a.object, a.target, a.extra)
                     for a in await expected.read(f"{kind}:{user}", limit=100_000)]
-            got = await walk(client, f"/v1/feeds/{kind}/{user}", limit=(3, 10, 50, 100)[n % 4])
+            got = await entries(client, f"/v1/feeds/{kind}/{user}", limit=(3, 10, 50, 100)[n % 4])
             assert got == want, f"{kind}:{user}"
             total += len(got)
         assert total > 1000  # a real workload, not empty feeds

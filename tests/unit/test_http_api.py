@@ -15,8 +15,8 @@ from aiokafka.errors import KafkaConnectionError
 from fanout import Fanout, MemoryStore, Settings, StoreError
 from fanout.activity import derive_id, to_micros
 from fanout.http import create_app
-from fanout.http.cursors import user_cursor
-from tests.http_helpers import PublisherTwin, assert_problem, served
+from fanout.http.cursors import feed_cursor, user_cursor
+from tests.http_helpers import PublisherTwin, assert_problem, served, walk
 
 # no broker in unit tests: readiness asks a port where nothing listens
 SETTINGS = Settings(kafka_bootstrap="127.0.0.1:1", http_backend_timeout_seconds=2.0)
@@ -53,19 +53,8 @@ async def shared_api() -> AsyncIterator[tuple[httpx.AsyncClient, PublisherTwin]]
         yield client, publisher
 
 
-async def _walk(client: httpx.AsyncClient, path: str, limit: int) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(1000):
-        response = await client.get(path, params={"limit": limit, **({"cursor": cursor} if cursor else {})})
-        assert response.status_code == 200, response.text
-        page = response.json()
-        assert len(page["items"]) <= limit
-        items.extend(page["items"])
-        cursor = page["next"]
-        if cursor is None:
-            return items
-    raise AssertionError("the walk did not end")
+async def _items(client: httpx.AsyncClient, path: str, limit: int) -> list[Any]:
+    return [item for page in await walk(client, path, limit) for item in page["items"]]
 
 
 async def test_pages_walked_with_next_equal_the_feed(api: Any) -> None:
@@ -80,7 +69,7 @@ async def test_pages_walked_with_next_equal_the_feed(api: Any) -> None:
     expected = await store.read("timeline:7", limit=100)
     assert len(expected) == 23
     for limit in (1, 5, 23, 100):
-        items = await _walk(client, "/v1/feeds/timeline/7", limit)
+        items = await _items(client, "/v1/feeds/timeline/7", limit)
         assert [i["id"] for i in items] == [a.id for a in expected]
     first = (await client.get("/v1/feeds/timeline/7", params={"limit": 1})).json()["items"][0]
     newest = expected[0]
@@ -88,7 +77,7 @@ async def test_pages_walked_with_next_equal_the_feed(api: Any) -> None:
     assert datetime.fromisoformat(first["time"]) == newest.time
     assert first.get("target") == newest.target and first.get("extra") == newest.extra
     assert set(first) <= {"id", "actor", "verb", "object", "target", "time", "extra"}
-    user_items = await _walk(client, "/v1/feeds/user/42", 10)
+    user_items = await _items(client, "/v1/feeds/user/42", 10)
     assert [i["id"] for i in user_items] == [a.id for a in await store.read("user:42", limit=100)]
     empty = (await client.get("/v1/feeds/timeline/nobody")).json()
     assert empty == {"items": [], "next": None}
@@ -123,6 +112,28 @@ async def test_reading_a_timeline_marks_the_reader_active_once(api: Any) -> None
     assert store.set_active_calls == 1  # one write, not one per read
     assert (await client.get("/v1/feeds/user/profile-owner")).status_code == 200
     assert await store.last_active("profile-owner") == 0  # a profile view is not its owner reading
+
+
+async def test_followers_and_following_page_with_counts(api: Any) -> None:
+    client, store, _ = api
+    fanout = Fanout(store, SETTINGS)
+    fans = [f"fan/{i:02d}" for i in range(13)]  # ids may hold a slash
+    for fan in fans:
+        await fanout.follow(fan, "star")
+        await fanout.follow(fan, "other")
+    await fanout.unfollow(fans[5], "star")
+    await fanout.follow("star", "other")
+
+    async def listed(path: str, limit: int) -> tuple[list[str], set[int | None]]:
+        pages = await walk(client, path, limit)
+        return [i for page in pages for i in page["items"]], {page["count"] for page in pages}
+
+    live = [f for f in fans if f != fans[5]]
+    assert await listed("/v1/users/star/followers", 4) == (live, {12})
+    assert await listed("/v1/users/other/followers", 100) == ([*fans, "star"], {14})
+    assert await listed("/v1/users/fan/03/following", 1) == (["other", "star"], {2})
+    assert await listed("/v1/users/fan/05/following", 5) == (["other"], {1})
+    assert await listed("/v1/users/nobody/following", 5) == ([], {0})
 
 
 async def test_post_activity_answers_the_id_it_will_have(api: Any) -> None:
@@ -163,6 +174,10 @@ BAD_READS = [
     ("/v1/feeds/nosuchkind/u", 404, "kind"),
     ("/v1/feeds/timeline/" + "x" * 257, 400, "user"),
     ("/healthz?x=1", 400, "x"),
+    ("/v1/users/u/followers?cursor=" + feed_cursor((1, "x")), 400, "cursor"),
+    ("/v1/users/u/following?limit=0", 400, "limit"),
+    ("/v1/users/u/following?after=x", 400, "after"),
+    ("/v1/users/" + "x" * 257 + "/followers", 400, "user"),
 ]
 
 
