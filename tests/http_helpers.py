@@ -115,14 +115,19 @@ def free_port() -> int:
 class PublisherTwin:
     """Records what the API would produce; answers like a broker with one partition."""
 
-    def __init__(self, *, fail: BaseException | None = None, hang: bool = False) -> None:
+    def __init__(self, *, fail: BaseException | None = None, hang: bool = False, start_seconds: float = 0.0
+                 ) -> None:
         self.activities: list[ActivityEvent] = []
         self.follows: list[FollowEvent] = []
         self.fail = fail
         self.hang = hang
+        self.start_seconds = start_seconds
+        self.starts = 0
         self.started = self.stopped = False
 
     async def start(self) -> None:
+        self.starts += 1
+        await asyncio.sleep(self.start_seconds)
         if self.fail is not None:
             raise self.fail
         self.started = True

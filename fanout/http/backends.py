@@ -46,40 +46,52 @@ class Publisher(Protocol):
 
 
 class _Lazy(Generic[T]):
-    """One connection made on first use by ``connect``; a failure is remembered briefly."""
+    """One connection, made on first use by ``connect`` in a task of its own: a request waits for
+    it at most ``timeout`` seconds (a 503 after that), but never cancels it, so a slow connect
+    finishes for the next request instead of starting over. A failure is remembered briefly."""
 
     def __init__(self, connect: Callable[[], Awaitable[T]], backend: str, timeout: float) -> None:
         self._connect = connect
         self._backend = backend
         self._timeout = timeout
-        self._value: T | None = None
-        self._lock = asyncio.Lock()
+        self._task: asyncio.Future[T] | None = None
         self._failed_at = 0.0
-        self._failure = ""
 
     @property
     def value(self) -> T | None:
-        return self._value
+        """The connection, if one is made."""
+        task = self._task
+        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+            return None
+        return task.result()
 
     async def get(self) -> T:
-        if self._value is not None:
-            return self._value
-        async with self._lock:
-            if self._value is not None:
-                return self._value
-            if time.monotonic() - self._failed_at < _RECONNECT_SECONDS:
-                raise unavailable(self._backend, self._failure)
-            try:
-                self._value = await asyncio.wait_for(self._connect(), self._timeout)
-            except (TimeoutError, OSError, KafkaError, StoreError) as exc:
-                self._failed_at = time.monotonic()
-                self._failure = f"cannot connect to {self._backend}: {_describe(exc)}"
-                log.warning("%s", self._failure)
-                raise unavailable(self._backend, self._failure) from exc
-            return self._value
+        task = self._task
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)
+                            and time.monotonic() - self._failed_at >= _RECONNECT_SECONDS):
+            task = self._task = asyncio.ensure_future(self._connect())
+            task.add_done_callback(self._settled)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self._timeout)
+        except TimeoutError:
+            raise unavailable(self._backend, f"still connecting to {self._backend} after {self._timeout:g} s"
+                              ) from None
+        except Exception as exc:  # whatever stops a connection (refused, TLS, auth, no schema) is a 503
+            raise unavailable(self._backend, f"cannot connect to {self._backend}: {_describe(exc)}") from exc
+
+    def _settled(self, task: asyncio.Future[T]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._failed_at = time.monotonic()
+            log.warning("cannot connect to %s: %s", self._backend, _describe(exc))
 
     def reset(self) -> T | None:
-        value, self._value = self._value, None
+        """Forget the connection (and stop a connect in progress); return it if there was one."""
+        value, task, self._task = self.value, self._task, None
+        if task is not None and not task.done():
+            task.cancel()
         return value
 
 

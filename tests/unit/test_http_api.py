@@ -258,6 +258,18 @@ async def test_a_broker_that_is_down_or_silent_answers_503() -> None:
         assert asyncio.get_running_loop().time() - started < 3
 
 
+async def test_a_slow_connection_is_awaited_not_restarted() -> None:
+    slow = PublisherTwin(start_seconds=1.0)
+    quick = SETTINGS.replace(http_backend_timeout_seconds=0.3)
+    event = {"actor": "a", "verb": "v", "object": "o", "id": "x"}
+    async with served(create_app(quick, store=MemoryStore(), publisher=slow)) as client:
+        waiting = await client.post("/v1/activities", json=event)
+        assert "still connecting" in assert_problem(waiting, 503)["detail"]
+        await asyncio.sleep(1.0)
+        assert (await client.post("/v1/activities", json=event)).status_code == 202
+    assert slow.starts == 1 and slow.stopped
+
+
 async def test_health_readiness_and_metrics(api: Any) -> None:
     client, _, _ = api
     health = await client.get("/healthz")
