@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 
 from fanout._version import __version__
-from fanout.codec import MAX_ID_BYTES
+from fanout.codec import MAX_ID_BYTES, json_schemas
 from fanout.settings import Settings
 
 from .cursors import MAX_CURSOR_CHARS
@@ -27,6 +27,8 @@ _ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_BYTES}
 
 def openapi_document(settings: Settings) -> bytes:
     _, components = msgspec.json.schema_components((*REQUEST_TYPES, *RESPONSE_TYPES, ProblemDoc), ref_template=_REF)
+    for contract in ("activity.v1.json", "follow.v1.json"):  # the bodies exactly as schemas/*.v1.json say
+        components.update(json_schemas()[contract]["$defs"])
     kinds = [*settings.feed_kinds, settings.user_feed_kind]
     limit = {"type": "integer", "minimum": 1, "maximum": settings.http_max_limit, "default": DEFAULT_LIMIT}
     page = [

@@ -20,8 +20,15 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fanout.activity import derive_id, to_micros
-from fanout.codec import ActivityEvent, decode_activity_event, decode_follow_event, remove_event
+from fanout.activity import now_micros
+from fanout.codec import (
+    ActivityEvent,
+    decode_activity_event,
+    decode_follow_event,
+    remove_event,
+    removed_id,
+    to_activity,
+)
 from fanout.errors import InvalidEvent
 from fanout.producer import Delivery
 from fanout.settings import Settings
@@ -30,7 +37,7 @@ from . import params
 from .backends import Backends
 from .graph import GraphReader
 from .models import Accepted, Health, encode
-from .problems import Problem, invalid_body, too_large
+from .problems import invalid_body, too_large
 from .reader import FeedReader
 
 JSON = "application/json"
@@ -131,17 +138,14 @@ def _decoded(decode: Callable[..., E], body: bytes, max_bytes: int) -> E:
 def _identified(event: ActivityEvent) -> tuple[ActivityEvent, str]:
     """The event to produce and its activity id: given, or derived from the content and time. An
     add without either gets the accepted time here, so the id it will have can be answered now."""
-    if event.id is not None:
-        return event, event.id
-    when = event.time
-    if when is None:
+    try:
         if event.op == "remove":
-            raise Problem(422, "invalid-body", "The body breaks the wire contract",
-                          "activity event: a remove needs `$.id`, or `$.time` with the activity's content",
-                          field="id", rule="required for a remove without `time`")
-        when = datetime.now(UTC)
-        event = msgspec.structs.replace(event, time=when)
-    return event, derive_id(event.actor, event.verb, event.object, event.target, to_micros(when))
+            return event, removed_id(event)
+        if event.id is None and event.time is None:
+            event = msgspec.structs.replace(event, time=datetime.now(UTC))
+        return event, to_activity(event, now_micros()).id
+    except InvalidEvent as exc:
+        raise invalid_body(exc) from None
 
 
 def _accepted(delivery: Delivery, activity_id: str | None) -> Response:
