@@ -206,6 +206,9 @@ BAD_BODIES: list[tuple[str, str, bytes, int, str]] = [
      413, "body"),
     ("POST", "/v1/activities", b"{\"actor\": \"" + "é".encode() * 200 + b'", "verb": "v", "object": "o"}',
      422, "actor"),
+    ("POST", "/v1/activities", b'{"actor": "a", "verb": "v", "object": "o", "time": "2000-01-01T00:00:00Z"}',
+     422, "time"),  # older than FANOUT_MAX_PAST_DAYS: found by the schemathesis run
+    ("POST", "/v1/follows", b'{"follower": "a", "followee": "b", "time": "2999-01-01T00:00:00Z"}', 422, "time"),
     ("POST", "/v1/follows", b'{"follower": "a", "followee": "a"}', 422, "follower"),
     ("POST", "/v1/follows", b'{"follower": "a", "followee": "b", "op": "block"}', 422, "op"),
     ("POST", "/v1/follows", b"null", 422, "body"),
