@@ -15,7 +15,6 @@ import time
 from collections import OrderedDict
 from typing import Final
 
-from fanout.activity import now_micros
 from fanout.core import Fanout
 from fanout.feeds import feed_id
 from fanout.settings import Settings
@@ -50,7 +49,7 @@ class FeedReader:
         marked = self._marked.get(user)
         if marked is not None and now - marked < MARK_EVERY_SECONDS:
             return
-        await fanout._touch(user, now_micros())  # the core's policy: a write at most ~twice a day
+        await fanout.mark_active(user)  # the core's policy: a write at most ~twice a day
         self._marked[user] = now
         self._marked.move_to_end(user)
         while len(self._marked) > MARKED_USERS:

@@ -23,6 +23,8 @@ from starlette.responses import Response
 from fanout.activity import now_micros
 from fanout.codec import (
     ActivityEvent,
+    FollowEvent,
+    check_event_time,
     decode_activity_event,
     decode_follow_event,
     remove_event,
@@ -41,7 +43,7 @@ from .problems import invalid_body, too_large
 from .reader import FeedReader
 
 JSON = "application/json"
-E = TypeVar("E")
+E = TypeVar("E", ActivityEvent, FollowEvent)
 
 
 class Api:
@@ -89,7 +91,7 @@ class Api:
     # producing -------------------------------------------------------------------------
     async def post_activity(self, request: Request) -> Response:
         params.query(request)
-        event = _decoded(decode_activity_event, await self._body(request), self.settings.max_event_bytes)
+        event = _decoded(decode_activity_event, await self._body(request), self.settings)
         event, activity_id = _identified(event)
         delivery = await self.backends.publish(lambda p: p.send_activity(event))
         return _accepted(delivery, activity_id)
@@ -106,7 +108,7 @@ class Api:
 
     async def post_follow(self, request: Request) -> Response:
         params.query(request)
-        event = _decoded(decode_follow_event, await self._body(request), self.settings.max_event_bytes)
+        event = _decoded(decode_follow_event, await self._body(request), self.settings)
         delivery = await self.backends.publish(
             lambda p: p.send_follow(event.follower, event.followee, event.op, time=event.time)
         )
@@ -128,9 +130,10 @@ class Api:
         return b"".join(chunks)
 
 
-def _decoded(decode: Callable[..., E], body: bytes, max_bytes: int) -> E:
+def _decoded(decode: Callable[..., E], body: bytes, settings: Settings) -> E:
+    """The body decoded as the codec does, its time checked as every producer does."""
     try:
-        return decode(body, max_bytes=max_bytes)
+        return check_event_time(decode(body, max_bytes=settings.max_event_bytes), settings)
     except InvalidEvent as exc:
         raise invalid_body(exc) from None
 
