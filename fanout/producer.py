@@ -9,10 +9,14 @@
 
 Every event is validated with the wire codec before it is sent (``InvalidEvent`` on a bad
 one, nothing sent), encoded as the JSON of ``schemas/*.v1.json`` and keyed by its actor
-(activities) or follower (follows), so one user's events stay in order.
+(activities) or follower (follows), so one user's events stay in order. ``start`` fails with
+``MissingTopics`` ("run `fanout topics create`") when the topics do not exist: a broker that
+auto-creates topics would otherwise make one-partition topics with its default retention.
 
-``send_*`` wait for the broker's acknowledgement; ``queue_*`` only enqueue (fast, for bulk
-loads) and ``flush()`` waits for everything queued.
+``send_*`` wait for the broker's acknowledgement and return where the event was stored (for an
+activity, also the id of the activity it adds or removes: given, or derived from its content and
+time, the record's timestamp when it has none, exactly as the planner derives it); ``queue_*``
+only enqueue (fast, for bulk loads) and ``flush()`` waits for everything queued.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from collections.abc import Coroutine, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from .codec import ActivityEvent, activity_event, encode, follow_event
-from .kafka import Acks, KafkaClients
+from .codec import ActivityEvent, activity_event, activity_id, check_event_time, encode, follow_event
+from .kafka import Acks, KafkaClients, require_topics
 from .settings import Settings
 
 T = TypeVar("T")
@@ -34,6 +38,7 @@ class Delivery(NamedTuple):
     topic: str
     partition: int
     offset: int
+    activity_id: str | None = None  # the activity an activity event adds or removes (None: a follow)
 
 
 class Producer:
@@ -49,7 +54,9 @@ class Producer:
 
     async def start(self) -> None:
         if self._kafka is None:
-            self._kafka = KafkaClients(self.settings).producer("fanout-producer", **self._options)
+            clients = KafkaClients(self.settings)
+            await require_topics(clients, [self.activities_topic, self.follows_topic])
+            self._kafka = clients.producer("fanout-producer", **self._options)
             try:
                 await self._kafka.start()
             except BaseException:
@@ -78,8 +85,12 @@ class Producer:
     async def send_activity(
         self, event: ActivityEvent | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> Delivery:
-        """Validate and send an activity event; return where the broker stored it."""
-        return await _delivered(await self.queue_activity(event, **fields))
+        """Validate and send an activity event; return where the broker stored it and the
+        activity's id."""
+        checked = self._check_activity(event, **fields)
+        meta = await (await self._send(self.activities_topic, checked.actor, encode(checked)))
+        accepted = meta.timestamp * 1000 if meta.timestamp is not None and meta.timestamp >= 0 else 0
+        return Delivery(meta.topic, meta.partition, meta.offset, activity_id(checked, accepted))
 
     async def send_follow(
         self, follower: str, followee: str, op: str = "follow", *, time: datetime | str | None = None
@@ -91,13 +102,22 @@ class Producer:
         self, event: ActivityEvent | Mapping[str, Any] | None = None, /, **fields: Any
     ) -> asyncio.Future[Any]:
         """Validate and enqueue an activity event; ``flush()`` (or the future) waits for it."""
-        checked = activity_event(event, max_bytes=self.settings.max_event_bytes, **fields)
+        checked = self._check_activity(event, **fields)
         return await self._send(self.activities_topic, checked.actor, encode(checked))
+
+    def _check_activity(
+        self, event: ActivityEvent | Mapping[str, Any] | None = None, /, **fields: Any
+    ) -> ActivityEvent:
+        """The event as it will be sent, validated by the wire codec (``InvalidEvent`` if not),
+        its time checked against the clock (the record timestamp will be about now)."""
+        return check_event_time(activity_event(event, max_bytes=self.settings.max_event_bytes, **fields),
+                                self.settings)
 
     async def queue_follow(
         self, follower: str, followee: str, op: str = "follow", *, time: datetime | str | None = None
     ) -> asyncio.Future[Any]:
-        checked = follow_event(follower, followee, op, time=time, max_bytes=self.settings.max_event_bytes)
+        checked = check_event_time(
+            follow_event(follower, followee, op, time=time, max_bytes=self.settings.max_event_bytes), self.settings)
         return await self._send(self.follows_topic, checked.follower, encode(checked))
 
     async def flush(self) -> None:

@@ -1,7 +1,11 @@
 """``fanout publish``: produce activity and follow events from flags or JSON lines.
 
-    fanout publish --actor 42 --verb pin --object 7 [--target board:3] [--id ID] [--op remove]
+    fanout publish --actor 42 --verb pin --object 7 [--target board:3] [--id ID] [--time T]
+    fanout publish --actor 42 --op remove --id ID     (or --verb, --object [--target] and --time of the add)
     fanout publish --follow 7 42 | --unfollow 7 42 | --file events.jsonl | --file -
+
+Publishing an activity prints the id of the activity it adds or removes (given, or derived).
+An event the wire contract refuses is an error (exit 2) and nothing is sent.
 """
 
 from __future__ import annotations
@@ -56,33 +60,47 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
 async def _publish_async(
     args: argparse.Namespace, settings: Settings, lines: tuple[IO[bytes], int | None] | None
 ) -> int:
+    from fanout.codec import check_event_time, follow_event
     from fanout.producer import Producer
 
+    # validated before anything connects to Kafka: a refused event is exit 2 with nothing sent
+    follow = None
+    if args.follow or args.unfollow:
+        op = "follow" if args.follow else "unfollow"
+        follower, followee = args.follow or args.unfollow
+        follow = check_event_time(follow_event(follower, followee, op, time=args.time), settings)
+    event = None if lines is not None or follow is not None else _event_from_flags(args, settings)
     async with Producer(settings) as producer:
-        if args.follow or args.unfollow:
-            follower, followee = args.follow or args.unfollow
-            op = "follow" if args.follow else "unfollow"
-            where = await producer.send_follow(follower, followee, op, time=args.time)
-            print(f"{op} {follower} -> {followee}: {where.topic}[{where.partition}]@{where.offset}")
+        if follow is not None:
+            where = await producer.send_follow(follow.follower, follow.followee, follow.op, time=follow.time)
+            print(f"{follow.op} {follower} -> {followee}: {where.topic}[{where.partition}]@{where.offset}")
             return 0
         if lines is not None:
             return await _publish_lines(producer, *lines)
-        fields: dict[str, Any] = {
-            k: getattr(args, k) for k in ("actor", "verb", "object", "target", "id", "op", "time")
-        }
-        fields = {k: v for k, v in fields.items() if v is not None}
-        if args.extra:
-            try:
-                fields["extra"] = json.loads(args.extra)
-            except json.JSONDecodeError as exc:
-                raise InvalidEvent(f"--extra is not JSON: {exc}", reason="json") from None
-        if not {"actor", "verb", "object"} <= fields.keys():
-            print("fanout publish: give --actor, --verb and --object (or --follow/--unfollow/--file)",
-                  file=sys.stderr)
-            return 2
-        where = await producer.send_activity(fields)
-        print(f"activity of {fields['actor']}: {where.topic}[{where.partition}]@{where.offset}")
+        where = await producer.send_activity(event)
+        op = "remove" if event is not None and event.op == "remove" else "add"
+        print(f"{op} activity {where.activity_id}: {where.topic}[{where.partition}]@{where.offset}")
         return 0
+
+
+def _event_from_flags(args: argparse.Namespace, settings: Settings) -> Any:
+    """The activity event the flags describe, validated before anything connects to Kafka: the
+    codec's rules (a remove needs --id, or --verb, --object and --time) fail with exit 2."""
+    from fanout.codec import activity_event, check_event_time
+
+    fields: dict[str, Any] = {
+        k: getattr(args, k) for k in ("actor", "verb", "object", "target", "id", "op", "time")
+    }
+    fields = {k: v for k, v in fields.items() if v is not None}
+    if args.extra:
+        try:
+            fields["extra"] = json.loads(args.extra)
+        except json.JSONDecodeError as exc:
+            raise InvalidEvent(f"--extra is not JSON: {exc}", reason="json") from None
+    if "actor" not in fields:
+        raise InvalidEvent("fanout publish: give --actor (with --verb and --object, or --op remove and --id), "
+                           "or --follow/--unfollow/--file")
+    return check_event_time(activity_event(fields, max_bytes=settings.max_event_bytes), settings)
 
 
 def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:

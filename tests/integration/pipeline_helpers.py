@@ -138,6 +138,17 @@ class InProcess:
             raise
 
 
+async def drain_all(settings: Settings, store: Store, within: float = 60.0) -> None:
+    """Run every agent in this process until every group has lag 0, then stop them."""
+    agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
+              InProcess(settings, store, "writer", "high"), InProcess(settings, store, "writer", "low")]
+    try:
+        await wait_drained(settings, within=within)
+    finally:
+        for agent in agents:
+            await agent.close()
+
+
 async def wait_for(
     predicate: Callable[[], Awaitable[bool]], within: float, what: str, interval: float = 0.2
 ) -> float:
@@ -231,3 +242,34 @@ async def snapshot(store: Store, feeds: Iterable[str], concurrency: int = 64) ->
 
 def python() -> str:
     return sys.executable
+
+
+def run_cli(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m fanout ARGS`` with the test's settings (blocking: wrap in ``asyncio.to_thread``)."""
+    env = {**os.environ, **settings_env(settings)}
+    return subprocess.run([sys.executable, "-m", "fanout", *args], env=env, input=stdin, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def record_headers(record: Any) -> dict[str, str]:
+    """A consumed record's headers as text."""
+    return {name: value.decode() for name, value in record.headers}
+
+
+async def produce_to(
+    settings: Settings, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]
+) -> list[Any]:
+    """Produce (key, value) records to one partition of a pipeline topic, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [await producer.send(settings.topic(topic), value=v, key=k, partition=partition)
+                   for k, v in records]
+        return list(await asyncio.gather(*futures))
+    finally:
+        await producer.stop()
+
+
+async def committed_offsets(settings: Settings, group: str) -> dict[int, int | None]:
+    """partition -> the group's committed offset (None: never committed), on its topic."""
+    return {row.partition: row.committed for row in await consumer_lag(settings) if row.group == group}

@@ -114,21 +114,32 @@ async def test_sigkilled_writer_resumes_and_every_timeline_is_exact(capsys: pyte
 
 
 class FlakyStore:
-    """Delegates to a real store; ``apply`` call number N raises ``fail_at[N]`` instead."""
+    """Delegates to a real store; ``apply`` call number N raises ``fail_at[N]`` instead. After a
+    non-retriable error the store stays broken for reads too, as one whose schema is gone (a
+    store that still answers reads would make the writer treat the error as a poison chunk)."""
 
     def __init__(self, inner: Any, fail_at: dict[int, StoreError]) -> None:
         self.inner = inner
         self.fail_at = fail_at
         self.calls = 0
         self.applied: list[int] = []
+        self.broken: StoreError | None = None
 
     async def apply(self, writes: Sequence[TimelineWrite]) -> None:
         self.calls += 1
         error = self.fail_at.get(self.calls)
         if error is not None:
+            if not error.retriable:
+                self.broken = error
             raise error
         await self.inner.apply(writes)
         self.applied.append(len(writes))
+
+    async def read(self, feed: str, **options: Any) -> list[Activity]:
+        if self.broken is not None:
+            raise self.broken
+        result: list[Activity] = await self.inner.read(feed, **options)
+        return result
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -158,7 +169,9 @@ async def test_offsets_are_committed_only_after_the_store_acknowledged() -> None
             await asyncio.wait_for(failing.task, 60)
 
         written_chunks = sum(flaky.applied) // len(feeds)
-        assert flaky.calls == 6 and len(flaky.applied) == 3  # batch 2 retried twice, batch 4 failed
+        # calls 2 and 3 failed and were retried, call 6 stopped the worker; a batch of the other
+        # partition already in flight may finish (and commit) within the grace period
+        assert flaky.calls >= 6 and len(flaky.applied) == flaky.calls - 3
         committed, lag = (await lags(settings))[low]
         assert committed == written_chunks  # exactly the acknowledged batches, not the failed one
         assert lag == len(chunks) - written_chunks > 0

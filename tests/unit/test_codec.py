@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from fanout.activity import Activity, derive_id, from_micros, to_micros
+from fanout.activity import MAX_TIME_US, MIN_TIME_US, Activity, derive_id, from_micros, to_micros
 from fanout.codec import (
     ActivityEvent,
     ChunkMessage,
@@ -40,6 +40,7 @@ json_values = st.recursive(
     id_=st.none() | ids, op=st.sampled_from(["add", "remove"]),
 )
 def test_activity_event_round_trip(actor, verb, obj, target, time, extra, id_, op):  # type: ignore[no-untyped-def]
+    assume(op == "add" or id_ is not None or time is not None)  # a remove names its activity
     event = ActivityEvent(actor=actor, verb=verb, object=obj, target=target, time=time, extra=extra, id=id_, op=op)
     assert decode_activity_event(encode(event)) == event
 
@@ -52,7 +53,8 @@ def test_follow_event_round_trip(follower, followee, op):  # type: ignore[no-unt
     assert decode_follow_event(encode(event)) == event
 
 
-@given(ts=st.integers(0, 2**60), feeds=st.lists(ids, max_size=20), op=st.sampled_from(["add", "remove"]))
+@given(ts=st.integers(MIN_TIME_US, MAX_TIME_US), feeds=st.lists(ids, max_size=20),
+       op=st.sampled_from(["add", "remove"]))
 def test_chunk_round_trip(ts, feeds, op):  # type: ignore[no-untyped-def]
     chunk = ChunkMessage(
         op=op, priority="low", feeds=feeds, write_ts=ts,
@@ -76,7 +78,6 @@ def test_micros_round_trip(moment):  # type: ignore[no-untyped-def]
         (b'{"actor": "a", "verb": "pin", "object": "1", "op": "delete"}', "schema", "`$.op`"),
         (b'{"actor": "a", "verb": "pin", "object": "1", "time": "yesterday"}', "schema", "`$.time`"),
         (b'{"actor": "a", "verb": "pin", "object": "1", "time": "2024-01-01T00:00:00"}', "schema", "time zone"),
-        (b'{"actor": "a", "verb": "pin", "object": "1", "colour": "red"}', "schema", "unknown field `colour`"),
         (b'{"actor": "a", "verb": "pin", "object": "1", "extra": [1]}', "schema", "`$.extra`"),
     ],
 )

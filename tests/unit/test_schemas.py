@@ -23,7 +23,9 @@ def test_schemas_check_command_passes() -> None:
 def test_activity_schema_states_the_contract() -> None:
     doc = schemas.load("activity.v1.json")
     body = doc["$defs"]["ActivityEvent"]
-    assert sorted(body["required"]) == ["actor", "object", "verb"]
-    assert body["additionalProperties"] is False
+    assert body["required"] == ["actor"]
+    assert body["else"]["required"] == ["verb", "object"]  # an add
+    assert body["if"]["properties"]["op"] == {"const": "remove"}
+    assert "additionalProperties" not in body  # unknown fields are ignored (forward compatible)
     assert body["properties"]["actor"]["maxLength"] == 256
     assert body["properties"]["op"]["enum"] == ["add", "remove"]

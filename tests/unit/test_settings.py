@@ -37,6 +37,8 @@ def test_environment_overrides_each_type() -> None:
     [
         ({"FANOUT_CHUNK_SIZE": "many"}, "FANOUT_CHUNK_SIZE='many' is not a valid int"),
         ({"FANOUT_CHUNK_SIZE": "0"}, "FANOUT_CHUNK_SIZE must be >= 1"),
+        ({"FANOUT_TRIM_TRACKED_FEEDS": "-1"}, "FANOUT_TRIM_TRACKED_FEEDS, FANOUT_MEMORY_GRACE_SECONDS and"),
+        ({"FANOUT_MEMORY_GRACE_SECONDS": "-1"}, "FANOUT_MEMORY_GRACE_SECONDS and FANOUT_CASSANDRA_TTL_SECONDS"),
         ({"FANOUT_STORE": "redis"}, "FANOUT_STORE must be 'memory' or 'cassandra'"),
         ({"FANOUT_KAFKA_SECURITY_PROTOCOL": "TLS"}, "FANOUT_KAFKA_SECURITY_PROTOCOL must be one of"),
         ({"FANOUT_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "needs FANOUT_KAFKA_SASL_USERNAME"),
