@@ -22,6 +22,7 @@ horizon is applied lazily, at the next call, in O(1) per forgotten delete. The f
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections import deque
@@ -313,6 +314,13 @@ class MemoryStore:
                 page = []
         if page:
             yield page
+
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        edges = self._edges.get(followee, {})
+        return heapq.nsmallest(limit, (f for f, (_, on) in edges.items() if on and (after is None or f > after)))
+
+    async def follower_count(self, followee: str) -> int:
+        return sum(on for _, on in self._edges.get(followee, {}).values())
 
     async def last_active(self, user: str) -> int:
         return self._last_active.get(user, 0)

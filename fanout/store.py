@@ -104,6 +104,12 @@ class Store(Protocol):
     def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         """Stream the followers in pages; never loads them all at once."""
 
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` current followers of ``followee``, ascending by id, after ``after``."""
+
+    async def follower_count(self, followee: str) -> int:
+        """How many users follow ``followee`` now."""
+
     async def last_active(self, user: str) -> int:
         """When ``user`` was last seen active (0 if never)."""
 

@@ -68,6 +68,7 @@ The modules, each one concept (imports point down this list, never up)::
     statements  every prepared CQL statement of a keyspace
     batching    timeline writes as bound statements and per-feed UNLOGGED batches (pure)
     bridge      driver requests awaited from asyncio: bounded in flight, paging, run_all
+    routing     the execution profile: token-aware routing, write/read consistency, requests per node
     errors      driver exceptions as StoreError(retriable=...)
     schema      the keyspace and table DDL, keyspace name checks
     rows        an Activity as columns and back (extra as JSON)

@@ -17,9 +17,11 @@ class Statements:
 
     Every statement but ``truncate`` is marked idempotent: sending it twice changes nothing, since
     writes carry their own write timestamps, so the driver may send it again after a timeout.
+    Reads run at ``read_consistency`` (the driver's value; None: the session's default, which is
+    the write consistency, ``routing``).
     """
 
-    def __init__(self, prepare: Callable[[str], Any], ks: str, ttl: int) -> None:
+    def __init__(self, prepare: Callable[[str], Any], ks: str, ttl: int, read_consistency: int | None = None) -> None:
         using_ttl = f" AND TTL {ttl}" if ttl > 0 else ""
         reg_ttl = f" USING TTL {ttl}" if ttl > 0 else ""
         select = f"SELECT {ACTIVITY_COLUMNS} FROM {ks}.timeline WHERE feed = ?"
@@ -30,6 +32,8 @@ class Statements:
         def p(cql: str, idempotent: bool = True) -> Any:
             stmt = prepare(cql)
             stmt.is_idempotent = idempotent
+            if read_consistency is not None and cql.startswith("SELECT"):
+                stmt.consistency_level = read_consistency
             return stmt
 
         self.insert = p(
@@ -80,6 +84,11 @@ class Statements:
         )
         self.followers = p(f"SELECT follower, following, active_until FROM {ks}.followers WHERE followee = ?")
         self.following = p(f"SELECT followee, following FROM {ks}.following WHERE follower = ?")
+        follower_ids = f"SELECT follower, following FROM {ks}.followers WHERE followee = ?"
+        self.follower_ids = p(follower_ids)
+        self.follower_ids_after = p(f"{follower_ids} AND follower > ?")
+        # count(column) counts the live cells: an unfollow deletes `following`, leaving the row
+        self.follower_count = p(f"SELECT count(following) FROM {ks}.followers WHERE followee = ?")
         edge = f"SELECT followee, following, decided_at, WRITETIME(following) FROM {ks}.following WHERE follower = ?"
         self.follow_edges = p(edge)
         self.follow_edge = p(f"{edge} AND followee = ?")

@@ -68,26 +68,17 @@ class CassandraStore:
     async def connect(
         cls, settings: Settings, *, keyspace: str | None = None, write_mode: str | None = None
     ) -> CassandraStore:
-        """Connect to ``settings.cassandra_hosts`` (the keyspace need not exist yet: ``migrate``)."""
-        from cassandra import ConsistencyLevel
+        """Connect to ``settings.cassandra_hosts`` (the keyspace need not exist yet: ``migrate``).
+
+        Requests are routed to a replica of their partition and run at the settings' write and read
+        consistency levels (``routing``)."""
         from cassandra.auth import PlainTextAuthProvider
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-        from cassandra.query import tuple_factory
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster
+
+        from .routing import execution_profile
 
         name = check_name(keyspace or settings.cassandra_keyspace)
-        try:
-            consistency = ConsistencyLevel.name_to_value[settings.cassandra_consistency.upper()]
-        except KeyError:
-            raise ConfigError(
-                f"FANOUT_CASSANDRA_CONSISTENCY={settings.cassandra_consistency!r} is not a consistency level"
-            ) from None
-        profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-            consistency_level=consistency,
-            request_timeout=_REQUEST_TIMEOUT,
-            row_factory=tuple_factory,
-        )
+        profile = execution_profile(settings, request_timeout=_REQUEST_TIMEOUT)
         auth = None
         if settings.cassandra_username:
             auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
@@ -269,6 +260,24 @@ class CassandraStore:
             if paging_state is None:
                 return
 
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        s = await self._statements()
+        found: list[str] = []
+        paging_state: bytes | None = None
+        while len(found) < limit:
+            bound = s.follower_ids.bind((followee,)) if after is None else s.follower_ids_after.bind((followee, after))
+            bound.fetch_size = max(limit, 1)  # unfollowed rows thin a page out: read on until `limit`
+            rows, paging_state = await self._bridge.page(bound, paging_state, "follower_page")
+            found.extend(follower for follower, on in rows if on)
+            if paging_state is None:
+                break
+        return found[:limit]
+
+    async def follower_count(self, followee: str) -> int:
+        s = await self._statements()
+        rows = await self._bridge.fetch_all(s.follower_count.bind((followee,)), "follower_count")
+        return int(rows[0][0]) if rows else 0
+
     async def last_active(self, user: str) -> int:
         s = await self._statements()
         rows = await self._bridge.fetch_all(s.last_active.bind((user,)), "last_active")
@@ -285,17 +294,27 @@ class CassandraStore:
             "set_active",
         )
 
+    def requests_by_host(self) -> dict[str, int]:
+        """Requests this store sent to each Cassandra node (address -> count) since it connected:
+        the coordinators token-aware routing chose (``fanout.cassandra.routing``)."""
+        from .routing import requests_by_host
+
+        return requests_by_host(self.cluster)
+
     # plumbing --------------------------------------------------------------------------
     async def _statements(self) -> Statements:
         if self._stmts is not None:
             return self._stmts
         if self.closed:
             raise closed_error()
+        from .routing import consistency_level
+
         async with self._prepare_lock:
             if self._stmts is None:
                 try:
                     self._stmts = await asyncio.to_thread(
-                        Statements, self.session.prepare, self.keyspace, self.settings.cassandra_ttl_seconds
+                        Statements, self.session.prepare, self.keyspace, self.settings.cassandra_ttl_seconds,
+                        consistency_level(self.settings.read_consistency),
                     )
                 except Exception as exc:
                     raise store_error(exc, f"preparing statements in keyspace {self.keyspace!r}") from exc
