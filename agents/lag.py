@@ -1,7 +1,9 @@
 """Consumer lag per agent group and partition: log end offset minus committed offset.
 
-A partition the group never committed counts from the earliest offset still in the log
-(where a new member starts, ``auto_offset_reset=earliest``).
+A partition the group never committed counts from the earliest offset still in the log (an agent
+refuses to start on it until told ``--from earliest|latest``; ``fanout topics create`` pins every
+group at offset 0 of the topics it creates, so this happens only with topics made otherwise or
+committed offsets that expired).
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from aiokafka import TopicPartition
 from fanout.kafka import KafkaClients
 from fanout.settings import Settings
 
-from . import group_id
-from .topics import committed_offsets
+from .topics import agent_groups, committed_offsets
 
 
 class PartitionLag(NamedTuple):
@@ -24,17 +25,6 @@ class PartitionLag(NamedTuple):
     committed: int | None  # None: the group never committed this partition
     end: int
     lag: int
-
-
-def agent_groups(settings: Settings) -> list[tuple[str, str]]:
-    """(group, topic) of every agent."""
-    p = settings.topic_prefix
-    return [
-        (group_id(p, "planner"), settings.topic("activities")),
-        (group_id(p, "writer", "high"), settings.topic("high")),
-        (group_id(p, "writer", "low"), settings.topic("low")),
-        (group_id(p, "follows"), settings.topic("follows")),
-    ]
 
 
 async def consumer_lag(settings: Settings) -> list[PartitionLag]:

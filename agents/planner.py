@@ -7,8 +7,9 @@ batch are committed only after every produced chunk (and dead letter) is acknowl
 broker, so a crash re-plans the batch; re-planning produces the same chunks (deterministic ids
 and write timestamps), which the writers apply idempotently.
 
-Partitions of a batch are planned concurrently, the records of one partition in order, so all
-events of one actor are planned in the order they were produced.
+Each partition is planned by its own task (``fanout.agents.base``), its records in order, so all
+events of one actor are planned in the order they were produced; a partition is committed once
+ITS chunks are acknowledged, so one 1M-follower activity holds back only its own partition.
 
 Chunk keys: the first feed id of the chunk. The same follower page of an actor lands on the same
 partition each time (its add and its remove are applied by the same writer, in order) and one
@@ -29,17 +30,18 @@ from fanout.settings import Settings
 from fanout.store import Store
 
 from . import group_id, metrics
-from .base import Agent, Batch, each_partition, record_time_us, retry_store
+from .base import Agent, record_time_us, retry_store
 from .poison import tied_to_record
 
 
 class KafkaChunkSink:
-    """A ``ChunkSink`` that produces each chunk to the topic of its priority."""
+    """A ``ChunkSink`` that produces each chunk to the topic of its priority; ``acks`` collects
+    the broker's acknowledgements (the planner's are per partition task: ``TaskAcks``)."""
 
-    def __init__(self, producer: Any, settings: Settings) -> None:
+    def __init__(self, producer: Any, settings: Settings, acks: Acks | None = None) -> None:
         self.producer = producer
         self.topics = {"high": settings.topic("high"), "low": settings.topic("low")}
-        self.acks = Acks()
+        self.acks = acks if acks is not None else Acks()
 
     async def send(self, chunk: ChunkMessage) -> None:
         key = (chunk.feeds[0] if chunk.feeds else chunk.activity.id).encode()
@@ -68,14 +70,10 @@ class PlannerAgent(Agent):
         self.fanout: Fanout
 
     async def on_started(self) -> None:
-        self.sink = KafkaChunkSink(self.producer, self.settings)
+        self.sink = KafkaChunkSink(self.producer, self.settings, self.acks)
         self.fanout = Fanout(self.store, self.settings, sink=self.sink)
 
-    async def process(self, batch: Batch) -> None:
-        await each_partition(batch, self._partition)
-        await self.acknowledged(self.sink.acks)
-
-    async def _partition(self, records: list[Any]) -> None:
+    async def process(self, records: list[Any]) -> None:
         for record in records:
             await self._one(record)
 
@@ -85,7 +83,8 @@ class PlannerAgent(Agent):
                 raise InvalidEvent("activity event: the record has no value", reason="json")
             event = decode_activity_event(record.value, max_bytes=self.settings.max_event_bytes)
             accepted = record_time_us(record)  # no timestamp: the planner's clock
-            await retry_store(self.role, partial(self.fanout.handle_activity, event, accepted_ts=accepted))
+            await retry_store(self.role, partial(self.fanout.handle_activity, event, accepted_ts=accepted),
+                              **self.retry_options())
         except InvalidEvent as exc:
             await self.dead.send(record, exc)
             return

@@ -41,18 +41,20 @@ async def tied_to_record(store: Store, exc: StoreError) -> InvalidEvent:
 
 
 async def write_isolating(
-    role: str, writer: TimelineWriter, chunks: Sequence[tuple[Any, ChunkMessage]], dead: DeadLetters
+    role: str, writer: TimelineWriter, chunks: Sequence[tuple[Any, ChunkMessage]], dead: DeadLetters,
+    **retry_options: Any,
 ) -> int:
     """Apply the chunks (record, chunk) in one call; if the store refuses that call, apply them
-    one by one and dead-letter each chunk it refuses. Returns the timeline rows written."""
+    one by one and dead-letter each chunk it refuses. Returns the timeline rows written.
+    ``retry_options`` bound the retries of a retriable error (``retry_store``)."""
     try:
-        return await retry_store(role, partial(writer.write_chunks, [chunk for _, chunk in chunks]))
+        return await retry_store(role, partial(writer.write_chunks, [chunk for _, chunk in chunks]), **retry_options)
     except StoreError as exc:
         await tied_to_record(writer.store, exc)  # re-raises unless the store still answers
     rows = 0
     for record, chunk in chunks:
         try:
-            rows += await retry_store(role, partial(writer.write_chunks, [chunk]))
+            rows += await retry_store(role, partial(writer.write_chunks, [chunk]), **retry_options)
         except StoreError as exc:
             await dead.send(record, await tied_to_record(writer.store, exc))
     return rows

@@ -1,8 +1,10 @@
 """``fanout rebuild USER``: rebuild single timelines from the followees' user feeds, without Kafka.
 
 ``rebuild_users(settings, users)`` runs ``Fanout.rebuild`` for each user: the timeline becomes
-the newest entries of the user feeds of the accounts the user follows, the same entries a full
-replay gives them (up to the follow-copy limit and max length), and stray entries are deleted.
+the newest entries of the user feeds of the accounts the user follows, what re-applying each
+current follow gives (up to the follow-copy limit and max length, also below earlier trims), and
+stray entries are deleted so that no later fanout add brings them back. Each follow is re-applied
+at its edge's timestamp + 1, so an unfollow still in flight wins over the rebuild (``fanout.graph``).
 """
 
 from __future__ import annotations

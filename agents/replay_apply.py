@@ -16,10 +16,14 @@ Concurrency (same results, faster)
 Why the end state does not depend on the order anyway
     Every timeline write carries a write timestamp fixed by the event, not by when it is applied
     (``fanout.activity``): a fanout add is written at the activity time; a follow copy and an
-    unfollow's deletes at ``FOLLOW_BAND`` + the follow/unfollow time (above every add); a remove at
-    ``REMOVED_WRITE_TS`` and a trim at ``TRIMMED_WRITE_TS`` (above everything else). Follow edges
-    are written at the event time too. The store keeps the newest write of every cell (a delete
-    wins a tie), so the same set of writes gives the same timelines in any order, and applying it
+    unfollow's deletes at ``FOLLOW_BAND`` + the edge timestamp the event decided (above every add);
+    a remove at ``REMOVED_WRITE_TS`` (above everything else); a trim deletes each row at its own
+    write time (a replay of it stays off, a newer write lands). Follow edges are ordered by the
+    follower's partition (``fanout.graph``): a replayed follow or unfollow is applied at the edge's
+    last timestamp + 1, so the last event of the partition decides the edge, as it did live (one
+    produced under another key counts only when its record timestamp is newer than the edge's last
+    decision). The store keeps the newest write of every cell (a delete wins a tie), so the same
+    set of writes gives the same timelines in any order, and applying it
     again changes nothing: replays are idempotent, also while live traffic flows. The reads that
     drive writes complement each other: an activity planned before a follow that postdates it is
     brought in by the follow's copy (the author's own feed is written before the fanout), one
@@ -28,10 +32,10 @@ Why the end state does not depend on the order anyway
     registry remembers the removal). The read-then-write steps of one follower (a follow copies
     the followee's user feed, an unfollow deletes what it finds plus the followee's newest
     activities) need that follower's events in produce order, which the partition order keeps.
-    Limits: amortised trimming (a feed holds up to ``max_length + trim_every - 1`` entries; which
-    ones past ``max_length`` depends on when trims ran, and trimmed entries stay off until the
-    timelines are dropped), and ``follow_activity_limit`` (a follow copies only the followee's
-    newest N activities, a replay onto the final graph fans all of them).
+    Limits: amortised trimming (a feed holds up to ``max_length`` plus the inserts since its last
+    trim, README "Trimming: the bounds"; which ones past ``max_length`` depends on when trims
+    ran), and ``follow_activity_limit`` (a follow copies only the followee's newest N activities,
+    a replay onto the final graph fans all of them).
 
 Invalid records
     Records that break the wire contract are counted (by reason) and skipped; the live workers
@@ -53,6 +57,7 @@ from fanout.errors import InvalidEvent
 from fanout.settings import Settings
 
 from .base import record_time_us, retry_store
+from .follows import in_home_partition
 from .replay_options import ROLE
 from .replay_progress import ReplaySummary
 from .replay_sinks import FlushingSink
@@ -80,8 +85,10 @@ class BatchApplier:
         sink: FlushingSink,
         summary: ReplaySummary,
         users: frozenset[str] | None,
+        follow_partitions: int | None = None,
     ) -> None:
         self.settings = settings
+        self.follow_partitions = follow_partitions or settings.follows_partitions  # of the follows topic
         self.fanout = fanout
         self.sink = sink
         self.summary = summary
@@ -167,7 +174,9 @@ class BatchApplier:
         accepted = record_time_us(record)  # exactly as the planner and the follows agent
         try:
             if isinstance(event, FollowEvent):
-                await retry_store(ROLE, partial(self.fanout.handle_follow, event, accepted_ts=accepted))
+                in_order = in_home_partition(record, event.follower, self.follow_partitions)
+                apply = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order)
+                await retry_store(ROLE, apply)
                 self.summary.follows += 1
             else:
                 await retry_store(ROLE, partial(self.fanout.handle_activity, event, accepted_ts=accepted))

@@ -16,11 +16,13 @@ from typing import Any
 from fanout.settings import Settings
 from fanout.store import Store
 
-from . import PRIORITIES, metrics
+from . import PRIORITIES
 from .base import Agent
 from .follows import FollowsAgent
+from .health import serve
 from .planner import PlannerAgent
 from .signals import stop_on_signals
+from .supervisor import supervise, watch_parent
 from .writer import WriterAgent
 
 log = logging.getLogger("fanout.agents")
@@ -63,25 +65,26 @@ async def run_worker(
     instance_id: str | None = None,
     grace_seconds: float = 6.0,
     session_timeout_ms: int = 10_000,
+    start_from: str | None = None,
+    parent_pid: int | None = None,
     **supervisor_options: Any,
 ) -> None:
-    """Run one agent until cancelled, ``stop`` is set, or SIGTERM/SIGINT (when ``signals``).
+    """Run one agent until cancelled, ``stop`` is set, or SIGTERM/SIGINT (when ``signals``), or
+    the process ``parent_pid`` (``worker all``, the supervisor) is gone.
 
     ``role="all"`` runs the supervisor (every agent as a subprocess) instead. ``store``
     defaults to ``CassandraStore.connect(settings)`` (closed on exit; a given one is not).
     """
     stop = stop or asyncio.Event()
     if role == "all":
-        from .supervisor import supervise
-
         with stop_on_signals(stop, enabled=signals):
-            await supervise(settings, stop=stop, **supervisor_options)
+            await supervise(settings, stop=stop, start_from=start_from, **supervisor_options)
         return
-    if metrics_port:
-        metrics.serve(metrics_port)
     own_store = store is None
     if store is None:
         store = await open_store(settings)
+    server = None
+    watcher = asyncio.ensure_future(watch_parent(parent_pid, stop)) if parent_pid else None
     try:
         agent = build_agent(
             role,
@@ -91,9 +94,16 @@ async def run_worker(
             instance_id=instance_id,
             grace_seconds=grace_seconds,
             session_timeout_ms=session_timeout_ms,
+            start_from=start_from,
         )
+        if metrics_port:
+            server = serve(metrics_port, agent.health)
         with stop_on_signals(stop, task=asyncio.current_task(), enabled=signals):
             await agent.run(stop)
     finally:
+        if watcher is not None:
+            watcher.cancel()
+        if server is not None:
+            server.shutdown()
         if own_store:
             await store.close()

@@ -33,7 +33,7 @@ from .errors import (
 from .followers import ActiveWindowPolicy, FollowerSource, Priority, follower_hook
 from .memory import MemoryStore
 from .settings import Settings
-from .store import FollowerRow, Key, RegistryEntry, Store, TimelineWrite
+from .store import Edge, FollowerRow, Key, RegistryEntry, Store, TimelineWrite
 
 if TYPE_CHECKING:
     from .cassandra import CassandraStore
@@ -65,6 +65,7 @@ __all__ = [
     "ChunkSink",
     "ConfigError",
     "Delivery",
+    "Edge",
     "Fanout",
     "FanoutError",
     "FollowEvent",

@@ -20,14 +20,14 @@ import msgspec
 # Write timestamps (microseconds) rank the writes of one timeline cell; the highest wins, a
 # delete wins a tie. Three bands keep the outcome independent of arrival order:
 #   plain fanout adds      write at the activity time             (< 2**55 until the year 3111)
-#   follow copies/unfollow write at FOLLOW_BAND + the event time   (outrank any add, ordered by time)
-#   removes and trims      write at TRIMMED_WRITE_TS / REMOVED_WRITE_TS (outrank everything)
+#   follow copies/unfollow write at FOLLOW_BAND + the edge's time  (outrank any add; fanout.graph)
+#   removes                write at REMOVED_WRITE_TS              (outrank everything)
+# A trim deletes each trimmed row at that row's own write time: a replay of the write it deleted
+# stays off (the tie goes to the delete), a newer write (a re-follow copy, a rebuild) lands.
 FOLLOW_BAND = 1 << 55
 #: A removal wins over every insert of the same entry, whichever arrives first, so a remove that
 #: overtakes its add (replays, other partitions) still wins.
 REMOVED_WRITE_TS = 1 << 62
-#: Entries trimmed off a feed stay off: no replayed add or follow copy brings them back.
-TRIMMED_WRITE_TS = REMOVED_WRITE_TS - 1
 
 #: Every time fanout accepts (an event's ``time``, a record's timestamp) lies in
 #: [MIN_TIME_US, MAX_TIME_US]: from the epoch (follow-band timestamps stay above every add) to just

@@ -3,17 +3,33 @@
 ``Fanout`` plans an activity (registry, author's feed, follower chunks) and hands each chunk to
 a ``ChunkSink``. In the eager mode the sink is the ``TimelineWriter`` itself, in-process; in the
 pipeline it is a Kafka producer and writer agents apply the chunks. Everything else - follows,
-reads, imports, rebuilds - is the same code in both modes.
+reads, imports, rebuilds - is the same code in both modes. Follows, unfollows and rebuilds are
+``FollowGraph``'s (``fanout.graph``).
+
+Removes win, produced anywhere, in any order
+    An add and its remove may be planned at once (two partitions of one batch, two planners), each
+    a read of the registry and a write. Each side writes first and reads again after:
+
+    * add: ``put_activity``, then read; removed -> nothing is written or fanned out;
+    * remove: ``mark_removed``, then read (when the first read found no activity); known -> the
+      removal is fanned out (the author's feed and every follower's, at ``REMOVED_WRITE_TS``).
+
+    The registry is one row per id, so the add's put and the remove's mark are ordered. If the put
+    came first, the remove's read (after its mark) sees the activity and fans the removal out, which
+    outranks every add written anywhere, before or after. If the mark came first, the add's read
+    (after its put) sees the removal and the add stops before its first timeline write. A removal
+    fanned out reaches the followers of its planning time; a follower who unfollowed before that
+    and whose add chunk was still in flight is covered by the writer (``TimelineWriter``: an add
+    chunk whose activity was removed is written again as a remove) and by the unfollow's deletes.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity, now_micros
+from .activity import REMOVED_WRITE_TS, Activity, now_micros
 from .codec import (
     ActivityEvent,
     ChunkMessage,
@@ -28,16 +44,13 @@ from .codec import (
 from .errors import ForeignActivity, InvalidEvent, UnknownActivity
 from .feeds import feed_id
 from .followers import ActiveWindowPolicy, FollowerSource, Priority
+from .graph import FollowGraph
 from .planner import Chunker
 from .settings import Settings
-from .store import Key, Store, TimelineWrite
+from .store import Key, RegistryEntry, Store, TimelineWrite
 from .writer import TimelineWriter
 
 _DAY_US = 86_400 * 1_000_000
-_PAGE = 1000
-#: How many of a followee's newest activities an unfollow deletes even if they are not (yet) in
-#: the follower's feed: chunks of these may still be in flight.
-UNFOLLOW_IN_FLIGHT = 100
 
 
 class ChunkSink(Protocol):
@@ -80,9 +93,13 @@ class Fanout:
         self.settings = settings or Settings()
         self.followers = followers or ActiveWindowPolicy(store)
         self.writer = TimelineWriter(
-            store, max_length=self.settings.max_length, trim_every=self.settings.trim_every
+            store,
+            max_length=self.settings.max_length,
+            trim_every=self.settings.trim_every,
+            tracked_feeds=self.settings.trim_tracked_feeds,
         )
         self.sink: ChunkSink = sink or _EagerSink(self.writer)
+        self.graph = FollowGraph(store, self.settings, self.writer)
         self._window = int(self.settings.active_window_days * _DAY_US)
 
     async def __aenter__(self) -> Fanout:
@@ -122,18 +139,16 @@ class Fanout:
         event_time_us(event, accepted, self.settings)  # refuses times out of range (reason "time")
         activity = to_activity(event, accepted)
         entry = await self.store.get_activity(activity.id)
-        if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
-            raise InvalidEvent(
-                f"activity id {activity.id!r} already belongs to actor {entry.activity.actor!r}",
-                reason="conflict",
-            )
+        _check_add(entry, activity)
         if entry is not None and entry.activity is not None:
             activity = entry.activity  # a known id is a replay or a retry: it keeps its first time
-        if entry is not None and entry.removed:
-            await self.store.put_activity(activity)
-            return PlanResult(activity, "add", skipped="removed before it was added")
         await self.store.put_activity(activity)
-        await self._touch(activity.actor, min(now, activity.ts))  # a replayed old event is old activity
+        if entry is None or not entry.removed:
+            entry = await self.store.get_activity(activity.id)  # read again after the write: see above
+            _check_add(entry, activity)
+        if entry is not None and entry.removed:
+            return PlanResult(activity, "add", skipped="removed before it was added")
+        await self.mark_active(activity.actor, at=min(now, activity.ts))  # a replayed old event is old activity
         own = feed_id(self.settings.user_feed_kind, activity.actor)
         await self.writer.write([TimelineWrite(own, activity, activity.ts)])
         return await self._fan(activity, "add", activity.ts, now)
@@ -141,12 +156,11 @@ class Fanout:
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
         activity_id = removed_id(event)  # the codec's rule: `id`, or the add's content and time
         entry = await self.store.get_activity(activity_id)
-        if entry is not None and entry.activity is not None and entry.activity.actor != event.actor:
-            raise InvalidEvent(
-                f"activity {activity_id!r} belongs to actor {entry.activity.actor!r}, not {event.actor!r}",
-                reason="conflict",
-            )
+        _check_remove(entry, activity_id, event.actor)
         await self.store.mark_removed(activity_id)
+        if entry is None or entry.activity is None:
+            entry = await self.store.get_activity(activity_id)  # read again after the write: see above
+            _check_remove(entry, activity_id, event.actor)
         if entry is None or entry.activity is None:
             return PlanResult(None, "remove", skipped="unknown activity (removal recorded)")
         activity = entry.activity
@@ -194,71 +208,30 @@ class Fanout:
 
     # follows ---------------------------------------------------------------------------
     async def follow(self, follower: str, followee: str, *, at: int | None = None) -> int:
-        """Follow, and copy the newest ``follow_activity_limit`` activities; returns how many."""
+        """Follow, and copy the newest ``follow_activity_limit`` activities; returns how many.
+
+        ``at``: the clock the call is ordered by (microseconds; default: now). Calls for one
+        follower are applied in order: the later call wins whatever its ``at`` says."""
         return await self.handle_follow(_follow_event(follower, followee, "follow"), at)
 
     async def unfollow(self, follower: str, followee: str, *, at: int | None = None) -> int:
-        """Unfollow, and remove the followee's activities from the follower's feeds."""
+        """Unfollow, and remove the followee's activities from the follower's feeds (``at``: as
+        for ``follow``)."""
         return await self.handle_follow(_follow_event(follower, followee, "unfollow"), at)
 
-    async def handle_follow(self, event: FollowEvent, accepted_ts: int | None = None) -> int:
-        at = event_time_us(event, accepted_ts if accepted_ts is not None else now_micros(), self.settings)
-        if event.op == "follow":
-            last = await self.store.last_active(event.follower)
-            active_until = last + self._window if last else 0
-            await self.store.set_follow(event.follower, event.followee, True, at, active_until)
-            return await self._copy_in(event.follower, event.followee, FOLLOW_BAND + at)
-        await self.store.set_follow(event.follower, event.followee, False, at)
-        return await self._remove_from(event.follower, event.followee, FOLLOW_BAND + at)
+    async def handle_follow(self, event: FollowEvent, accepted_ts: int | None = None, *, in_order: bool = True) -> int:
+        """Apply a follow or unfollow event; returns the entries copied (or removed).
 
-    async def _copy_in(self, follower: str, followee: str, write_ts: int) -> int:
-        source = feed_id(self.settings.user_feed_kind, followee)
-        copied = 0
-        async for page in self._pages(source, self.settings.follow_activity_limit):
-            await self.writer.write(
-                [
-                    TimelineWrite(feed_id(kind, follower), activity, write_ts)
-                    for activity in page
-                    for kind in self.settings.feed_kinds
-                ]
-            )
-            copied += len(page)
-        return copied
-
-    async def _remove_from(self, follower: str, followee: str, write_ts: int) -> int:
-        """Delete the followee's entries from the follower's feeds, at the unfollow's write time.
-
-        Besides what the feeds hold now, the followee's newest ``UNFOLLOW_IN_FLIGHT`` activities
-        are deleted too: a chunk planned before the unfollow may still be on its way to a writer
-        (activities and follows travel on different topics), and its late add must lose.
+        ``accepted_ts``: the event's clock, the Kafka record timestamp in the pipeline (default:
+        the process clock). ``in_order``: the event is in its follower's own partition, after the
+        follower's earlier events; False for one produced under another key, which then counts
+        only when its clock is newer than the edge's last decision. The event's ``time`` orders
+        nothing (``fanout.graph``); it is only checked against the clock (``event_time_us``).
         """
-        recent = [a async for page in self._pages(
-            feed_id(self.settings.user_feed_kind, followee), UNFOLLOW_IN_FLIGHT) for a in page]
-        removed = 0
-        for kind in self.settings.feed_kinds:
-            feed = feed_id(kind, follower)
-            doomed: dict[str, Activity] = {}
-            async for page in self._pages(feed, None):
-                doomed.update((a.id, a) for a in page if a.actor == followee)
-            removed += len(doomed)
-            doomed.update((a.id, a) for a in recent)
-            await self.writer.write([TimelineWrite(feed, a, write_ts, remove=True) for a in doomed.values()])
-        return removed
-
-    async def _pages(self, feed: str, limit: int | None) -> Any:
-        before: Key | None = None
-        remaining = limit
-        while remaining is None or remaining > 0:
-            size = _PAGE if remaining is None else min(_PAGE, remaining)
-            page = await self.store.read(feed, limit=size, before=before)
-            if not page:
-                return
-            yield page
-            if remaining is not None:
-                remaining -= len(page)
-            if len(page) < size:
-                return
-            before = page[-1].key
+        clock = accepted_ts if accepted_ts is not None else now_micros()
+        event_time_us(event, clock, self.settings)  # refuses times out of range (reason "time")
+        following = event.op == "follow"
+        return await self.graph.apply(event.follower, event.followee, following, clock, in_order=in_order)
 
     # reading ---------------------------------------------------------------------------
     async def read(
@@ -269,13 +242,15 @@ class Fanout:
         limit: int = 25,
         before: str | None = None,
         after: str | None = None,
-        touch: bool = True,
+        touch: bool = False,
     ) -> list[Activity]:
-        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids."""
+        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids.
+
+        A read writes nothing; ``touch=True`` also marks ``user`` active (``mark_active``)."""
         before_key = await self._cursor(before)
         after_key = await self._cursor(after)
         if touch:
-            await self._touch(user, now_micros())
+            await self.mark_active(user)
         return await self.store.read(feed_id(kind, user), limit=limit, before=before_key, after=after_key)
 
     async def _cursor(self, activity_id: str | None) -> Key | None:
@@ -289,35 +264,21 @@ class Fanout:
     async def rebuild(self, user: str) -> int:
         """Rebuild ``user``'s timeline feeds from their followees' user feeds; returns the entries.
 
-        The result is what a full replay gives: the newest ``follow_activity_limit`` activities
-        of each followee, trimmed to the newest ``max_length``. Entries that do not belong are
-        deleted row by row (a partition delete at a follow-band timestamp would also hide every
-        later fanout add); the rest are written again, both at the rebuild's follow-band time.
+        The result is what re-applying each of the user's current follows gives: the newest
+        ``follow_activity_limit`` activities of each followee, trimmed to the newest
+        ``max_length``, also below earlier trims; every other entry is deleted. An unfollow still
+        in flight wins over it (``fanout.graph``).
         """
-        at = FOLLOW_BAND + now_micros()
-        keep: list[tuple[Key, Activity]] = []  # a min-heap of the newest max_length entries
-        for followee in await self.store.following(user):
-            source = feed_id(self.settings.user_feed_kind, followee)
-            async for page in self._pages(source, self.settings.follow_activity_limit):
-                for activity in page:
-                    item = (activity.key, activity)
-                    if len(keep) < self.settings.max_length:
-                        heapq.heappush(keep, item)
-                    elif item[0] > keep[0][0]:
-                        heapq.heapreplace(keep, item)
-        wanted = {activity.id: activity for _, activity in keep}
-        for kind in self.settings.feed_kinds:
-            feed = feed_id(kind, user)
-            stale = [a async for page in self._pages(feed, None) for a in page if a.id not in wanted]
-            await self.store.apply([TimelineWrite(feed, a, at, remove=True) for a in stale])
-            await self.store.apply([TimelineWrite(feed, a, at + 1) for a in wanted.values()])
-        return len(wanted)
+        return await self.graph.rebuild(user)
 
     # activity of users -----------------------------------------------------------------
-    async def _touch(self, user: str, now: int) -> None:
-        """Mark ``user`` active (HIGH priority) for the window; cheap when already fresh."""
+    async def mark_active(self, user: str, *, at: int | None = None) -> None:
+        """Mark ``user`` active, a HIGH follower for ``active_window_days`` from ``at`` (default:
+        now). The one place that does: publishing and ``read(touch=True)`` call it. Cheap: it
+        writes only when the mark is older than a 14th of the window (about twice a day)."""
+        now = now_micros() if at is None else at
         last = await self.store.last_active(user)
-        if now - last < self._window // 14:  # refreshed at most about twice a day
+        if now - last < self._window // 14:
             return
         await self.store.set_active(user, now + self._window, now)
 
@@ -332,3 +293,17 @@ def _activity_event(
 
 def _follow_event(follower: str, followee: str, op: str) -> FollowEvent:
     return follow_event(follower, followee, op)
+
+
+def _check_add(entry: RegistryEntry | None, activity: Activity) -> None:
+    if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
+        raise InvalidEvent(
+            f"activity id {activity.id!r} already belongs to actor {entry.activity.actor!r}", reason="conflict"
+        )
+
+
+def _check_remove(entry: RegistryEntry | None, activity_id: str, actor: str) -> None:
+    if entry is not None and entry.activity is not None and entry.activity.actor != actor:
+        raise InvalidEvent(
+            f"activity {activity_id!r} belongs to actor {entry.activity.actor!r}, not {actor!r}", reason="conflict"
+        )

@@ -25,7 +25,7 @@ from .store import Store
 async def open_store(settings: Settings, *, fresh_keyspace: str | None = None) -> Store:
     """The store the settings name: in-memory, or Cassandra (migrated, optionally a fresh keyspace)."""
     if settings.store == "memory":
-        return MemoryStore()
+        return MemoryStore.from_settings(settings)
     from .cassandra import CassandraStore
 
     store = await CassandraStore.connect(settings, keyspace=fresh_keyspace)
@@ -59,7 +59,7 @@ async def run_demo(settings: Settings, *, users: int, activities: int, seed: int
                     edges += 1
         active = rng.sample(names, k=max(1, users // 5))
         for name in active:
-            await fanout.read(name, limit=1)  # reading marks a user active: a HIGH follower
+            await fanout.read(name, limit=1, touch=True)  # a reader counts as active: a HIGH follower
         console.print(f"graph: {edges:,} follows, {len(active):,} active users, "
                       f"top accounts {[(n, c) for n, c in follower_count.most_common(3)]} "
                       f"in {time.perf_counter() - started:.1f}s")
@@ -107,7 +107,7 @@ async def run_demo(settings: Settings, *, users: int, activities: int, seed: int
         console.print(table)
 
         for name in [follower_count.most_common(1)[0][0], *active[:2]]:
-            feed = await fanout.read(name, limit=5, touch=False)
+            feed = await fanout.read(name, limit=5)
             console.print(f"[bold]timeline of {name}[/] (newest first, {len(feed)} shown):")
             for activity in feed:
                 console.print(f"  {activity.time:%H:%M:%S.%f}  {activity.actor} {activity.verb} "

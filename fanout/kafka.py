@@ -107,6 +107,27 @@ class KafkaClients:
             await client.close()
 
 
+class MissingTopics(ConfigError):
+    """Some pipeline topics do not exist (nothing creates them implicitly)."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"missing Kafka topic(s): {', '.join(missing)}; run `fanout topics create` first")
+        self.missing = missing
+
+
+async def require_topics(clients: KafkaClients, names: list[str]) -> None:
+    """Raise ``MissingTopics`` naming each of ``names`` that does not exist.
+
+    A plain listing of every topic: unlike a metadata request for the topics themselves, it never
+    makes a broker with ``auto.create.topics.enable`` create them.
+    """
+    async with clients.admin() as admin:
+        existing = set(await admin.list_topics())
+    missing = [name for name in names if name not in existing]
+    if missing:
+        raise MissingTopics(missing)
+
+
 class Acks:
     """The broker acknowledgements still to come for records a producer sent.
 
@@ -133,4 +154,4 @@ class Acks:
         self._futures = []
 
 
-__all__ = ["REDACTED", "Acks", "KafkaClients"]
+__all__ = ["REDACTED", "Acks", "KafkaClients", "MissingTopics", "require_topics"]

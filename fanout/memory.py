@@ -1,23 +1,59 @@
-"""The in-memory twin of ``Store``: the eager default and the unit tests' database."""
+"""The in-memory twin of ``Store``: the eager default and the unit tests' database.
+
+It keeps the Cassandra store's rules (``fanout.cassandra``): every cell is written at a write
+timestamp, the newest write wins and a delete wins a tie; a trim deletes each row at that row's own
+write time. And it stays bounded the way Cassandra does:
+
+* a delete (a remove, an unfollow's deletes, a trim, ``clear_feed``) is remembered for
+  ``grace_seconds`` (``FANOUT_MEMORY_GRACE_SECONDS``; Cassandra's ``gc_grace_seconds``, 10 days by
+  default) and then forgotten, as compaction purges a tombstone: an older write arriving later
+  lands again, unless the registry stops it first, as ``Fanout`` does for removed activities;
+* with ``ttl_seconds`` (``FANOUT_CASSANDRA_TTL_SECONDS``, as Cassandra's ``USING TTL`` on timeline
+  inserts and registry writes) an entry expires that long after its write: an expired timeline
+  row is a delete at its write time (forgotten after the horizon), an expired registry entry is
+  gone. Without a TTL the registry is kept, as in Cassandra, where ``removed`` is a value, not a
+  tombstone: it is what stops a removed activity from coming back once the deletes are forgotten.
+
+So 10,000 posts into a feed of ``max_length`` 10 leave the live rows plus the rows deleted within
+the last horizon. Time is ``clock()`` (seconds; ``time.time`` unless a test passes its own); the
+horizon is applied lazily, at the next call, in O(1) per forgotten delete. The follow graph is kept
+(in Cassandra an unfollowed edge's row stays too).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import heapq
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Final, NamedTuple
 
-from .activity import TRIMMED_WRITE_TS, Activity
-from .store import FollowerRow, Key, RegistryEntry, TimelineWrite
+from .activity import Activity
+from .settings import Settings
+from .store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
+
+DEFAULT_GRACE_SECONDS: Final = 10 * 86_400  # Cassandra's default gc_grace_seconds
+
+_Cell = tuple[int, Activity | None]  # (write_ts, the activity, or None for a delete)
+
+
+class MemoryFootprint(NamedTuple):
+    """What a ``MemoryStore`` holds: live timeline rows, remembered deletes, registry entries."""
+
+    live: int
+    tombstones: int
+    registry: int
 
 
 class _Feed:
-    __slots__ = ("cells", "cleared", "floor", "live_count", "order")
+    __slots__ = ("cells", "cleared", "live_count", "order")
 
     def __init__(self) -> None:
-        # id -> (write_ts, activity or None for a tombstone)
-        self.cells: dict[str, tuple[int, Activity | None]] = {}
+        self.cells: dict[str, _Cell] = {}  # activity id -> its newest write
         self.order: list[Activity] | None = []  # live entries newest first; None = stale
         self.live_count = 0
-        self.cleared = -1  # write_ts of the newest clear_feed (a partition delete); -1: never
-        self.floor: Key | None = None  # trim boundary (a range delete): older keys stay off
+        self.cleared = -1  # write_ts of the newest clear_feed (a partition delete); -1: none
 
     def live(self) -> list[Activity]:
         if self.order is None:
@@ -27,49 +63,99 @@ class _Feed:
         return self.order
 
 
-def _wins(new_ts: int, new_is_delete: bool, old: tuple[int, Activity | None] | None) -> bool:
+class _Registered:
+    """A registry row: the activity and the removal flag expire apart, like two TTL'd cells."""
+
+    __slots__ = ("activity", "activity_until", "removed_until")
+
+    def __init__(self) -> None:
+        self.activity: Activity | None = None
+        self.activity_until = -math.inf
+        self.removed_until = -math.inf  # removed while now < this
+
+    def entry(self, now: float) -> RegistryEntry | None:
+        activity = self.activity if now < self.activity_until else None
+        removed = now < self.removed_until
+        return RegistryEntry(activity, removed) if activity is not None or removed else None
+
+
+def _wins(new_ts: int, new_is_delete: bool, old: _Cell | None) -> bool:
     if old is None:
         return True
-    old_ts, old_value = old
+    old_ts = old[0]
     if new_ts != old_ts:
         return new_ts > old_ts
-    return new_is_delete and old_value is not None  # on a tie the delete wins
+    return new_is_delete  # on a tie a delete wins (and a repeated delete restarts the horizon)
 
 
 class MemoryStore:
-    """Dictionaries with the same last-write-wins rules as the Cassandra store."""
+    """Dictionaries with the same last-write-wins rules as the Cassandra store, bounded by the same
+    horizon and TTL (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        ttl_seconds: float = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.grace_seconds = grace_seconds
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
         self._feeds: dict[str, _Feed] = {}
-        self._registry: dict[str, RegistryEntry] = {}
+        self._registry: dict[str, _Registered] = {}
         self._edges: dict[str, dict[str, tuple[int, bool]]] = {}  # followee -> follower -> (at, on)
         self._following: dict[str, dict[str, tuple[int, bool]]] = {}
         self._active_until: dict[tuple[str, str], int] = {}  # (followee, follower) -> until
         self._last_active: dict[str, int] = {}
+        # in the order they happened: (when, feed, activity id or None for a clear_feed, what was written)
+        self._deletes: deque[tuple[float, str, str | None, _Cell | int]] = deque()
+        self._expiring_rows: deque[tuple[float, str, str, _Cell]] = deque()  # (expires, feed, id, cell)
+        self._expiring_entries: deque[tuple[float, str]] = deque()  # (expires, activity id)
         self.closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> MemoryStore:
+        """The store with ``FANOUT_MEMORY_GRACE_SECONDS`` and ``FANOUT_CASSANDRA_TTL_SECONDS``."""
+        return cls(grace_seconds=settings.memory_grace_seconds, ttl_seconds=settings.cassandra_ttl_seconds,
+                   clock=clock)
+
+    def footprint(self) -> MemoryFootprint:
+        """How much the store holds now (after forgetting what the horizon and TTLs let go)."""
+        self._tick()
+        live = tombstones = 0
+        for state in self._feeds.values():
+            live += state.live_count
+            tombstones += len(state.cells) - state.live_count + (state.cleared >= 0)
+        return MemoryFootprint(live, tombstones, len(self._registry))
 
     # timelines -------------------------------------------------------------------------
     async def apply(self, writes: Sequence[TimelineWrite]) -> None:
+        now = self._tick()
         for write in writes:
             feed = self._feeds.get(write.feed)
             if feed is None:
                 feed = self._feeds[write.feed] = _Feed()
             if write.write_ts <= feed.cleared:
                 continue  # shadowed by the partition delete (a tie goes to the delete)
-            if feed.floor is not None and write.activity.key < feed.floor and write.write_ts <= TRIMMED_WRITE_TS:
-                continue  # shadowed by the trim's range delete
             activity_id = write.activity.id
             old = feed.cells.get(activity_id)
-            if _wins(write.write_ts, write.remove, old):
-                feed.cells[activity_id] = (write.write_ts, None if write.remove else write.activity)
-                was_live = old is not None and old[1] is not None
-                feed.live_count += (not write.remove) - was_live
-                if was_live or not write.remove:
-                    feed.order = None
+            if not _wins(write.write_ts, write.remove, old):
+                continue
+            if write.remove:
+                self._delete(feed, write.feed, activity_id, write.write_ts, now)
+                continue
+            cell: _Cell = (write.write_ts, write.activity)
+            feed.cells[activity_id] = cell
+            feed.live_count += old is None or old[1] is None
+            feed.order = None
+            if self.ttl_seconds:
+                self._expiring_rows.append((now + self.ttl_seconds, write.feed, activity_id, cell))
 
     async def read(
         self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None
     ) -> list[Activity]:
+        self._tick()
         state = self._feeds.get(feed)
         if state is None or limit <= 0:
             return []
@@ -82,49 +168,114 @@ class MemoryStore:
         return entries[:limit]
 
     async def trim(self, feed: str, max_length: int) -> int:
+        now = self._tick()
         state = self._feeds.get(feed)
+        max_length = max(max_length, 0)
         if state is None or state.live_count <= max_length:
             return 0
         entries = state.live()
         doomed = entries[max_length:]
-        # everything older than the oldest kept entry (all up to the newest one for 0) stays off
-        floor = entries[max_length - 1].key if max_length > 0 else (entries[0].ts, entries[0].id + "\0")
-        state.floor = floor if state.floor is None else max(state.floor, floor)
-        for activity in doomed:
-            state.cells[activity.id] = (TRIMMED_WRITE_TS, None)
+        for activity in doomed:  # each deleted at its own write time: a newer write lands again
+            self._delete(state, feed, activity.id, state.cells[activity.id][0], now)
         state.order = entries[:max_length]
-        state.live_count = max_length
         return len(doomed)
 
     async def drop_timelines(self) -> None:
         self._feeds.clear()
+        self._deletes.clear()
+        self._expiring_rows.clear()
 
     async def feed_ids(self) -> list[str]:
-        return sorted(f for f, state in self._feeds.items() if state.live())
+        self._tick()
+        return sorted(f for f, state in self._feeds.items() if state.live_count)
 
     async def clear_feed(self, feed: str, write_ts: int) -> None:
+        now = self._tick()
         state = self._feeds.get(feed)
         if state is None:
             state = self._feeds[feed] = _Feed()
-        state.cleared = max(state.cleared, write_ts)
-        for activity_id, old in list(state.cells.items()):
-            if _wins(write_ts, True, old):
-                state.live_count -= old[1] is not None
-                state.cells[activity_id] = (write_ts, None)
+        if write_ts < state.cleared:
+            return
+        state.cleared = write_ts
+        self._deletes.append((now, feed, None, write_ts))
+        for activity_id, (cell_ts, _) in list(state.cells.items()):
+            if cell_ts <= write_ts:  # shadowed by ``cleared`` from now on
+                del state.cells[activity_id]
+        state.live_count = sum(a is not None for _, a in state.cells.values())
         state.order = None
+
+    def _delete(self, state: _Feed, feed: str, activity_id: str, write_ts: int, now: float) -> None:
+        """Delete one row at ``write_ts`` (the caller checked that the delete wins)."""
+        old = state.cells.get(activity_id)
+        if old is not None and old[1] is not None:
+            state.live_count -= 1
+            state.order = None
+        tombstone: _Cell = (write_ts, None)
+        state.cells[activity_id] = tombstone
+        self._deletes.append((now, feed, activity_id, tombstone))
+
+    def _tick(self) -> float:
+        """Now, after expiring what the TTL and forgetting what the grace horizon let go."""
+        now = self.clock()
+        rows = self._expiring_rows
+        while rows and rows[0][0] <= now:
+            expired_at, feed, activity_id, cell = rows.popleft()
+            state = self._feeds.get(feed)
+            if state is not None and state.cells.get(activity_id) is cell:  # not written since
+                self._delete(state, feed, activity_id, cell[0], expired_at)
+        entries = self._expiring_entries
+        while entries and entries[0][0] <= now:
+            expired_id = entries.popleft()[1]
+            registered = self._registry.get(expired_id)
+            if registered is not None and registered.entry(now) is None:
+                del self._registry[expired_id]
+        self._forget(now - self.grace_seconds)
+        return now
+
+    def _forget(self, horizon: float) -> None:
+        """Drop the deletes made at or before ``horizon`` (unless written over since)."""
+        deletes = self._deletes
+        while deletes and deletes[0][0] <= horizon:
+            _, feed, activity_id, written = deletes.popleft()
+            state = self._feeds.get(feed)
+            if state is None:
+                continue
+            if activity_id is None:
+                if state.cleared == written:
+                    state.cleared = -1
+            elif state.cells.get(activity_id) is written:
+                del state.cells[activity_id]
+            if not state.cells and state.cleared < 0:
+                del self._feeds[feed]
 
     # activity registry -----------------------------------------------------------------
     async def get_activity(self, activity_id: str) -> RegistryEntry | None:
-        return self._registry.get(activity_id)
+        now = self._tick()
+        registered = self._registry.get(activity_id)
+        return None if registered is None else registered.entry(now)
 
     async def put_activity(self, activity: Activity) -> None:
-        entry = self._registry.get(activity.id)
-        removed = entry.removed if entry is not None else False
-        self._registry[activity.id] = RegistryEntry(activity, removed)
+        registered = self._registered(activity.id)
+        registered.activity = activity
+        registered.activity_until = self._until(activity.id)
 
     async def mark_removed(self, activity_id: str) -> None:
-        entry = self._registry.get(activity_id)
-        self._registry[activity_id] = RegistryEntry(entry.activity if entry else None, True)
+        self._registered(activity_id).removed_until = self._until(activity_id)
+
+    def _registered(self, activity_id: str) -> _Registered:
+        now = self._tick()
+        registered = self._registry.get(activity_id)
+        if registered is None or registered.entry(now) is None:
+            registered = self._registry[activity_id] = _Registered()
+        return registered
+
+    def _until(self, activity_id: str) -> float:
+        """When a registry write made now expires (never without a TTL)."""
+        if not self.ttl_seconds:
+            return math.inf
+        until = self.clock() + self.ttl_seconds
+        self._expiring_entries.append((until, activity_id))
+        return until
 
     # follow graph ----------------------------------------------------------------------
     async def set_follow(
@@ -143,6 +294,13 @@ class MemoryStore:
     async def following(self, user: str) -> list[str]:
         return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
 
+    async def follow_edge(self, follower: str, followee: str) -> Edge | None:
+        edge = self._following.get(follower, {}).get(followee)
+        return None if edge is None else Edge(edge[1], edge[0])
+
+    async def follow_edges(self, follower: str) -> dict[str, Edge]:
+        return {followee: Edge(on, at) for followee, (at, on) in self._following.get(follower, {}).items()}
+
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         edges = self._edges.get(followee, {})
         page: list[FollowerRow] = []
@@ -156,6 +314,13 @@ class MemoryStore:
                 page = []
         if page:
             yield page
+
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        edges = self._edges.get(followee, {})
+        return heapq.nsmallest(limit, (f for f, (_, on) in edges.items() if on and (after is None or f > after)))
+
+    async def follower_count(self, followee: str) -> int:
+        return sum(on for _, on in self._edges.get(followee, {}).values())
 
     async def last_active(self, user: str) -> int:
         return self._last_active.get(user, 0)

@@ -9,7 +9,9 @@
 
 Every event is validated with the wire codec before it is sent (``InvalidEvent`` on a bad
 one, nothing sent), encoded as the JSON of ``schemas/*.v1.json`` and keyed by its actor
-(activities) or follower (follows), so one user's events stay in order.
+(activities) or follower (follows), so one user's events stay in order. ``start`` fails with
+``MissingTopics`` ("run `fanout topics create`") when the topics do not exist: a broker that
+auto-creates topics would otherwise make one-partition topics with its default retention.
 
 ``send_*`` wait for the broker's acknowledgement and return where the event was stored (for an
 activity, also the id of the activity it adds or removes: given, or derived from its content and
@@ -26,7 +28,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from .codec import ActivityEvent, activity_event, activity_id, check_event_time, encode, follow_event
-from .kafka import Acks, KafkaClients
+from .kafka import Acks, KafkaClients, require_topics
 from .settings import Settings
 
 T = TypeVar("T")
@@ -52,7 +54,9 @@ class Producer:
 
     async def start(self) -> None:
         if self._kafka is None:
-            self._kafka = KafkaClients(self.settings).producer("fanout-producer", **self._options)
+            clients = KafkaClients(self.settings)
+            await require_topics(clients, [self.activities_topic, self.follows_topic])
+            self._kafka = clients.producer("fanout-producer", **self._options)
             try:
                 await self._kafka.start()
             except BaseException:

@@ -7,7 +7,8 @@ environment, ``dataclasses.replace`` overrides them in code and tests.
     FANOUT_STORE=memory|cassandra         timeline store of the eager mode (the pipeline uses Cassandra)
     FANOUT_KAFKA_BOOTSTRAP=127.0.0.1:9092
     FANOUT_KAFKA_SECURITY_PROTOCOL=PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL (see fanout.kafka)
-    FANOUT_CASSANDRA_HOSTS=127.0.0.1      comma separated
+    FANOUT_CASSANDRA_HOSTS=127.0.0.1      comma separated (a cluster: 127.0.0.1,127.0.0.2,127.0.0.3)
+    FANOUT_CASSANDRA_REPLICATION=1        replication factor of the keyspace `fanout migrate` creates
     FANOUT_CHUNK_SIZE=100                 follower feeds per chunk message
     ...                                   (one variable per field, upper-cased)
 """
@@ -25,6 +26,8 @@ _PREFIX = "FANOUT_"
 _SECRET_FIELDS = frozenset({"cassandra_password", "kafka_sasl_password", "kafka_ssl_key_password"})
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Cassandra consistency levels of reads and writes (the serial levels are for lightweight transactions)
+CONSISTENCY_LEVELS = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +39,8 @@ class Settings:
     chunk_size: int = 100
     follow_activity_limit: int = 5000
     max_length: int = 1000
-    trim_every: int = 50  # physical trim of a feed after this many inserts into it
+    trim_every: int = 50  # a feed is trimmed about once every this many inserts into it (README: Trimming)
+    trim_tracked_feeds: int = 500_000  # feeds whose inserts a writer counts exactly (~200 B each); 0: none
     active_window_days: float = 7.0
     feed_kinds: tuple[str, ...] = ("timeline",)  # feeds of followers that an activity fans into
     user_feed_kind: str = "user"
@@ -49,6 +53,9 @@ class Settings:
     high_partitions: int = 8
     low_partitions: int = 2
     activities_retention_ms: int = -1  # keep the log: replay rebuilds feeds
+    chunks_retention_ms: int = 30 * 86_400_000  # high/low: a backlog waits 30 days (alert on lag long before)
+    kafka_replication_factor: int = 0  # of the topics `fanout topics create` makes; 0: min(3, brokers)
+    kafka_min_insync_replicas: int = 0  # their min.insync.replicas; 0: replication factor - 1 (at least 1)
     # kafka security (fanout.kafka builds every client from these)
     kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     kafka_sasl_mechanism: str = "PLAIN"  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
@@ -64,24 +71,38 @@ class Settings:
     batch_max_wait_ms: int = 50
     max_in_flight: int = 128
 
+    # agents' runtime (fanout.agents.base, fanout.agents.health)
+    agent_retry_attempts: int = 5  # tries of a retriable store error inside a batch, then re-fetch it
+    agent_retry_within_s: float = 10.0  # ... and for at most this long
+    agent_stall_timeout_s: float = 300.0  # no commit for this long with work pending: exit non-zero
+
     # cassandra
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
     cassandra_port: int = 9042
     cassandra_keyspace: str = "fanout"
-    cassandra_replication: int = 1
-    cassandra_consistency: str = "LOCAL_QUORUM"
-    cassandra_ttl_seconds: int = 0  # 0 = no TTL
+    cassandra_replication: int = 1  # replication factor of the keyspace (SimpleStrategy)
+    cassandra_consistency: str = "LOCAL_QUORUM"  # of reads and writes, unless one of the two below is set
+    cassandra_write_consistency: str = ""  # "" = cassandra_consistency
+    cassandra_read_consistency: str = ""  # "" = cassandra_consistency
+    cassandra_ttl_seconds: int = 0  # 0 = no TTL (the memory store honours it too)
     cassandra_protocol_version: int = 5  # Cassandra 4.0+: 5; older: 4; 0 = let the driver negotiate
     cassandra_write_mode: str = "partition_batch"  # or "concurrent": see fanout/cassandra/__init__.py
     cassandra_password: str = ""
     cassandra_username: str = ""
 
-    # limits of the wire contract
+    # the memory store: deletes are forgotten after this long, as Cassandra's gc_grace_seconds
+    memory_grace_seconds: int = 864_000
+
+    # limits of the wire contract (also the largest body the HTTP API takes)
     max_event_bytes: int = 64 * 1024
     # an event's `time` lies within [accepted - max_past_days, accepted + max_future_skew_seconds],
     # accepted = the Kafka record timestamp (the clock in the eager mode and when producing)
     max_future_skew_seconds: int = 600  # clocks of producers may run a little fast; 10 min at the top at most
     max_past_days: int = 3650  # backfills and imports of up to 10 years of history
+
+    # the HTTP API (fanout serve)
+    http_max_limit: int = 100  # the largest `limit` of a page
+    http_backend_timeout_seconds: float = 5.0  # a backend call that takes longer answers 503
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -106,12 +127,48 @@ class Settings:
             raise ConfigError(f"FANOUT_STORE must be 'memory' or 'cassandra', not {self.store!r}")
         if self.max_length < 1 or self.trim_every < 1:
             raise ConfigError("FANOUT_MAX_LENGTH and FANOUT_TRIM_EVERY must be >= 1")
+        if self.trim_tracked_feeds < 0 or self.memory_grace_seconds < 0 or self.cassandra_ttl_seconds < 0:
+            raise ConfigError(
+                "FANOUT_TRIM_TRACKED_FEEDS, FANOUT_MEMORY_GRACE_SECONDS and FANOUT_CASSANDRA_TTL_SECONDS must be >= 0"
+            )
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:
             raise ConfigError("FANOUT_MAX_FUTURE_SKEW_SECONDS and FANOUT_MAX_PAST_DAYS must be >= 0")
+        if self.http_max_limit < 1 or self.http_backend_timeout_seconds <= 0:
+            raise ConfigError("FANOUT_HTTP_MAX_LIMIT must be >= 1 and FANOUT_HTTP_BACKEND_TIMEOUT_SECONDS > 0")
+        if self.agent_retry_attempts < 1 or self.agent_retry_within_s <= 0 or self.agent_stall_timeout_s <= 0:
+            raise ConfigError("FANOUT_AGENT_RETRY_ATTEMPTS must be >= 1, FANOUT_AGENT_RETRY_WITHIN_S and "
+                              "FANOUT_AGENT_STALL_TIMEOUT_S > 0")
         self._validate_kafka_security()
+        self._validate_replication()
         return self
+
+    def _validate_replication(self) -> None:
+        if self.kafka_replication_factor < 0 or self.kafka_min_insync_replicas < 0:
+            raise ConfigError("FANOUT_KAFKA_REPLICATION_FACTOR and FANOUT_KAFKA_MIN_INSYNC_REPLICAS must be >= 0 "
+                              "(0: chosen from the number of brokers)")
+        if 0 < self.kafka_replication_factor < self.kafka_min_insync_replicas:
+            raise ConfigError(
+                f"FANOUT_KAFKA_MIN_INSYNC_REPLICAS={self.kafka_min_insync_replicas} is above "
+                              f"FANOUT_KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor}: no write could succeed"
+            )
+        if self.cassandra_replication < 1:
+            raise ConfigError("FANOUT_CASSANDRA_REPLICATION must be >= 1")
+        for name in ("cassandra_consistency", "cassandra_write_consistency", "cassandra_read_consistency"):
+            level = getattr(self, name)
+            if level.upper() not in CONSISTENCY_LEVELS and not (level == "" and name != "cassandra_consistency"):
+                raise ConfigError(f"{_PREFIX}{name.upper()}={level!r} is not one of {', '.join(CONSISTENCY_LEVELS)}")
+
+    @property
+    def write_consistency(self) -> str:
+        """The consistency level of writes: ``cassandra_write_consistency``, else ``cassandra_consistency``."""
+        return (self.cassandra_write_consistency or self.cassandra_consistency).upper()
+
+    @property
+    def read_consistency(self) -> str:
+        """The consistency level of reads: ``cassandra_read_consistency``, else ``cassandra_consistency``."""
+        return (self.cassandra_read_consistency or self.cassandra_consistency).upper()
 
     def _validate_kafka_security(self) -> None:
         protocol = self.kafka_security_protocol

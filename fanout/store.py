@@ -8,8 +8,11 @@ tie (Cassandra's rule, which the memory twin copies). That makes every write ide
 the end state independent of the order in which writes arrive:
 
 * adds write at the activity time, removes at ``REMOVED_WRITE_TS`` (a remove always wins),
-* follow copies write at the follow time, unfollow deletes at the unfollow time,
-* follow edges are written at the follow/unfollow event time.
+* follow copies and unfollow deletes write at ``FOLLOW_BAND`` + the edge timestamp of their event,
+* a trim deletes each trimmed row at that row's own write time (a replay stays off, a newer
+  write lands),
+* follow edges are written at that edge timestamp, which the core derives from the log
+  (``fanout.graph``): the store keeps it, and ``follow_edge`` reads it back.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ class RegistryEntry(NamedTuple):
     removed: bool
 
 
+class Edge(NamedTuple):
+    """A follow edge as the store holds it: the newest write decides it."""
+
+    following: bool
+    at: int  # the write timestamp of the event that decided the edge (the newest one written)
+
+
 class FollowerRow(NamedTuple):
     follower: str
     active_until: int  # microseconds; the follower counts as active (HIGH) before this time
@@ -56,7 +66,8 @@ class Store(Protocol):
         ones (the ``limit`` closest to the cursor, still newest first)."""
 
     async def trim(self, feed: str, max_length: int) -> int:
-        """Delete all but the newest ``max_length`` entries; return how many were deleted."""
+        """Delete all but the newest ``max_length`` entries, each at its own write time; return how
+        many were deleted."""
 
     async def drop_timelines(self) -> None:
         """Delete every timeline entry (used before a full replay)."""
@@ -78,13 +89,26 @@ class Store(Protocol):
     async def set_follow(
         self, follower: str, followee: str, following: bool, at: int, active_until: int = 0
     ) -> None:
-        """Record a follow (``following=True``) or unfollow written at time ``at``; a new edge
-        starts with the follower's current ``active_until``."""
+        """Record a follow (``following=True``) or unfollow written at timestamp ``at``: the newest
+        write of an edge wins, an unfollow wins a tie. A new edge starts with the follower's
+        current ``active_until``."""
 
     async def following(self, user: str) -> list[str]: ...
 
+    async def follow_edge(self, follower: str, followee: str) -> Edge | None:
+        """The edge and the timestamp it was decided at; None if no event ever wrote it."""
+
+    async def follow_edges(self, follower: str) -> dict[str, Edge]:
+        """Every edge of ``follower`` (followees followed and unfollowed), by followee."""
+
     def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         """Stream the followers in pages; never loads them all at once."""
+
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` current followers of ``followee``, ascending by id, after ``after``."""
+
+    async def follower_count(self, followee: str) -> int:
+        """How many users follow ``followee`` now."""
 
     async def last_active(self, user: str) -> int:
         """When ``user`` was last seen active (0 if never)."""

@@ -1,57 +1,170 @@
-"""Applying chunk messages to timelines: the work of the writer agents and of the eager mode."""
+"""Applying chunk messages to timelines: the work of the writer agents and of the eager mode.
+
+Trimming keeps a feed near ``max_length`` without a read per insert. An insert of activity A into
+feed F triggers a trim of F (``Store.trim``: keep the newest ``max_length``) when
+
+* the hash rule says so: ``blake2b(F, A.id) mod trim_every == 0``. It needs no state, so every
+  writer process, a restarted one, a retry and a replay all agree; the inserts between two trims
+  of a feed are geometric: ``trim_every`` on average, at least ``k * trim_every`` with
+  probability ``(1 - 1/trim_every) ** (k * trim_every) <= e^-k``, however many processes write it;
+* or this writer's own count of inserts into F since its last trim of F reaches ``trim_every``.
+  Counts are kept for the ``tracked_feeds`` feeds written most recently (an LRU: evicting a feed
+  drops only its count, the hash rule still holds); a count is lowered only once its trim is
+  acknowledged, and a failed trim marks the feed due, so the next insert into it tries again.
+
+A call is applied in rounds so that no round brings a feed more inserts than its count allows: a
+feed written by one writer, while tracked, never holds more than ``max_length + trim_every`` rows
+(``max_length + trim_every - 1`` once the call returned), whatever one call carries; calls running
+concurrently on one writer (the eager mode) add at most one insert each past that. README.md
+states the bounds; tests/unit/test_trim_trigger.py and benchmarks/trim_scale.py check them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Sequence
+from typing import Final
 
+from .activity import REMOVED_WRITE_TS
 from .codec import ChunkMessage
 from .store import Store, TimelineWrite
 
-_MAX_TRACKED_FEEDS = 200_000
+#: Feeds whose insert counts a writer keeps by default: about 100 MB at ~200 bytes a feed.
+DEFAULT_TRACKED_FEEDS: Final = 500_000
+
+
+def hash_due(feed: str, activity_id: str, trim_every: int) -> bool:
+    """The stateless trim trigger: True for about one (feed, activity) pair in ``trim_every``."""
+    digest = hashlib.blake2b(f"{feed}\x1f{activity_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % trim_every == 0
+
+
+_READS_AT_ONCE = 256  # registry reads awaited together (the store bounds its requests in flight too)
 
 
 class TimelineWriter:
-    """Turns chunks into timeline writes, applies them, and keeps feeds near ``max_length``.
+    """Turns chunks into timeline writes, applies them, and trims the feeds they grow (see above)."""
 
-    Trimming is amortised: a feed is trimmed (to exactly ``max_length``, by activity order)
-    once every ``trim_every`` inserts into it, so a write costs O(1) on average and a feed
-    holds at most ``max_length + trim_every - 1`` entries between trims.
-    """
-
-    def __init__(self, store: Store, *, max_length: int, trim_every: int) -> None:
+    def __init__(
+        self, store: Store, *, max_length: int, trim_every: int, tracked_feeds: int = DEFAULT_TRACKED_FEEDS
+    ) -> None:
         self.store = store
         self.max_length = max_length
         self.trim_every = trim_every
-        self._inserts: dict[str, int] = {}
+        self.tracked_feeds = max(tracked_feeds, 0)
+        self._counts: OrderedDict[str, int] = OrderedDict()  # feed -> inserts not yet covered by a trim
         self.rows_written = 0  # timeline rows the store acknowledged (puts and deletes; trims not counted)
 
+    @property
+    def tracked(self) -> int:
+        """How many feeds' insert counts this writer holds now (at most ``tracked_feeds``)."""
+        return len(self._counts)
+
     async def write_chunks(self, chunks: Sequence[ChunkMessage]) -> int:
-        """Apply every feed write of the chunks; return the number of timeline rows written."""
+        """Apply every feed write of the chunks; return the number of timeline rows written.
+
+        Then, once per activity added, read the registry: an add chunk whose activity was removed
+        meanwhile is written again as a remove. After the write, not before: a removal recorded
+        while the add was on its way to the store is seen, and one recorded after this read is
+        fanned out after this write (it wins) or, for a follower who unfollowed before it was
+        planned, met by the unfollow's deletes (the unfollow read the author's feed, which held the
+        activity, or this follower's, which held this write). See ``fanout.core``.
+        """
         writes = [
             TimelineWrite(feed, chunk.activity, chunk.write_ts, chunk.op == "remove")
             for chunk in chunks
             for feed in chunk.feeds
         ]
         await self.write(writes)
-        return len(writes)
+        undone = await self._removed_since(chunks)
+        await self.write(undone)
+        return len(writes) + len(undone)
+
+    async def _removed_since(self, chunks: Sequence[ChunkMessage]) -> list[TimelineWrite]:
+        """Removes for the feeds of the add chunks whose activity the registry says is removed."""
+        added = list(dict.fromkeys(chunk.activity.id for chunk in chunks if chunk.op == "add"))
+        removed: set[str] = set()
+        for start in range(0, len(added), _READS_AT_ONCE):
+            ids = added[start : start + _READS_AT_ONCE]
+            if len(ids) == 1:  # the eager mode writes one chunk at a time: no task to gather
+                entries = [await self.store.get_activity(ids[0])]
+            else:
+                entries = await asyncio.gather(*(self.store.get_activity(activity_id) for activity_id in ids))
+            removed.update(i for i, entry in zip(ids, entries, strict=True) if entry is not None and entry.removed)
+        if not removed:
+            return []
+        return [
+            TimelineWrite(feed, chunk.activity, REMOVED_WRITE_TS, remove=True)
+            for chunk in chunks
+            if chunk.op == "add" and chunk.activity.id in removed
+            for feed in chunk.feeds
+        ]
 
     async def write(self, writes: Sequence[TimelineWrite]) -> None:
-        if not writes:
-            return
-        await self.store.apply(writes)
-        self.rows_written += len(writes)
-        await self._trim_due(w.feed for w in writes if not w.remove)
+        """Apply the writes, trimming every feed whose trim falls due; raises the first failure
+        (after the other trims of its round settled)."""
+        pending = list(writes)
+        while pending:
+            now, pending, due = self._round(pending)
+            await self.store.apply(now)
+            self.rows_written += len(now)
+            if due:
+                await self._trim(due)
 
-    async def _trim_due(self, feeds: Iterable[str]) -> None:
-        due: list[str] = []
-        counts = self._inserts
-        for feed in feeds:
-            n = counts.get(feed, 0) + 1
-            if n >= self.trim_every:
-                due.append(feed)
-                n = 0
-            counts[feed] = n
-        if len(counts) > _MAX_TRACKED_FEEDS:
-            counts.clear()
-        for feed in due:
-            await self.store.trim(feed, self.max_length)
+    def _round(self, writes: list[TimelineWrite]) -> tuple[list[TimelineWrite], list[TimelineWrite], dict[str, int]]:
+        """The writes to apply now, those that wait for the next round (inserts into a feed after
+        the one that made it due), and the due feeds with their counts."""
+        now: list[TimelineWrite] = []
+        later: list[TimelineWrite] = []
+        due: dict[str, int] = {}
+        every = self.trim_every
+        for write in writes:
+            feed = write.feed
+            if write.remove:  # a delete never grows a feed
+                now.append(write)
+            elif feed in due:
+                later.append(write)
+            else:
+                now.append(write)
+                count = self._count(feed, 1)
+                if count >= every or hash_due(feed, write.activity.id, every):
+                    due[feed] = count
+        return now, later, due
+
+    def _count(self, feed: str, inserts: int) -> int:
+        counts = self._counts
+        count = counts.pop(feed, 0) + inserts
+        if self.tracked_feeds:
+            counts[feed] = count
+            if len(counts) > self.tracked_feeds:
+                counts.popitem(last=False)  # the least recently written feed
+        return count
+
+    async def _trim(self, due: dict[str, int]) -> None:
+        feeds = list(due)
+        trims = [self.store.trim(feed, self.max_length) for feed in feeds]
+        if len(trims) == 1:  # no task for the common case
+            results: list[int | BaseException] = [await _settle(trims[0])]
+        else:
+            results = await asyncio.gather(*trims, return_exceptions=True)
+        failure: BaseException | None = None
+        for feed, result in zip(feeds, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                left = self._counts.get(feed, 0)
+                if left < self.trim_every:
+                    self._count(feed, self.trim_every - left)  # due again at its next insert
+            elif feed in self._counts:
+                self._counts[feed] = max(0, self._counts[feed] - due[feed])  # inserts since stay counted
+        if failure is not None:
+            raise failure
+
+
+async def _settle(trim: Awaitable[int]) -> int | BaseException:
+    """What ``asyncio.gather(..., return_exceptions=True)`` gives for one awaitable, without a task."""
+    try:
+        return await trim
+    except Exception as exc:
+        return exc

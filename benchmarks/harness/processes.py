@@ -68,9 +68,12 @@ def cpu_seconds(pid: int | None = None) -> float:
 
 
 def service_pids() -> dict[str, int]:
-    """Pids of the local Kafka and Cassandra (``scripts/services.sh`` writes them)."""
+    """Pids of the local Kafka and Cassandra nodes that run (``scripts/services.sh`` writes them):
+    ``cassandra`` and ``kafka`` on the one-node stack, ``cassandra-1`` ... ``kafka-3`` on the cluster."""
     out = {}
-    for name in ("cassandra", "kafka"):
+    for name in ("cassandra", "kafka", *(f"{kind}-{n}" for kind in ("cassandra", "kafka") for n in (1, 2, 3))):
         with contextlib.suppress(OSError, ValueError):
-            out[name] = int((ROOT / ".local" / name / "pid").read_text().split()[0])
+            pid = int((ROOT / ".local" / name / "pid").read_text().split()[0])
+            os.kill(pid, 0)
+            out[name] = pid
     return out

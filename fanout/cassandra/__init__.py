@@ -7,7 +7,7 @@ Nothing connects at import time: ``await CassandraStore.connect(settings)`` buil
     timeline   (feed, ts, activity_id) -> activity columns   one partition per feed, newest first
     activities (activity_id)           -> activity, removed  the registry
     followers  (followee, follower)    -> following, active_until
-    following  (follower, followee)    -> following
+    following  (follower, followee)    -> following, decided_at
     users      (user)                  -> last_active
 
 Semantics are the memory twin's (``fanout.memory``): every cell is written ``USING TIMESTAMP``
@@ -17,17 +17,24 @@ order the writes arrive in. How each operation maps onto that:
 * timeline insert/delete: ``INSERT ... USING TIMESTAMP write_ts`` / ``DELETE ... USING TIMESTAMP
   write_ts`` of the row ``(feed, ts, activity_id)``. Null ``target``/``extra`` are sent unset, so
   an insert never writes cell tombstones. ``extra`` is JSON text (msgspec), never pickle.
-* follow edges: ``following = true`` at the follow time; an unfollow *deletes* that cell at its
-  time (a tombstone wins a tie, as in the memory store; a ``false`` value would lose it).
+* follow edges: ``following = true`` at the edge timestamp the core derived (``fanout.graph``); an
+  unfollow writes a tombstone in that cell at its timestamp (a tombstone wins a tie, as in the
+  memory store; a ``false`` value would lose it). ``following.decided_at`` holds the timestamp of
+  the newest decision (value == write timestamp, so max-wins), readable after an unfollow too, where
+  the tombstone has no write time to read; ``follow_edge`` reads it (``WRITETIME(following)`` for
+  edges written before the column existed; ``migrate`` adds it to an older keyspace).
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
-* ``trim`` reads the first ``max_length + 1`` keys, counts the entries past the boundary (up to
-  ``TRIM_COUNT_PAGE``: exact up to there, a lower bound past it) and issues ONE range delete
-  ``(ts, activity_id) < boundary`` at ``TRIMMED_WRITE_TS``, so trimmed entries stay off (no replayed
-  add or follow copy brings them back), as in the memory twin. Unlike the memory twin, which
-  tombstones only the entries it trimmed, the range tombstone also hides an entry that arrives
-  later *below the boundary* (older than the newest ``max_length`` at trim time), until
-  ``gc_grace_seconds`` purges the tombstone. ``trim(feed, 0)`` deletes up to the newest entry.
+* ``trim`` reads the feed's keys and write times newest first (``WRITETIME(actor)``: every insert
+  sets ``actor``), skips the newest ``max_length`` and deletes every row past them *at that row's
+  own write time*, in UNLOGGED single-partition batches of row deletes (``TRIM_PAGE`` rows read
+  per page). So a replayed write of a trimmed entry (same or lower timestamp) stays deleted - a
+  delete wins a tie - while a newer write lands: a re-follow copy or a rebuild at a higher
+  follow-band timestamp refills a feed that shrank. An entry older than the kept ones that
+  arrives after a trim is written, and the next trim takes it off. The memory twin follows the
+  same rule. Cost: one row tombstone per trimmed row, which later trims of the feed scan past
+  until compaction purges them (after ``gc_grace_seconds``); reads of a page of a full feed stop
+  at the newest rows and never reach them.
 * Tombstones (removes at ``REMOVED_WRITE_TS``, unfollows, trims) are purged after
   ``gc_grace_seconds`` (10 days by default): a replay of an add older than that can resurrect a
   removed entry, unless the registry (``activities.removed``) stops it first, as ``Fanout`` does.
@@ -61,6 +68,7 @@ The modules, each one concept (imports point down this list, never up)::
     statements  every prepared CQL statement of a keyspace
     batching    timeline writes as bound statements and per-feed UNLOGGED batches (pure)
     bridge      driver requests awaited from asyncio: bounded in flight, paging, run_all
+    routing     the execution profile: token-aware routing, write/read consistency, requests per node
     errors      driver exceptions as StoreError(retriable=...)
     schema      the keyspace and table DDL, keyspace name checks
     rows        an Activity as columns and back (extra as JSON)
@@ -68,8 +76,8 @@ The modules, each one concept (imports point down this list, never up)::
 
 from . import errors as _errors
 from .batching import BATCH_MAX_BYTES, BATCH_MAX_STATEMENTS, WRITE_MODES
-from .store import TRIM_COUNT_PAGE, CassandraStore, migrate
+from .store import TRIM_PAGE, CassandraStore, migrate
 
-__all__ = ["BATCH_MAX_BYTES", "BATCH_MAX_STATEMENTS", "TRIM_COUNT_PAGE", "WRITE_MODES", "CassandraStore", "migrate"]
+__all__ = ["BATCH_MAX_BYTES", "BATCH_MAX_STATEMENTS", "TRIM_PAGE", "WRITE_MODES", "CassandraStore", "migrate"]
 
 _store_error = _errors.store_error  # tests/contract/test_store_contract.py imports it from here

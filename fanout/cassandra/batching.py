@@ -87,6 +87,22 @@ def feed_groups(writes: Sequence[TimelineWrite], *, insert: Any, delete: Any) ->
             yield group
 
 
+def row_deletes(feed: str, rows: Iterable[tuple[int, str, int]], *, delete: Any) -> Iterator[Any]:
+    """Deletes of ``feed``'s rows ``(ts, activity_id, write_ts)``, each at its own write time (a
+    trim: a replay of the same write stays deleted, a newer write lands), as UNLOGGED batches of
+    at most ``BATCH_MAX_STATEMENTS`` rows of the one partition, produced lazily."""
+    from cassandra.query import BatchStatement, BatchType
+
+    group: list[Any] = []
+    for ts, activity_id, write_ts in rows:
+        group.append(delete.bind((write_ts, feed, ts, activity_id)))
+        if len(group) >= BATCH_MAX_STATEMENTS:
+            yield _as_request(group, BatchStatement, BatchType.UNLOGGED)
+            group = []
+    if group:
+        yield _as_request(group, BatchStatement, BatchType.UNLOGGED)
+
+
 def _as_request(group: list[Any], batch_class: Any, batch_type: Any) -> Any:
     if len(group) == 1:
         return group[0]

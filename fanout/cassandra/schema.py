@@ -45,13 +45,26 @@ def create_schema(ks: str, replication: int) -> list[str]:
             PRIMARY KEY ((followee), follower)
         ) WITH comment = 'fanout: follow graph by followee'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.following (
-            follower text, followee text, following boolean,
+            follower text, followee text, following boolean, decided_at bigint,
             PRIMARY KEY ((follower), followee)
         ) WITH comment = 'fanout: follow graph by follower'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.users (
             user text PRIMARY KEY, last_active bigint
         ) WITH comment = 'fanout: when a user was last active'""",
     ]
+
+
+#: Columns added to a table after its first release, as (table, column, CQL type): ``migrate`` adds
+#: the ones an older keyspace lacks (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is).
+ADDED_COLUMNS: Final = (("following", "decided_at", "bigint"),)
+
+#: Which columns a table of a keyspace has (bound: keyspace name, table name).
+TABLE_COLUMNS: Final = "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?"
+
+
+def add_column(ks: str, table: str, column: str, cql_type: str) -> str:
+    """The statement that adds ``column`` to ``ks.table``."""
+    return f"ALTER TABLE {ks}.{table} ADD {column} {cql_type}"
 
 
 def drop_schema(ks: str) -> str:

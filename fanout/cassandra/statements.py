@@ -17,9 +17,11 @@ class Statements:
 
     Every statement but ``truncate`` is marked idempotent: sending it twice changes nothing, since
     writes carry their own write timestamps, so the driver may send it again after a timeout.
+    Reads run at ``read_consistency`` (the driver's value; None: the session's default, which is
+    the write consistency, ``routing``).
     """
 
-    def __init__(self, prepare: Callable[[str], Any], ks: str, ttl: int) -> None:
+    def __init__(self, prepare: Callable[[str], Any], ks: str, ttl: int, read_consistency: int | None = None) -> None:
         using_ttl = f" AND TTL {ttl}" if ttl > 0 else ""
         reg_ttl = f" USING TTL {ttl}" if ttl > 0 else ""
         select = f"SELECT {ACTIVITY_COLUMNS} FROM {ks}.timeline WHERE feed = ?"
@@ -30,6 +32,8 @@ class Statements:
         def p(cql: str, idempotent: bool = True) -> Any:
             stmt = prepare(cql)
             stmt.is_idempotent = idempotent
+            if read_consistency is not None and cql.startswith("SELECT"):
+                stmt.consistency_level = read_consistency
             return stmt
 
         self.insert = p(
@@ -41,12 +45,9 @@ class Statements:
         self.read_before = p(f"{select}{older} LIMIT ?")
         self.read_after = p(f"{select}{newer}{asc} LIMIT ?")
         self.read_between = p(f"{select}{newer}{older}{asc} LIMIT ?")
-        self.keys = p(f"SELECT ts, activity_id FROM {ks}.timeline WHERE feed = ? LIMIT ?")
-        self.doomed = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ?{older} LIMIT ?")
-        self.delete_older = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?{older}")
-        self.delete_from = p(
-            f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND (ts, activity_id) <= (?, ?)"
-        )
+        # trim: every row's key and write time (every insert sets ``actor``), newest first; the rows
+        # past the first max_length are deleted with ``delete``, each at its own write time
+        self.trim_scan = p(f"SELECT ts, activity_id, WRITETIME(actor) FROM {ks}.timeline WHERE feed = ?")
         self.clear = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?")
         self.any_row = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ? LIMIT 1")
         self.feeds = p(f"SELECT DISTINCT feed FROM {ks}.timeline")
@@ -67,11 +68,15 @@ class Statements:
         self.unfollow_in = p(
             f"DELETE following FROM {ks}.followers USING TIMESTAMP ? WHERE followee = ? AND follower = ?"
         )
+        # ``decided_at`` == write timestamp: the newest decision's timestamp, even after an unfollow
+        # (whose ``following`` cell is a tombstone, and a tombstone has no readable write time)
         self.follow_out = p(
-            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = true WHERE follower = ? AND followee = ?"
+            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = true, decided_at = ? "
+            "WHERE follower = ? AND followee = ?"
         )
         self.unfollow_out = p(
-            f"DELETE following FROM {ks}.following USING TIMESTAMP ? WHERE follower = ? AND followee = ?"
+            f"UPDATE {ks}.following USING TIMESTAMP ? SET following = null, decided_at = ? "
+            "WHERE follower = ? AND followee = ?"
         )
         # value == write timestamp: the greatest value wins (max semantics without a read)
         self.raise_active_until = p(
@@ -79,5 +84,13 @@ class Statements:
         )
         self.followers = p(f"SELECT follower, following, active_until FROM {ks}.followers WHERE followee = ?")
         self.following = p(f"SELECT followee, following FROM {ks}.following WHERE follower = ?")
+        follower_ids = f"SELECT follower, following FROM {ks}.followers WHERE followee = ?"
+        self.follower_ids = p(follower_ids)
+        self.follower_ids_after = p(f"{follower_ids} AND follower > ?")
+        # count(column) counts the live cells: an unfollow deletes `following`, leaving the row
+        self.follower_count = p(f"SELECT count(following) FROM {ks}.followers WHERE followee = ?")
+        edge = f"SELECT followee, following, decided_at, WRITETIME(following) FROM {ks}.following WHERE follower = ?"
+        self.follow_edges = p(edge)
+        self.follow_edge = p(f"{edge} AND followee = ?")
         self.last_active = p(f"SELECT last_active FROM {ks}.users WHERE user = ?")
         self.set_last_active = p(f"UPDATE {ks}.users USING TIMESTAMP ? SET last_active = ? WHERE user = ?")

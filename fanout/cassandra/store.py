@@ -12,18 +12,18 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
-from ..activity import TRIMMED_WRITE_TS, Activity
+from ..activity import Activity
 from ..errors import ConfigError, StoreError
 from ..settings import Settings
-from ..store import FollowerRow, Key, RegistryEntry, TimelineWrite
-from .batching import WRITE_MODES, timeline_requests
+from ..store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
+from .batching import WRITE_MODES, row_deletes, timeline_requests
 from .bridge import DriverBridge
 from .errors import closed_error, store_error
 from .rows import activity_from_row, encode_extra
-from .schema import DDL_TIMEOUT, check_name, create_schema, drop_schema
+from .schema import ADDED_COLUMNS, DDL_TIMEOUT, TABLE_COLUMNS, add_column, check_name, create_schema, drop_schema
 from .statements import Statements
 
-TRIM_COUNT_PAGE: Final = 5000  # trim counts (and bounds its read to) this many doomed entries
+TRIM_PAGE: Final = 1000  # rows a trim reads (and then deletes) per page past the first max_length
 _REQUEST_TIMEOUT: Final = 12.0
 
 
@@ -68,26 +68,17 @@ class CassandraStore:
     async def connect(
         cls, settings: Settings, *, keyspace: str | None = None, write_mode: str | None = None
     ) -> CassandraStore:
-        """Connect to ``settings.cassandra_hosts`` (the keyspace need not exist yet: ``migrate``)."""
-        from cassandra import ConsistencyLevel
+        """Connect to ``settings.cassandra_hosts`` (the keyspace need not exist yet: ``migrate``).
+
+        Requests are routed to a replica of their partition and run at the settings' write and read
+        consistency levels (``routing``)."""
         from cassandra.auth import PlainTextAuthProvider
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-        from cassandra.query import tuple_factory
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster
+
+        from .routing import execution_profile
 
         name = check_name(keyspace or settings.cassandra_keyspace)
-        try:
-            consistency = ConsistencyLevel.name_to_value[settings.cassandra_consistency.upper()]
-        except KeyError:
-            raise ConfigError(
-                f"FANOUT_CASSANDRA_CONSISTENCY={settings.cassandra_consistency!r} is not a consistency level"
-            ) from None
-        profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-            consistency_level=consistency,
-            request_timeout=_REQUEST_TIMEOUT,
-            row_factory=tuple_factory,
-        )
+        profile = execution_profile(settings, request_timeout=_REQUEST_TIMEOUT)
         auth = None
         if settings.cassandra_username:
             auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
@@ -116,6 +107,12 @@ class CassandraStore:
         """Create the keyspace and the tables if they do not exist (idempotent)."""
         for cql in create_schema(self.keyspace, self.settings.cassandra_replication):
             await self._bridge.execute(cql, request_timeout=DDL_TIMEOUT, what="migrate")
+        columns = await asyncio.to_thread(self.session.prepare, TABLE_COLUMNS)
+        for table, column, cql_type in ADDED_COLUMNS:
+            rows = await self._bridge.fetch_all(columns.bind((self.keyspace, table)), "migrate")
+            if column not in {name for (name,) in rows}:
+                cql = add_column(self.keyspace, table, column, cql_type)
+                await self._bridge.execute(cql, request_timeout=DDL_TIMEOUT, what="migrate")
         self._stmts = None
 
     async def drop_keyspace(self) -> None:
@@ -159,19 +156,21 @@ class CassandraStore:
 
     async def trim(self, feed: str, max_length: int) -> int:
         s = await self._statements()
-        max_length = max(max_length, 0)
-        keys = await self._bridge.fetch_all(s.keys.bind((feed, max_length + 1)), "trim")
-        if len(keys) <= max_length:
-            return 0
-        if max_length == 0:  # everything up to the newest entry; later, newer adds still land
-            ts, activity_id = keys[0]
-            below = await self._bridge.fetch_all(s.doomed.bind((feed, ts, activity_id, TRIM_COUNT_PAGE)), "trim")
-            await self._bridge.execute(s.delete_from.bind((TRIMMED_WRITE_TS, feed, ts, activity_id)), what="trim")
-            return 1 + len(below)
-        ts, activity_id = keys[max_length - 1]  # the oldest entry kept
-        doomed = await self._bridge.fetch_all(s.doomed.bind((feed, ts, activity_id, TRIM_COUNT_PAGE)), "trim")
-        await self._bridge.execute(s.delete_older.bind((TRIMMED_WRITE_TS, feed, ts, activity_id)), what="trim")
-        return len(doomed)
+        skip = max(max_length, 0)  # the newest rows, kept
+        scan = s.trim_scan.bind((feed,))
+        scan.fetch_size = skip + TRIM_PAGE
+        deleted = 0
+        paging_state: bytes | None = None
+        while True:
+            rows, paging_state = await self._bridge.page(scan, paging_state, "trim")
+            doomed = rows[skip:]
+            skip = max(skip - len(rows), 0)
+            if doomed:
+                await self._bridge.run_all(row_deletes(feed, doomed, delete=s.delete), "trim")
+                deleted += len(doomed)
+            if paging_state is None:
+                return deleted
+            scan.fetch_size = TRIM_PAGE
 
     async def drop_timelines(self) -> None:
         s = await self._statements()
@@ -221,14 +220,14 @@ class CassandraStore:
         if following:
             requests = [
                 s.follow_in.bind((at, followee, follower)),
-                s.follow_out.bind((at, follower, followee)),
+                s.follow_out.bind((at, at, follower, followee)),
             ]
             if active_until > 0:
                 requests.append(s.raise_active_until.bind((active_until, active_until, followee, follower)))
         else:
             requests = [
                 s.unfollow_in.bind((at, followee, follower)),
-                s.unfollow_out.bind((at, follower, followee)),
+                s.unfollow_out.bind((at, at, follower, followee)),
             ]
         await self._bridge.run_all(requests, "set_follow")
 
@@ -236,6 +235,17 @@ class CassandraStore:
         s = await self._statements()
         rows = await self._bridge.fetch_all(s.following.bind((user,)), "following")
         return sorted(followee for followee, on in rows if on)
+
+    async def follow_edge(self, follower: str, followee: str) -> Edge | None:
+        s = await self._statements()
+        rows = await self._bridge.fetch_all(s.follow_edge.bind((follower, followee)), "follow_edge")
+        return _edge(*rows[0][1:]) if rows else None
+
+    async def follow_edges(self, follower: str) -> dict[str, Edge]:
+        s = await self._statements()
+        rows = await self._bridge.fetch_all(s.follow_edges.bind((follower,)), "follow_edges")
+        edges = {row[0]: _edge(*row[1:]) for row in rows}
+        return {followee: edge for followee, edge in edges.items() if edge is not None}
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         s = await self._statements()
@@ -249,6 +259,24 @@ class CassandraStore:
                 yield page
             if paging_state is None:
                 return
+
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        s = await self._statements()
+        found: list[str] = []
+        paging_state: bytes | None = None
+        while len(found) < limit:
+            bound = s.follower_ids.bind((followee,)) if after is None else s.follower_ids_after.bind((followee, after))
+            bound.fetch_size = max(limit, 1)  # unfollowed rows thin a page out: read on until `limit`
+            rows, paging_state = await self._bridge.page(bound, paging_state, "follower_page")
+            found.extend(follower for follower, on in rows if on)
+            if paging_state is None:
+                break
+        return found[:limit]
+
+    async def follower_count(self, followee: str) -> int:
+        s = await self._statements()
+        rows = await self._bridge.fetch_all(s.follower_count.bind((followee,)), "follower_count")
+        return int(rows[0][0]) if rows else 0
 
     async def last_active(self, user: str) -> int:
         s = await self._statements()
@@ -266,17 +294,27 @@ class CassandraStore:
             "set_active",
         )
 
+    def requests_by_host(self) -> dict[str, int]:
+        """Requests this store sent to each Cassandra node (address -> count) since it connected:
+        the coordinators token-aware routing chose (``fanout.cassandra.routing``)."""
+        from .routing import requests_by_host
+
+        return requests_by_host(self.cluster)
+
     # plumbing --------------------------------------------------------------------------
     async def _statements(self) -> Statements:
         if self._stmts is not None:
             return self._stmts
         if self.closed:
             raise closed_error()
+        from .routing import consistency_level
+
         async with self._prepare_lock:
             if self._stmts is None:
                 try:
                     self._stmts = await asyncio.to_thread(
-                        Statements, self.session.prepare, self.keyspace, self.settings.cassandra_ttl_seconds
+                        Statements, self.session.prepare, self.keyspace, self.settings.cassandra_ttl_seconds,
+                        consistency_level(self.settings.read_consistency),
                     )
                 except Exception as exc:
                     raise store_error(exc, f"preparing statements in keyspace {self.keyspace!r}") from exc
@@ -289,6 +327,13 @@ class CassandraStore:
 
     async def _fetch_all(self, statement: Any, what: str) -> list[Any]:
         return await self._bridge.fetch_all(statement, what)
+
+
+def _edge(following: bool | None, decided_at: int | None, written: int | None) -> Edge | None:
+    """An edge from its row; ``written`` (the write time of ``following``) stands in for
+    ``decided_at`` on edges written before that column existed."""
+    at = decided_at if decided_at is not None else written
+    return None if at is None else Edge(bool(following), at)
 
 
 async def migrate(settings: Settings, *, keyspace: str | None = None) -> None:

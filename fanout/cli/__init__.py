@@ -6,6 +6,7 @@
     read      feed, lag
     dead      dead [--redrive]
     replay    replay, rebuild
+    serve     serve                               (the HTTP API)
 
 Each module has ``register(subparsers)``; every command is ``func(args, settings) -> exit code``.
 Settings come from ``FANOUT_*`` variables (``fanout.settings``). Errors a user can cause (a bad
@@ -23,9 +24,9 @@ from fanout._version import __version__
 from fanout.errors import FanoutError
 from fanout.settings import Settings
 
-from . import basic, dead, pipeline, publish, read, replay
+from . import basic, dead, pipeline, publish, read, replay, serve
 
-_COMMAND_MODULES = (basic, pipeline, publish, read, replay, dead)
+_COMMAND_MODULES = (basic, pipeline, publish, read, replay, dead, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

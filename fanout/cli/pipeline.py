@@ -1,7 +1,7 @@
 """``fanout topics create|check`` and ``fanout worker ROLE``: running the Kafka pipeline.
 
     fanout topics create|check
-    fanout worker planner|writer|follows|all [--priority high|low] [--metrics-port N]
+    fanout worker planner|writer|follows|all [--priority high|low] [--metrics-port N] [--from earliest|latest]
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from fanout.settings import Settings
 
 def register(subparsers: Any) -> None:
     """``topics`` and ``worker``."""
-    topics = subparsers.add_parser("topics", help="create or check the pipeline's Kafka topics")
+    topics = subparsers.add_parser(
+        "topics",
+        help="create or check the pipeline's Kafka topics",
+        description="create: make the missing topics (idempotent) and pin the agent groups at their start; "
+        "check: name every difference (partitions, retention.ms, cleanup.policy, compression.type) from the "
+        "settings. Both exit 1 when a topic differs.",
+    )
     topics.add_argument("action", choices=["create", "check"], help="create (idempotent) or check")
     topics.set_defaults(func=_topics)
 
@@ -36,27 +42,60 @@ def register(subparsers: Any) -> None:
         help="records per batch for this worker (default FANOUT_BATCH_MAX_RECORDS; a writer's record is "
         "a chunk of up to chunk_size rows)",
     )
+    worker.add_argument(
+        "--from", dest="start_from", choices=["earliest", "latest"],
+        help="where the group starts on partitions it never committed that hold records (else the agent "
+        "refuses to start): earliest processes them, latest skips them",
+    )
     worker.add_argument("--grace", type=float, default=6.0, help="seconds to finish a batch on stop (6)")
     worker.add_argument("--session-timeout-ms", type=int, default=10_000, help="consumer session timeout")
-    worker.add_argument("--high-writers", type=int, default=3, help="all: high writer processes (3)")
-    worker.add_argument("--low-writers", type=int, default=1, help="all: low writer processes (1)")
+    worker.add_argument("--planners", type=_count, default=1, help="all: planner processes (1)")
+    worker.add_argument("--high-writers", type=_count, default=3, help="all: high writer processes (3)")
+    worker.add_argument("--low-writers", type=_count, default=1, help="all: low writer processes (1)")
+    worker.add_argument("--follows", type=_count, default=1, help="all: follows agent processes (1)")
+    worker.add_argument(
+        "--max-restarts", type=_count, default=5,
+        help="all: restarts in a row (each after less than 60 s of running) before a crashing agent stops "
+        "them all and `worker all` exits non-zero (5)",
+    )
+    worker.add_argument(
+        "--parent-pid", type=int,
+        help="stop when this process is gone (`worker all` passes its own pid to its agents)",
+    )
     worker.add_argument("--init", action="store_true", help="all: create topics, migrate first")
     worker.add_argument("--log-level", default="INFO")
     worker.set_defaults(func=_worker)
 
 
-def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from fanout.agents.topics import check_topics, create_topics, topic_specs
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
-    if args.action == "create":
-        created = asyncio.run(create_topics(settings))
-        for name, (partitions, _) in topic_specs(settings).items():
-            state = "created" if name in created else "exists"
-            print(f"{name:40} {partitions:3d} partitions  {state}")
-        return 0
-    asyncio.run(check_topics(settings))
-    print("all pipeline topics exist")
-    return 0
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from fanout.agents.topics import create_topics, describe_topics, topic_drift, topic_specs
+
+    async def run() -> int:
+        created = await create_topics(settings) if args.action == "create" else []
+        drift = await topic_drift(settings)
+        if args.action == "create":
+            actual = await describe_topics(settings)
+            for name, (partitions, _) in topic_specs(settings).items():
+                state = "created" if name in created else "exists"
+                if name in drift:
+                    state += ", differs (see `fanout topics check`)"
+                print(f"{name:40} {actual.get(name, partitions):3d} partitions  {state}")
+        else:
+            for lines in drift.values():
+                for line in lines:
+                    print(line)
+            if not drift:
+                print("every pipeline topic exists as the settings describe it")
+        return 1 if drift else 0
+
+    return asyncio.run(run())
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -75,8 +114,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.role == "all":
         return asyncio.run(_supervise(args, settings))
+    from fanout.agents.supervisor import die_with_parent
     from fanout.agents.worker import run_worker
 
+    if args.parent_pid and not die_with_parent(args.parent_pid):
+        print(f"fanout worker {label}: the supervisor (pid {args.parent_pid}) is gone; not starting", file=sys.stderr)
+        return 0
     try:
         asyncio.run(
             run_worker(
@@ -87,6 +130,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
                 instance_id=args.instance_id,
                 grace_seconds=args.grace,
                 session_timeout_ms=args.session_timeout_ms,
+                start_from=args.start_from,
+                parent_pid=args.parent_pid,
             )
         )
     except asyncio.CancelledError:  # a second SIGINT/SIGTERM: stopped without finishing the batch
@@ -109,7 +154,11 @@ async def _supervise(args: argparse.Namespace, settings: Settings) -> int:
         return await supervise(
             settings,
             stop=stop,
+            planners=args.planners,
             high_writers=args.high_writers,
             low_writers=args.low_writers,
+            follows=args.follows,
             metrics_port=args.metrics_port,
+            start_from=args.start_from,
+            max_restarts=args.max_restarts,
         )

@@ -42,7 +42,7 @@ async def _feed_async(args: argparse.Namespace, settings: Settings) -> int:
 
     store = await open_store(settings)
     async with Fanout(store, settings) as fanout:
-        page = await fanout.read(args.user, kind=args.kind, limit=args.limit, before=args.before, touch=False)
+        page = await fanout.read(args.user, kind=args.kind, limit=args.limit, before=args.before)
     if args.json:
         for activity in page:
             doc = msgspec.to_builtins(activity)

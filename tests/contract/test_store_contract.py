@@ -147,9 +147,6 @@ async def test_trim_keeps_the_newest_n_by_activity_order(store: Store, unique_na
     assert await whole(store, feed) == ["a-025", "a-024", "a-023", "a-022"]
     assert await store.trim(feed, 4) == 0
     assert await store.trim(unique_name("empty"), 4) == 0
-    # trimmed entries stay off: neither a replayed add nor a (later) follow copy brings one back
-    await store.apply([TimelineWrite(feed, newer[0], newer[0].ts), TimelineWrite(feed, older[0], FOLLOW_BAND + 10**15)])
-    assert await whole(store, feed) == ["a-025", "a-024", "a-023", "a-022"]
     # newer entries still land, and a remove still wins
     latest = act("a", 30)
     await store.apply([TimelineWrite(feed, latest, latest.ts), TimelineWrite(feed, newer[5], REMOVED_WRITE_TS, True)])
@@ -160,18 +157,64 @@ async def test_trim_keeps_the_newest_n_by_activity_order(store: Store, unique_na
     assert await whole(store, feed) == ["a-031"]
 
 
-async def test_trim_boundary_also_holds_for_older_entries_arriving_later(
-    store: Store, unique_name: Names, request: pytest.FixtureRequest
+async def test_a_trimmed_entry_stays_off_for_a_replay_and_lands_again_with_a_newer_write(
+    store: Store, unique_name: Names
 ) -> None:
-    """Cassandra trims with one range tombstone: an entry older than the boundary that arrives
-    after the trim (a late chunk, a follow copy) stays off too; the memory twin lets it in."""
+    """A trim deletes each row at that row's own write time: a replay of the same write (or of
+    an older one) stays deleted, a newer write (a re-follow copy, a rebuild) lands."""
+    feed = unique_name("feed")
+    entries = [act("a", n) for n in range(10, 16)]
+    copied_at = FOLLOW_BAND + to_micros(at(500))
+    await store.apply([TimelineWrite(feed, a, a.ts) for a in entries if a.id != "a-011"])
+    await store.apply([TimelineWrite(feed, entries[1], copied_at)])  # a-011 came with a follow copy
+    assert await store.trim(feed, 3) == 3
+    assert await whole(store, feed) == ["a-015", "a-014", "a-013"]
+    replays = [TimelineWrite(feed, entries[0], entries[0].ts), TimelineWrite(feed, entries[2], entries[2].ts - 1),
+               TimelineWrite(feed, entries[1], copied_at), TimelineWrite(feed, entries[1], entries[1].ts)]
+    await store.apply(replays)
+    assert await whole(store, feed) == ["a-015", "a-014", "a-013"]
+    await store.apply([TimelineWrite(feed, entries[1], copied_at + 1), TimelineWrite(feed, entries[0], copied_at + 1)])
+    assert await whole(store, feed) == ["a-015", "a-014", "a-013", "a-011", "a-010"]
+    await store.apply([TimelineWrite(feed, entries[0], REMOVED_WRITE_TS, remove=True)])
+    assert await whole(store, feed) == ["a-015", "a-014", "a-013", "a-011"]
+    assert await store.trim(feed, 3) == 1
+    assert await whole(store, feed) == ["a-015", "a-014", "a-013"]
+
+
+async def test_an_older_entry_arriving_after_a_trim_lands_until_the_next_trim(
+    store: Store, unique_name: Names
+) -> None:
+    """A trim deletes rows, not a key range: an entry older than the oldest kept one that arrives
+    later (a late chunk, a follow copy) is written; the next trim takes it off again."""
     feed = unique_name("feed")
     entries = [act("a", n) for n in range(10, 16)]
     await store.apply([TimelineWrite(feed, a, a.ts) for a in entries])
     assert await store.trim(feed, 3) == 3
     late = [act("b", 1), act("b", 11)]  # both older than the oldest kept entry (a-013)
-    await store.apply([TimelineWrite(feed, a, FOLLOW_BAND + a.ts) for a in late])
+    await store.apply([TimelineWrite(feed, late[0], late[0].ts), TimelineWrite(feed, late[1], FOLLOW_BAND + 1)])
+    assert await whole(store, feed) == ["a-015", "a-014", "a-013", "b-011", "b-001"]
+    assert await store.trim(feed, 3) == 2
     assert await whole(store, feed) == ["a-015", "a-014", "a-013"]
+
+
+async def test_rebuild_refills_a_feed_below_an_earlier_trim(
+    store: Store, settings: Settings, unique_name: Names
+) -> None:
+    """Trims of a prolific followee's posts pushed the quiet one's out; after an unfollow of the
+    prolific one, a rebuild brings the quiet one's back (a trim does not hide newer writes)."""
+    fanout = make_fanout(store, settings, max_length=3, trim_every=1)
+    reader, quiet, prolific = unique_name("reader"), unique_name("quiet"), unique_name("prolific")
+    await fanout.follow(reader, quiet)
+    await fanout.follow(reader, prolific)
+    for s in (1, 2, 3):
+        await fanout.add(actor=quiet, verb="pin", object=f"q{s}", time=at(s), id=f"{quiet}-{s}")
+    for s in range(10, 20):
+        await fanout.add(actor=prolific, verb="pin", object=f"p{s}", time=at(s), id=f"{prolific}-{s}")
+    assert ids(await fanout.read(reader)) == [f"{prolific}-{s}" for s in (19, 18, 17)]
+    await fanout.unfollow(reader, prolific)
+    assert await fanout.read(reader) == []
+    assert await fanout.rebuild(reader) == 3
+    assert ids(await fanout.read(reader)) == [f"{quiet}-{s}" for s in (3, 2, 1)]
 
 
 async def test_writer_trims_by_activity_order(store: Store, settings: Settings, unique_name: Names) -> None:
@@ -380,7 +423,7 @@ async def test_250_followers_become_chunks_of_100_100_50_on_their_priority(
     for fan in fans:
         await planner.follow(fan, author)
     for fan in fans[:high]:
-        await planner.read(fan)  # reading marks the reader active: HIGH
+        await planner.mark_active(fan)  # an active reader: HIGH
     activity = await planner.add(actor=author, verb="pin", object="o", time=at(1))
 
     assert [(c.priority, len(c.feeds)) for c in sink.chunks] == expected

@@ -254,3 +254,22 @@ def run_cli(settings: Settings, *args: str, stdin: str | None = None) -> subproc
 def record_headers(record: Any) -> dict[str, str]:
     """A consumed record's headers as text."""
     return {name: value.decode() for name, value in record.headers}
+
+
+async def produce_to(
+    settings: Settings, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes | None]]
+) -> list[Any]:
+    """Produce (key, value) records to one partition of a pipeline topic, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [await producer.send(settings.topic(topic), value=v, key=k, partition=partition)
+                   for k, v in records]
+        return list(await asyncio.gather(*futures))
+    finally:
+        await producer.stop()
+
+
+async def committed_offsets(settings: Settings, group: str) -> dict[int, int | None]:
+    """partition -> the group's committed offset (None: never committed), on its topic."""
+    return {row.partition: row.committed for row in await consumer_lag(settings) if row.group == group}

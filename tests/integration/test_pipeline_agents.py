@@ -92,7 +92,7 @@ async def test_dead_letters_keep_the_valid_events_flowing() -> None:
                 assert headers["fanout-reason"] == "schema"
             headers, _ = by_source[(settings.topic("high"), chunk_metas[0].offset)]
             assert headers["fanout-reason"] == "schema"
-            assert sum(a.agent.dead.count for a in agents) == len(broken) + 3
+            assert sum(a.agent.dead_letters_sent for a in agents) == len(broken) + 3
         finally:
             for a in agents:
                 await a.close()

@@ -146,7 +146,9 @@ class FlakyStore:
 
 
 async def test_offsets_are_committed_only_after_the_store_acknowledged() -> None:
-    settings = pipeline_settings(batch_max_records=5, low_partitions=2)
+    # no trim falls due (trim_every huge): each batch is one store call, so the calls counted below
+    # are whole batches (a trim splits a batch's writes into rounds)
+    settings = pipeline_settings(batch_max_records=5, low_partitions=2, trim_every=1 << 40)
     low = group_id(settings.topic_prefix, "writer", "low")
     feeds = [f"timeline:g{i}" for i in range(10)]
     activities = [
@@ -169,7 +171,9 @@ async def test_offsets_are_committed_only_after_the_store_acknowledged() -> None
             await asyncio.wait_for(failing.task, 60)
 
         written_chunks = sum(flaky.applied) // len(feeds)
-        assert flaky.calls == 6 and len(flaky.applied) == 3  # batch 2 retried twice, batch 4 failed
+        # calls 2 and 3 failed and were retried, call 6 stopped the worker; a batch of the other
+        # partition already in flight may finish (and commit) within the grace period
+        assert flaky.calls >= 6 and len(flaky.applied) == flaky.calls - 3
         committed, lag = (await lags(settings))[low]
         assert committed == written_chunks  # exactly the acknowledged batches, not the failed one
         assert lag == len(chunks) - written_chunks > 0

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from fanout import Activity, TimelineWrite
 from fanout.cassandra import BATCH_MAX_BYTES, BATCH_MAX_STATEMENTS
-from fanout.cassandra.batching import bound_writes, feed_groups, timeline_requests
+from fanout.cassandra.batching import bound_writes, feed_groups, row_deletes, timeline_requests
 
 
 class Bound(SimpleStatement):  # type: ignore[misc]  # the driver has no type hints
@@ -51,6 +51,15 @@ def test_inserts_send_null_target_and_extra_unset_and_extra_as_json() -> None:
 def test_a_remove_is_a_delete_at_its_write_timestamp() -> None:
     [(bound, _)] = bound_writes([TimelineWrite("timeline:7", act(1), 99, remove=True)], **STATEMENTS)
     assert (bound.name, bound.values) == ("delete", (99, "timeline:7", 1_001, "a1"))
+
+
+def test_a_trim_deletes_each_row_at_its_own_write_time_in_batches_of_the_partition() -> None:
+    rows = [(1_000 + n, f"a{n}", 7_000 + n) for n in range(BATCH_MAX_STATEMENTS + 1)]
+    batch, single = row_deletes("timeline:7", rows, delete=STATEMENTS["delete"])
+    assert isinstance(batch, BatchStatement) and batch.batch_type == BatchType.UNLOGGED and batch.is_idempotent
+    assert len(batch) == BATCH_MAX_STATEMENTS
+    assert (single.name, single.values) == ("delete", (7_100, "timeline:7", 1_100, "a100"))
+    assert list(row_deletes("timeline:7", [], delete=STATEMENTS["delete"])) == []
 
 
 def test_concurrent_mode_sends_one_statement_per_write_in_order() -> None:

@@ -87,7 +87,7 @@ async def test_publishing_and_reading_make_a_user_high_priority() -> None:
     await fanout.follow("reader", "star")
     await fanout.follow("poster", "star")
     await fanout.follow("idle", "star")
-    await fanout.read("reader")
+    await fanout.read("reader", touch=True)
     await fanout.handle_activity(_event(actor="poster", object="p"))
     await fanout.handle_activity(_event(actor="star", object="s"))
     by_priority = {c.priority: sorted(c.feeds) for c in sink.chunks if c.activity.actor == "star"}
@@ -149,3 +149,17 @@ async def test_follower_hooks_typed_with_dicts_fit() -> None:
         bad = follower_hook(lambda user: ["not", "a", "mapping"])  # type: ignore[arg-type,return-value]
         await Fanout(MemoryStore(), Settings(), followers=bad, sink=Recorder()).handle_activity(
             _event(actor="a", object="2"))
+
+
+async def test_reading_a_feed_writes_nothing() -> None:
+    """Issue 10.11: a read is a read; marking a reader active is one explicit call."""
+    store = MemoryStore()
+    fanout = Fanout(store)
+    await fanout.read("reader")
+    assert await store.last_active("reader") == 0
+    await fanout.mark_active("reader")
+    first = await store.last_active("reader")
+    assert first > 0
+    await fanout.mark_active("reader")  # fresh: not written again (at most about twice a day)
+    await fanout.read("reader", touch=True)  # the opt-in goes through the same method
+    assert await store.last_active("reader") == first

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import pytest
-from aiokafka import TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
 from fanout import MemoryStore, Settings, StoreError
@@ -102,7 +101,7 @@ async def test_the_writer_dead_letters_the_chunk_the_store_refuses_and_writes_th
     store, producer = RefusingStore({"timeline:poison"}), Producer()
     writer = _writer(store, producer)
     records = [_chunk(0, "timeline:f1"), _chunk(1, "timeline:poison"), _chunk(2, "timeline:f2")]
-    await writer.process({TopicPartition("t.high", 0): records})
+    await writer.process(records)
     assert [a.id for a in await store.read("timeline:f1", limit=10)] == ["a0"]
     assert [a.id for a in await store.read("timeline:f2", limit=10)] == ["a2"]
     assert len(producer.sent) == 1
@@ -116,7 +115,7 @@ async def test_a_store_that_refuses_everything_still_stops_the_writer() -> None:
     store, producer = RefusingStore(set(), everything=True), Producer()
     writer = _writer(store, producer)
     with pytest.raises(StoreError, match="injected"):
-        await writer.process({TopicPartition("t.high", 0): [_chunk(0, "timeline:f1"), _chunk(1, "timeline:f2")]})
+        await writer.process([_chunk(0, "timeline:f1"), _chunk(1, "timeline:f2")])
     assert producer.sent == []
 
 
@@ -124,13 +123,13 @@ async def test_the_planner_dead_letters_an_event_the_store_refuses() -> None:
     store, producer = RefusingStore({"refused-1"}), Producer()
     settings = Settings()
     planner = PlannerAgent(settings, store)
-    planner.producer = producer
+    planner.producer = producer  # type: ignore[assignment]  # a fake: records what is sent
     planner.dead = DeadLetters(producer, settings, planner.role)
     await planner.on_started()
     now_ms = now_micros() // 1000
     events = [{"actor": "ann", "verb": "pin", "object": "o", "id": i} for i in ("ok-1", "refused-1", "ok-2")]
     records = [Record("t.activities", 0, n, now_ms, b"ann", json.dumps(e).encode()) for n, e in enumerate(events)]
-    await planner.process({TopicPartition("t.activities", 0): records})
+    await planner.process(records)
     assert [a.id for a in await store.read("user:ann", limit=10)] == ["ok-2", "ok-1"]
     assert [(s[2], s[3]["fanout-reason"]) for s in producer.sent] == [(records[1].value, b"store")]
 

@@ -1,0 +1,141 @@
+"""An agent's health: its state, its last progress, and the HTTP endpoints that show them.
+
+Progress is a commit, or having nothing to do. An agent with work pending (a partition in flight
+or failing) that has not committed for ``agent_stall_timeout_s`` while Kafka answers is stalled:
+it says so and exits non-zero (``Stalled``) so that its supervisor restarts it. While Kafka is
+unreachable it waits instead (a restart would not help) and says so.
+
+``serve(port, health)`` answers on one port, in a daemon thread:
+
+* ``GET /metrics``: Prometheus text (``fanout_agent_last_progress_timestamp_seconds``,
+  ``fanout_agent_state``, the counters of ``fanout.agents.metrics``);
+* ``GET /healthz``: JSON ``{"role", "state", "healthy", "last_progress_age_s", ...}``, status 200
+  when healthy (``starting``, ``running``), else 503 (``retrying``, ``kafka-unreachable``,
+  ``stalled``, ``stopping``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from fanout.errors import FanoutError
+
+from . import metrics
+
+STATES = ("starting", "running", "retrying", "kafka-unreachable", "stalled", "stopping")
+HEALTHY = frozenset({"starting", "running"})
+
+
+class Stalled(FanoutError):
+    """The agent made no progress for longer than ``agent_stall_timeout_s``: it exits so that its
+    supervisor restarts it."""
+
+
+@dataclass
+class Health:
+    """What an agent reports about itself (written by its event loop, read by the HTTP thread)."""
+
+    role: str
+    stall_timeout_s: float
+    clock: Callable[[], float] = time.monotonic
+    state: str = "starting"
+    detail: str = ""
+    last_progress: float = field(default=0.0)  # clock() of the last progress
+    last_progress_wall: float = field(default_factory=time.time)
+    waiting_since: float = field(default=0.0)  # the stall timer: last progress, or Kafka's return
+    snapshot: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.last_progress = self.waiting_since = self.clock()
+        self.publish()
+
+    def progress(self) -> None:
+        """Something was committed, or there was nothing to do."""
+        self.last_progress = self.waiting_since = self.clock()
+        self.last_progress_wall = time.time()
+        metrics.LAST_PROGRESS.labels(self.role).set(self.last_progress_wall)
+        self.publish()
+
+    def stalled_for(self) -> float:
+        return self.clock() - self.waiting_since
+
+    def update(self, *, pending: bool, failing: list[str], kafka_down_since: str | None) -> None:
+        """Recompute the state once per watchdog tick; raise ``Stalled`` past the timeout."""
+        if not pending and not failing:
+            self.progress()
+        if kafka_down_since is not None:
+            self.waiting_since = self.clock()  # an outage does not count: a restart would not help
+            state, detail = "kafka-unreachable", f"Kafka unreachable since {kafka_down_since}"
+        elif self.stalled_for() > self.stall_timeout_s:
+            state, detail = "stalled", f"no progress for {self.stalled_for():.0f}s"
+        elif failing:
+            state, detail = "retrying", f"re-delivering {', '.join(failing)}"
+        else:
+            state, detail = "running", ""
+        self.set(state, detail)
+        if state == "stalled":
+            raise Stalled(
+                f"{self.role}: no progress for {self.stalled_for():.0f}s with work pending"
+                f"{' (' + ', '.join(failing) + ' failing)' if failing else ''} while Kafka answers: "
+                "exiting so that the supervisor restarts this agent (FANOUT_AGENT_STALL_TIMEOUT_S)"
+            )
+
+    def set(self, state: str, detail: str = "") -> None:
+        if state != self.state:
+            metrics.AGENT_STATE.labels(self.role, self.state).set(0)
+        self.state, self.detail = state, detail
+        metrics.AGENT_STATE.labels(self.role, state).set(1)
+        self.publish()
+
+    def publish(self) -> None:
+        self.snapshot = {
+            "role": self.role,
+            "state": self.state,
+            "healthy": self.state in HEALTHY,
+            "detail": self.detail,
+            "last_progress": self.last_progress_wall,
+            "last_progress_age_s": round(self.clock() - self.last_progress, 3),
+            "stall_timeout_s": self.stall_timeout_s,
+        }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    health: Health | None = None
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
+        elif path == "/healthz" and self.health is not None:
+            snapshot = self.health.snapshot
+            status = 200 if snapshot.get("healthy") else 503
+            self._send(status, json.dumps(snapshot).encode(), "application/json")
+        else:
+            self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def serve(port: int, health: Health | None = None, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz on ``port`` in a daemon thread; ``shutdown()`` the result to stop."""
+    handler = type("HealthHandler", (_Handler,), {"health": health})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name=f"fanout-http-{port}", daemon=True).start()
+    return server

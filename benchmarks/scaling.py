@@ -1,0 +1,215 @@
+"""The measurements behind benchmarks/SCALING.md: the pipeline on the one-node stack and on the
+three-node cluster, in one run.
+
+    .venv/bin/python -m benchmarks.scaling                 both stacks, 3 passes each (about 15 min)
+    .venv/bin/python -m benchmarks.scaling --stacks 3 --repeats 2
+
+It starts and stops the stacks itself (``scripts/services.sh``, ``FANOUT_NODES`` 1 then 3): run it
+where nothing else binds 127.0.0.1-3:9092/9042 (a fresh machine, or a network namespace of its
+own: ``ip netns exec NAME ...``). For each stack, case 3's session (``benchmarks/harness/pipeline``:
+planner, ``--high-writers`` + ``--low-writers`` writer processes, the standard workload) runs
+``--repeats`` passes, and each pass records:
+
+* deliveries/s end to end (first event sent -> last row acknowledged and committed);
+* CPU seconds of every process: planner, writers, each Kafka and Cassandra node (``/proc``), so
+  the rates per core do not depend on what else shares the machine as much as wall time does;
+* bytes the pass appended to the Kafka logs of its topics (activities, high, low), all replicas.
+
+On the one-node stack it also measures the bytes a timeline row takes on disk: ``--storage-feeds``
+feeds of 1,000 rows each (realistic ids and fields), then a graceful restart of Cassandra (it
+flushes its memtables) and the size of the table's files. Writes
+``benchmarks/results/<stamp>-scaling.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import time
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+
+from benchmarks.harness.context import RESULTS, ROOT, Context
+from benchmarks.harness.pipeline import close, passes, session
+from benchmarks.harness.stats import median
+from benchmarks.harness.stores import connect_store, drop_keyspaces
+from fanout import Activity, Settings
+from fanout.store import TimelineWrite
+
+STACKS: dict[int, dict[str, Any]] = {
+    1: {"kafka_bootstrap": "127.0.0.1:9092", "cassandra_hosts": ("127.0.0.1",), "cassandra_replication": 1},
+    3: {"kafka_bootstrap": "127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092",
+        "cassandra_hosts": ("127.0.0.1", "127.0.0.2", "127.0.0.3"), "cassandra_replication": 3},
+}
+ROWS_PER_FEED = 1000  # max_length
+
+
+def services(*args: str, nodes: int = 1) -> None:
+    """``scripts/services.sh ARGS`` with ``FANOUT_NODES=nodes``; fails loudly."""
+    env = {**os.environ, "FANOUT_NODES": str(nodes)}
+    subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), *args], env=env, check=True, cwd=ROOT)
+
+
+def log_bytes(prefix: str) -> int:
+    """Bytes in the Kafka log segments of the topics named ``prefix*``, on every broker of this checkout."""
+    return sum(f.stat().st_size for f in (ROOT / ".local").glob(f"kafka*/data/{prefix}*/*.log"))
+
+
+def cpu_of(cpu: dict[str, float], *names: str) -> float:
+    """CPU seconds of the processes whose role starts with one of ``names`` (``cassandra`` sums its nodes)."""
+    return sum(v for k, v in cpu.items() if k.startswith(names))
+
+
+async def pipeline_passes(nodes: int, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    settings = Settings.from_env().replace(store="memory", cassandra_consistency="LOCAL_QUORUM", **STACKS[nodes])
+    ctx = Context(quick=args.quick, repeats=args.repeats, console=console, settings=settings,
+                  high_writers=args.high_writers, low_writers=args.low_writers)
+    wl = ctx.standard_workload()
+    try:
+        sess = await session(ctx, 100)
+        before = log_bytes(sess.settings.topic_prefix)
+        load0 = os.getloadavg()[0]
+        results = await passes(ctx, sess, wl, f"{nodes} node(s)", args.repeats, 100)
+        kafka_bytes = log_bytes(sess.settings.topic_prefix) - before
+        load1 = os.getloadavg()[0]
+    finally:
+        await close(ctx)
+        await drop_keyspaces(settings, ctx.keyspaces)
+    writers = args.high_writers + args.low_writers
+    runs = []
+    for r in results:
+        cpu = r.extra["cpu_s"]
+        writer_cpu = cpu_of(cpu, "writer")
+        runs.append({
+            "deliveries": r.deliveries, "seconds": round(r.seconds, 2), "deliveries_per_s": round(r.rate),
+            "chunks": r.extra["chunks"], "cpu_s": cpu,
+            "per_writer_process_s": round(r.rate / writers),
+            "per_writer_cpu_s": round(r.deliveries / writer_cpu) if writer_cpu else None,
+            "writer_core_share": round(writer_cpu / (r.seconds * writers), 2),
+            "per_cassandra_cpu_s": round(r.deliveries / cpu_of(cpu, "cassandra")),
+            "per_kafka_cpu_s": round(r.deliveries / cpu_of(cpu, "kafka")),
+            "chunks_per_planner_cpu_s": round(r.extra["chunks"] / cpu_of(cpu, "planner")),
+            "high_p99_s": round(r.pcts("high")[2], 2), "low_p99_s": round(r.pcts("low")[2], 2),
+        })
+    deliveries = sum(r.deliveries for r in results)
+    keys = [k for k in runs[0] if isinstance(runs[0][k], int | float) and k != "chunks"]
+    return {
+        "nodes": nodes, "replication": STACKS[nodes]["cassandra_replication"],
+        "writers": f"{args.high_writers} high + {args.low_writers} low", "workload": wl.describe(),
+        "verified": results[0].verified, "load_average": [round(load0, 1), round(load1, 1)],
+        "kafka_bytes_per_delivery": round(kafka_bytes / deliveries, 1),
+        "median": {k: median([run[k] for run in runs if run[k] is not None]) for k in keys},
+        "runs": runs,
+    }
+
+
+def _row(feed: str, n: int) -> TimelineWrite:
+    digest = hashlib.blake2b(f"{feed}/{n}".encode(), digest_size=16).hexdigest()
+    activity = Activity(id=digest, actor=f"u{n * 7919 % 100_000_000:08d}", verb="pin",
+                        object=f"pin:{n * 104_729 % 10**9:09d}", target=f"board:{n % 100_000:05d}",
+                        ts=1_700_000_000_000_000 + n * 1_000_000)
+    return TimelineWrite(feed, activity, activity.ts)
+
+
+async def row_bytes(feeds: int, console: Console) -> dict[str, Any]:
+    """On-disk bytes per timeline row on the one-node stack: ``feeds`` feeds of ``ROWS_PER_FEED`` rows."""
+    settings = Settings.from_env().replace(**STACKS[1])
+    keyspace = f"bench_storage_{int(time.time())}"
+    store = await connect_store(settings, keyspace)
+    try:
+        started = time.perf_counter()
+        for i in range(feeds):
+            feed = f"timeline:u{i * 9973 % 100_000_000:08d}"
+            await store.apply([_row(feed, n) for n in range(ROWS_PER_FEED)])
+        wrote = time.perf_counter() - started
+    finally:
+        await store.close()
+    console.print(f"storage: wrote {feeds * ROWS_PER_FEED:,} rows in {wrote:.1f}s; restarting Cassandra to flush")
+    services("down", "cassandra")
+    services("up", "cassandra")
+    files = list((ROOT / ".local" / "cassandra" / "data" / "data" / keyspace).glob("timeline-*/*"))
+    size = sum(f.stat().st_size for f in files if f.is_file())
+    data = sum(f.stat().st_size for f in files if f.name.endswith("-Data.db"))
+    await drop_keyspaces(settings, [keyspace])
+    rows = feeds * ROWS_PER_FEED
+    return {"rows": rows, "feeds": feeds, "bytes": size, "bytes_per_row": round(size / rows, 1),
+            "data_bytes_per_row": round(data / rows, 1),
+            "row": "32-hex id, actor u########, verb pin, object pin:#########, target board:#####, no extra"}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [f"# Scaling measurements {results['stamp']}", "", f"`{results['command']}`", "",
+             "| | " + " | ".join(f"{s['nodes']} node(s), RF {s['replication']}" for s in results["stacks"]) + " |",
+             "|---|" + "---|" * len(results["stacks"])]
+    names = {
+        "deliveries_per_s": "end-to-end deliveries/s", "per_writer_process_s": "deliveries/s per writer process",
+        "writer_core_share": "writer CPU use (share of a core)", "per_writer_cpu_s": "deliveries per writer CPU-second",
+        "per_cassandra_cpu_s": "deliveries per Cassandra CPU-second (all nodes)",
+        "per_kafka_cpu_s": "deliveries per Kafka CPU-second (all brokers)",
+        "chunks_per_planner_cpu_s": "chunk messages per planner CPU-second",
+        "high_p99_s": "HIGH p99 (s)", "low_p99_s": "LOW p99 (s)",
+    }
+    for key, name in names.items():
+        lines.append(f"| {name} | " + " | ".join(f"{s['median'].get(key, float('nan')):,.2f}".rstrip("0").rstrip(".")
+                                                 for s in results["stacks"]) + " |")
+    lines.append("| Kafka bytes per delivery (all replicas) | "
+                 + " | ".join(f"{s['kafka_bytes_per_delivery']}" for s in results["stacks"]) + " |")
+    loads = " | ".join(str(s["load_average"]) for s in results["stacks"])
+    lines.append(f"| load average (start, end) | {loads} |")
+    if results.get("storage"):
+        st = results["storage"]
+        lines += ["", f"Timeline row on disk (one replica): {st['bytes_per_row']} bytes "
+                  f"({st['data_bytes_per_row']} in Data.db), {st['rows']:,} rows in {st['feeds']} feeds; {st['row']}."]
+    return "\n".join(lines) + "\n"
+
+
+async def main(args: argparse.Namespace) -> int:
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    console = Console()
+    stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    results: dict[str, Any] = {"stamp": stamp, "command": "python -m benchmarks.scaling " + " ".join(args.argv),
+                               "cores": os.cpu_count(), "stacks": []}
+    try:
+        for nodes in args.stacks:
+            services("down")
+            services("up", nodes=nodes)
+            console.print(f"[bold]{nodes}-node stack up[/]")
+            results["stacks"].append(await pipeline_passes(nodes, args, console))
+            if nodes == 1 and args.storage_feeds:
+                results["storage"] = await row_bytes(args.storage_feeds, console)
+    finally:
+        services("down")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stamp}-scaling.json").write_text(json.dumps(results, indent=1, default=str))
+    text = markdown(results)
+    (RESULTS / f"{stamp}-scaling.md").write_text(text)
+    console.print(text)
+    return 0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0])
+    parser.add_argument("--stacks", type=lambda s: [int(x) for x in s.split(",")], default=[1, 3],
+                        help="stack sizes, in order (default 1,3)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes per stack (default 3)")
+    parser.add_argument("--quick", action="store_true", help="the quick workload (5,000 users)")
+    parser.add_argument("--high-writers", type=int, default=2)
+    parser.add_argument("--low-writers", type=int, default=1)
+    parser.add_argument("--storage-feeds", type=int, default=200, help="feeds of 1,000 rows to size (0: skip)")
+    args = parser.parse_args(argv)
+    args.argv = argv
+    return args
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(asyncio.run(main(parse(sys.argv[1:]))))

@@ -1,0 +1,40 @@
+"""``fanout serve``: the HTTP API (``fanout.http``) on uvicorn.
+
+    fanout serve [--host 127.0.0.1] [--port 8000] [--log-level info]
+
+It starts even when Kafka or Cassandra is down (``/readyz`` says which; requests that need it get
+503) and stops on SIGTERM/SIGINT after the requests in progress (uvicorn's graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from typing import Any
+
+from fanout.settings import Settings
+
+
+def register(sub: Any) -> None:
+    """``serve``."""
+    serve = sub.add_parser("serve", help="the HTTP API: read feeds and follows, produce events (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from fanout.http import create_app
+
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again to the handler that
+    # was there before it: a no-op one lets the command end with 0, like `fanout worker`.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
+                    server_header=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0

@@ -1,0 +1,185 @@
+"""Follow, unfollow and rebuild: the follow graph and the timeline writes it decides.
+
+Order by the log, not by clocks
+    The events of one follower are keyed to one partition of ``follows``: their order there is the
+    truth. Each edge keeps the timestamp of the event that decided it (``Store.follow_edge``). An
+    event in the follower's own partition (``in_order``) is written at ``max(clock, stored + 1)``,
+    a hybrid logical clock per edge: the later event of the partition always wins, whatever the
+    producers' clocks say, and a re-delivery or a replay, which apply the partition again in
+    order, end in the same state. An event produced under another key (so in another partition,
+    in no order with the follower's other events) is ordered by its clock alone: unless it is newer
+    than the stored decision it changes nothing and copies nothing. The clock is the Kafka record
+    timestamp in the pipeline and the process clock in the eager mode; an event's ``time`` field
+    orders nothing.
+
+Whatever decides the edge decides the copy
+    The edge, a follow's copies and an unfollow's deletes are written at that one timestamp
+    (copies and deletes at ``FOLLOW_BAND`` + it, above every fanout add), so the store's rule for
+    the edge (the newest write wins, an unfollow wins a tie) is also the rule for the copies. One
+    race is left: another decision of the same edge while a follow copies (an event of another
+    partition, a rebuild). An unfollow among those may scan the follower's feed before the copies
+    land and miss them. So a follow reads its edge again once its copies are acknowledged, and if
+    another decision came in, it takes its copies back (deletes at its own timestamp, which win
+    the tie). A decision made after that read scans a feed that already holds the copies, or (a
+    follow) writes its own copies above them.
+
+Rebuild is what a replay of the user's follows gives
+    ``rebuild`` re-applies each current follow as a replay of its latest follow would (at the
+    edge's timestamp + 1, so an unfollow still in flight, which bumps above it, wins) and deletes
+    every other entry of the timeline at the timestamp its author's edge was decided at: no later
+    fanout add can bring it back, a later follow of that author can. Unlike a trim, nothing is
+    lost for good: a rebuild fills a timeline from its followees' user feeds, below earlier trims.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator
+
+from .activity import FOLLOW_BAND, Activity
+from .feeds import feed_id
+from .settings import Settings
+from .store import Edge, Key, Store, TimelineWrite
+from .writer import TimelineWriter
+
+_DAY_US = 86_400 * 1_000_000
+_PAGE = 1000
+#: How many of a followee's newest activities an unfollow deletes even if they are not (yet) in
+#: the follower's feed: chunks of these may still be in flight.
+UNFOLLOW_IN_FLIGHT = 100
+
+
+def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool) -> int | None:
+    """The timestamp a follow or unfollow event decides its edge at, or None when it lost.
+
+    ``in_order``: the event is in the follower's own partition, after the stored decision.
+    """
+    if stored is None:
+        return clock
+    if in_order:
+        return max(clock, stored.at + 1)
+    return clock if clock > stored.at else None
+
+
+class FollowGraph:
+    """Follows and unfollows applied to the graph and the follower's timelines; rebuilds."""
+
+    def __init__(self, store: Store, settings: Settings, writer: TimelineWriter) -> None:
+        self.store = store
+        self.settings = settings
+        self.writer = writer
+        self._window = int(settings.active_window_days * _DAY_US)
+
+    async def apply(self, follower: str, followee: str, following: bool, clock: int, *, in_order: bool) -> int:
+        """Apply one follow (``following``) or unfollow event ordered by ``clock``; returns the
+        entries copied (or removed), 0 when the event lost to a newer decision."""
+        stored = await self.store.follow_edge(follower, followee)
+        at = edge_timestamp(clock, stored, in_order=in_order)
+        if at is None:
+            return 0
+        if not following:
+            await self.store.set_follow(follower, followee, False, at)
+            return await self._remove_from(follower, followee, FOLLOW_BAND + at, in_flight=True)
+        last = await self.store.last_active(follower)
+        active_until = last + self._window if last else 0
+        await self.store.set_follow(follower, followee, True, at, active_until)
+        copied = await self._copy_in(follower, followee, FOLLOW_BAND + at)
+        return copied if await self._kept(follower, followee, at) else 0
+
+    async def _kept(self, follower: str, followee: str, at: int) -> bool:
+        """Whether the follow written at ``at`` still decides its edge; if not, take its copies back."""
+        if await self.store.follow_edge(follower, followee) == Edge(True, at):
+            return True
+        await self._remove_from(follower, followee, FOLLOW_BAND + at, in_flight=False)
+        return False
+
+    async def _copy_in(self, follower: str, followee: str, write_ts: int) -> int:
+        source = feed_id(self.settings.user_feed_kind, followee)
+        copied = 0
+        async for page in self._pages(source, self.settings.follow_activity_limit):
+            await self.writer.write(
+                [
+                    TimelineWrite(feed_id(kind, follower), activity, write_ts)
+                    for activity in page
+                    for kind in self.settings.feed_kinds
+                ]
+            )
+            copied += len(page)
+        return copied
+
+    async def _remove_from(self, follower: str, followee: str, write_ts: int, *, in_flight: bool) -> int:
+        """Delete the followee's entries from the follower's feeds at ``write_ts``.
+
+        ``in_flight`` (an unfollow): the followee's newest ``UNFOLLOW_IN_FLIGHT`` activities are
+        deleted too, found or not: a chunk planned before the unfollow may still be on its way to
+        a writer (activities and follows travel on different topics), and its late add must lose.
+        """
+        recent: list[Activity] = []
+        if in_flight:
+            source = feed_id(self.settings.user_feed_kind, followee)
+            recent = [a async for page in self._pages(source, UNFOLLOW_IN_FLIGHT) for a in page]
+        removed = 0
+        for kind in self.settings.feed_kinds:
+            feed = feed_id(kind, follower)
+            doomed: dict[str, Activity] = {}
+            async for page in self._pages(feed, None):
+                doomed.update((a.id, a) for a in page if a.actor == followee)
+            removed += len(doomed)
+            doomed.update((a.id, a) for a in recent)
+            await self.writer.write([TimelineWrite(feed, a, write_ts, remove=True) for a in doomed.values()])
+        return removed
+
+    async def rebuild(self, user: str) -> int:
+        """Rebuild ``user``'s timeline feeds from their followees' user feeds; returns the entries.
+
+        The timeline becomes the newest ``max_length`` of the newest ``follow_activity_limit``
+        activities of each followee (what re-applying each current follow gives); every other
+        entry is deleted row by row (a partition delete would also hide later fanout adds).
+        """
+        edges = await self.store.follow_edges(user)
+        stamps: dict[str, int] = {}  # followee -> the timestamp this rebuild re-applies its follow at
+        for followee, edge in sorted(edges.items()):
+            if edge.following:
+                stamps[followee] = edge.at + 1
+                await self.store.set_follow(user, followee, True, stamps[followee])
+        decided = {followee: edge.at for followee, edge in edges.items()} | stamps
+        wanted = await self._newest(stamps)
+        for kind in self.settings.feed_kinds:
+            feed = feed_id(kind, user)
+            stale = [a async for page in self._pages(feed, None) for a in page if a.id not in wanted]
+            await self.store.apply(
+                [TimelineWrite(feed, a, FOLLOW_BAND + decided.get(a.actor, 0), remove=True) for a in stale]
+            )
+            await self.store.apply([TimelineWrite(feed, a, FOLLOW_BAND + stamps[a.actor]) for a in wanted.values()])
+        lost = {followee for followee, at in stamps.items() if not await self._kept(user, followee, at)}
+        return sum(a.actor not in lost for a in wanted.values())
+
+    async def _newest(self, followees: dict[str, int]) -> dict[str, Activity]:
+        """The newest ``max_length`` of the newest ``follow_activity_limit`` activities of each."""
+        keep: list[tuple[Key, Activity]] = []  # a min-heap of the newest max_length entries
+        for followee in followees:
+            source = feed_id(self.settings.user_feed_kind, followee)
+            async for page in self._pages(source, self.settings.follow_activity_limit):
+                for activity in page:
+                    item = (activity.key, activity)
+                    if len(keep) < self.settings.max_length:
+                        heapq.heappush(keep, item)
+                    elif item[0] > keep[0][0]:
+                        heapq.heapreplace(keep, item)
+        return {activity.id: activity for _, activity in keep}
+
+    async def _pages(self, feed: str, limit: int | None) -> AsyncIterator[list[Activity]]:
+        """The feed newest first, in pages, up to ``limit`` entries (None: all)."""
+        before: Key | None = None
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            page = await self.store.read(feed, limit=size, before=before)
+            if not page:
+                return
+            yield page
+            if remaining is not None:
+                remaining -= len(page)
+            if len(page) < size:
+                return
+            before = page[-1].key

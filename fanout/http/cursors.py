@@ -1,0 +1,82 @@
+"""Opaque page cursors: what ``next`` holds and ``cursor=`` takes.
+
+A cursor is the base64url text (no padding) of a version byte, a tag byte and the position:
+
+    feed cursor      1 'f' ts (8 bytes, signed big-endian) activity id (UTF-8)   the key of the
+                     last entry served: the next page holds the entries older than it
+    user cursor      1 'u' user id (UTF-8)                                       the last user served
+
+Positions are keys, not offsets, so a cursor stays valid while entries are added or removed: a
+page never repeats or skips an entry that was there when the walk began and still is. Anything
+that is not a cursor this build wrote is refused with ``InvalidCursor``, naming the rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Final
+
+from fanout.codec import MAX_ID_BYTES
+from fanout.store import Key
+
+VERSION: Final = 1
+_FEED: Final = ord("f")
+_USER: Final = ord("u")
+MAX_CURSOR_CHARS: Final = 4 * (2 + 8 + MAX_ID_BYTES + 2) // 3
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class InvalidCursor(ValueError):
+    """The text is not a cursor of this kind; the message says which rule it broke."""
+
+
+def feed_cursor(key: Key) -> str:
+    ts, activity_id = key
+    return _encode(_FEED, ts.to_bytes(8, "big", signed=True) + activity_id.encode())
+
+
+def decode_feed_cursor(text: str) -> Key:
+    body = _decode(text, _FEED, "a feed cursor")
+    if len(body) < 9:
+        raise InvalidCursor("a feed cursor holds a time and an activity id")
+    return int.from_bytes(body[:8], "big", signed=True), _text(body[8:])
+
+
+def user_cursor(user: str) -> str:
+    return _encode(_USER, user.encode())
+
+
+def decode_user_cursor(text: str) -> str:
+    return _text(_decode(text, _USER, "a user list cursor"))
+
+
+def _encode(tag: int, body: bytes) -> str:
+    return base64.urlsafe_b64encode(bytes((VERSION, tag)) + body).rstrip(b"=").decode()
+
+
+def _decode(text: str, tag: int, what: str) -> bytes:
+    if len(text) > MAX_CURSOR_CHARS or not _ALPHABET.fullmatch(text):
+        raise InvalidCursor(f"must be the `next` value of a previous page (base64url, at most {MAX_CURSOR_CHARS} "
+                            "characters)")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidCursor("is not base64url") from None
+    if len(raw) < 2 or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:  # not canonical
+        raise InvalidCursor("must be the `next` value of a previous page")
+    if raw[0] != VERSION:
+        raise InvalidCursor(f"has version {raw[0]}; this build reads version {VERSION}")
+    if raw[1] != tag:
+        raise InvalidCursor(f"is not {what}")
+    return raw[2:]
+
+
+def _text(body: bytes) -> str:
+    if not body or len(body) > MAX_ID_BYTES:
+        raise InvalidCursor(f"names an id of 1 to {MAX_ID_BYTES} bytes")
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        raise InvalidCursor("names an id that is not UTF-8") from None

@@ -1,0 +1,117 @@
+"""Follows are ordered by the log, not by clocks (issue 10, items 2 and 3), on both stores.
+
+The events of one follower are keyed to one partition of ``follows``: their order there is the
+truth, whatever the producers' clocks say. A follow that loses (to a newer unfollow) copies
+nothing, whether it was re-delivered, replayed or produced under another key. Records go through
+the agents' own code (``tests/contract/history.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fanout import Edge, Fanout, MemoryStore, Settings, Store
+from tests.contract.history import History, apply, other_key, replayed
+
+Names = Callable[[str], str]
+T = 1_704_067_200_000  # 2024-01-01T00:00:00Z in epoch milliseconds
+
+
+async def timeline(store: Store, user: str) -> list[str]:
+    return [a.id for a in await store.read(f"timeline:{user}", limit=1000)]
+
+
+async def test_the_store_keeps_the_timestamp_that_decided_each_edge(store: Store, unique_name: Names) -> None:
+    me, a, b = unique_name("me"), unique_name("a"), unique_name("b")
+    assert await store.follow_edge(me, a) is None
+    assert await store.follow_edges(me) == {}
+    await store.set_follow(me, a, True, 100)
+    assert await store.follow_edge(me, a) == Edge(True, 100)
+    await store.set_follow(me, a, False, 200)
+    await store.set_follow(me, a, True, 150)  # older: changes nothing
+    await store.set_follow(me, b, True, 300)
+    await store.set_follow(me, b, False, 300)  # a tie: the unfollow wins
+    assert await store.follow_edge(me, a) == Edge(False, 200)
+    assert await store.follow_edges(me) == {a: Edge(False, 200), b: Edge(False, 300)}
+    await store.set_follow(me, b, True, 301)
+    assert await store.follow_edges(me) == {a: Edge(False, 200), b: Edge(True, 301)}
+    assert await store.following(me) == [b]
+
+
+async def test_follow_unfollow_follow_within_one_millisecond_ends_followed(
+    store: Store, settings: Settings, unique_name: Names
+) -> None:
+    reader, author = unique_name("reader"), unique_name("author")
+    h = History(settings)
+    post = h.post(author, f"{author}-1", T)
+    events = [h.follow(reader, author, T + 1), h.unfollow(reader, author, T + 1), h.follow(reader, author, T + 1)]
+    await apply(Fanout(store, settings), post, *events)
+    assert await store.following(reader) == [author]
+    assert await timeline(store, reader) == [f"{author}-1"]
+
+    # the eager API: the same rule with the process clock (here the same instant three times)
+    fan, star = unique_name("fan"), unique_name("star")
+    fanout = Fanout(store, settings)
+    await fanout.add(actor=star, verb="pin", object="o", id=f"{star}-1")
+    for call in (fanout.follow, fanout.unfollow, fanout.follow):
+        await call(fan, star, at=5_000_000)
+    assert await store.following(fan) == [star]
+    assert await timeline(store, fan) == [f"{star}-1"]
+
+
+async def test_a_follow_dated_ahead_does_not_outlive_a_later_unfollow(
+    store: Store, settings: Settings, unique_name: Names
+) -> None:
+    """Issue 10.2 found it with a `time` 30 days ahead (now refused, reason `time`); within the
+    allowed skew (FANOUT_MAX_FUTURE_SKEW_SECONDS) the `time` still orders nothing."""
+    reader, author = unique_name("reader"), unique_name("author")
+    skew = timedelta(seconds=settings.max_future_skew_seconds - 60)
+    ahead = (datetime.fromtimestamp(T / 1000, UTC) + skew).isoformat()
+    h = History(settings)
+    records = [h.post(author, f"{author}-1", T), h.follow(reader, author, T + 1000, time=ahead),
+               h.unfollow(reader, author, T + 2000), h.post(author, f"{author}-2", T + 3000)]
+    await apply(Fanout(store, settings), *records)
+    assert await store.following(reader) == []
+    assert await timeline(store, reader) == []
+    assert [p async for p in store.followers(author, page_size=10)] == []
+
+
+@pytest.mark.parametrize("variant", ["stamped", "in-order", "mis-keyed", "re-delivered", "replayed"])
+async def test_whatever_decides_the_edge_decides_the_copy(
+    store: Store, settings: Settings, unique_name: Names, variant: str
+) -> None:
+    """Issue 10.3: follow stamped t+1, post p1, unfollow stamped t+3, post p2, then a follow stamped
+    t+2 arriving last. In the follower's partition it is the latest event and wins (followed, both
+    posts), whether the stamps are event times or skewed record timestamps; produced under another
+    key it is ordered by its record timestamp and loses (unfollowed, nothing copied), also when it
+    is delivered again or the whole history is replayed."""
+    reader, author = unique_name("reader"), unique_name("author")
+    p1, p2 = f"{author}-p1", f"{author}-p2"
+    h = History(settings)
+    if variant == "stamped":  # the event times say t+1, t+3, t+2; the log says follow, unfollow, follow
+        stamp = {n: (datetime.fromtimestamp(T / 1000, UTC) + timedelta(seconds=n)).isoformat() for n in (1, 2, 3)}
+        records = [h.follow(reader, author, T + 1000, time=stamp[1]), h.post(author, p1, T + 1500),
+                   h.unfollow(reader, author, T + 3000, time=stamp[3]), h.post(author, p2, T + 3500),
+                   h.follow(reader, author, T + 4000, time=stamp[2])]
+    else:
+        late_key = None if variant == "in-order" else other_key(reader, settings.follows_partitions)
+        records = [h.follow(reader, author, T + 1000), h.post(author, p1, T + 1500),
+                   h.unfollow(reader, author, T + 3000), h.post(author, p2, T + 3500),
+                   h.follow(reader, author, T + 2000, key=late_key)]
+    fanout = Fanout(store, settings)
+    await apply(fanout, *records)
+    if variant == "re-delivered":  # its partition delivers the late follow again
+        await apply(fanout, records[-1])
+    if variant == "replayed":  # every record again, in the replay's timestamp merge
+        await replayed(settings, store, h.records)
+
+    followed = variant in ("stamped", "in-order")
+    assert await store.following(reader) == ([author] if followed else [])
+    assert await timeline(store, reader) == ([p2, p1] if followed else [])
+    # the same as a full replay of the history into an empty store
+    reference = await replayed(settings, MemoryStore(), h.records)
+    assert await reference.store.following(reader) == await store.following(reader)
+    assert await timeline(reference.store, reader) == await timeline(store, reader)

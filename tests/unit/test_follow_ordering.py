@@ -1,0 +1,50 @@
+"""The rule that orders follow events (``fanout.graph.edge_timestamp``) and the follows agent's test
+of a record's partition (``in_home_partition``), without a server."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fanout import Edge
+from fanout.agents.follows import in_home_partition
+from fanout.graph import edge_timestamp
+
+
+def test_an_event_of_the_followers_partition_always_wins() -> None:
+    assert edge_timestamp(500, None, in_order=True) == 500  # a new edge: the clock
+    assert edge_timestamp(500, Edge(True, 100), in_order=True) == 500
+    assert edge_timestamp(100, Edge(False, 100), in_order=True) == 101  # same millisecond: after it
+    assert edge_timestamp(7, Edge(True, 10**15), in_order=True) == 10**15 + 1  # a clock far behind
+
+
+def test_an_event_of_another_partition_counts_only_when_newer() -> None:
+    assert edge_timestamp(500, None, in_order=False) == 500
+    assert edge_timestamp(501, Edge(False, 500), in_order=False) == 501
+    assert edge_timestamp(500, Edge(False, 500), in_order=False) is None  # a tie: the stored decision stays
+    assert edge_timestamp(499, Edge(True, 500), in_order=False) is None
+
+
+@given(st.lists(st.integers(0, 10**6), min_size=1, max_size=30))
+def test_a_partition_applied_again_in_order_ends_with_its_last_event_deciding(clocks: list[int]) -> None:
+    """Whatever the clocks, each event of the partition gets a newer timestamp than the one before,
+    also when the partition is applied again (a re-delivery, a replay) on top of the stored edge."""
+    stored: Edge | None = None
+    for _ in range(2):
+        for n, clock in enumerate(clocks):
+            at = edge_timestamp(clock, stored, in_order=True)
+            assert at is not None and (stored is None or at > stored.at)
+            stored = Edge(n % 2 == 0, at)
+    assert stored is not None and stored.following == ((len(clocks) - 1) % 2 == 0)
+
+
+@given(st.text(min_size=1, max_size=40), st.integers(1, 64))
+def test_the_home_partition_is_the_default_partitioners(follower: str, partitions: int) -> None:
+    key = follower.encode()
+    home = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    assert in_home_partition(SimpleNamespace(partition=home), follower, partitions)
+    if partitions > 1:
+        assert not in_home_partition(SimpleNamespace(partition=(home + 1) % partitions), follower, partitions)

@@ -1,0 +1,49 @@
+"""``fanout serve`` as a real process: it starts with both backends down, says so in /readyz,
+answers 503 problems for what needs them, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.http_helpers import assert_problem, free_port
+
+
+def test_fanout_serve_starts_with_the_backends_down_and_stops_on_sigterm() -> None:
+    port = free_port()
+    env = {**os.environ, "FANOUT_KAFKA_BOOTSTRAP": "127.0.0.1:1", "FANOUT_CASSANDRA_PORT": "1",
+           "FANOUT_HTTP_BACKEND_TIMEOUT_SECONDS": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "fanout", "serve", "--port", str(port), "--log-level", "warning"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    health = client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert proc.poll() is None and time.monotonic() < deadline, "fanout serve did not start"
+                    time.sleep(0.2)
+            assert health.status_code == 200
+            ready = client.get("/readyz")
+            assert ready.status_code == 503
+            assert set(ready.json()["checks"]) == {"cassandra", "kafka"}
+            assert "ok" not in ready.json()["checks"].values()
+            assert "Cassandra" in assert_problem(client.get("/v1/feeds/timeline/u"), 503)["title"]
+            posted = client.post("/v1/activities", json={"actor": "a", "verb": "v", "object": "o"})
+            assert "Kafka" in assert_problem(posted, 503)["title"]
+            assert_problem(client.post("/v1/activities", json={"actor": ""}), 422, "actor")  # checked first
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -1,0 +1,102 @@
+"""The memory store stays bounded: deletes are forgotten after a grace horizon, as Cassandra
+purges tombstones after ``gc_grace_seconds``, and TTLs expire entries (a clock stands in for time)."""
+
+from __future__ import annotations
+
+from fanout import ActivityEvent, Fanout, MemoryStore, Settings, TimelineWrite
+from fanout.activity import REMOVED_WRITE_TS, Activity
+from fanout.codec import activity_event
+
+DAY = 86_400.0
+GRACE = 10 * DAY
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def minute(i: int) -> str:
+    return f"2026-01-{1 + i // 1440:02d}T{i // 60 % 24:02d}:{i % 60:02d}:00Z"
+
+
+async def test_10000_posts_keep_the_store_bounded_after_the_horizon() -> None:
+    clock = Clock()
+    store = MemoryStore(grace_seconds=GRACE, clock=clock)
+    fanout = Fanout(store, Settings(max_length=10, trim_every=5))
+    await fanout.follow("reader", "author")
+    for i in range(10_000):  # one a minute: about 7 days, all within the horizon
+        await fanout.add(actor="author", verb="pin", object=f"o{i}", time=minute(i))
+        clock.now += 60
+    size = store.footprint()
+    assert size.live <= 2 * (10 + 5 - 1)  # the author's feed and the reader's
+    assert size.tombstones >= 2 * (10_000 - 14)  # every trimmed row is remembered while in grace
+
+    clock.now += GRACE
+    await fanout.add(actor="author", verb="pin", object="late", time=minute(10_000))
+    size = store.footprint()
+    assert size.live <= 2 * (10 + 5 - 1)
+    assert size.tombstones <= 2 * 5  # only the newest deletes, of the last add's trims
+    assert [a.object for a in await fanout.read("reader", limit=3)] == ["late", "o9999", "o9998"]
+
+    # steady state: the deletes kept are those of the last horizon, whatever ran before
+    for i in range(20 * 24):  # 20 days at one post an hour
+        await fanout.add(actor="author", verb="pin", object=f"o{i}", time=minute(10_001 + i))
+        clock.now += 3600
+    assert store.footprint().tombstones <= 2 * (10 * 24 + 10)  # 10 days of trimmed rows, per feed
+
+
+async def test_a_removed_activity_after_the_horizon_is_stopped_by_the_registry_only() -> None:
+    clock = Clock()
+    store = MemoryStore(grace_seconds=GRACE, clock=clock)
+    fanout = Fanout(store)
+    await fanout.follow("reader", "author")
+    pinned = await fanout.add(actor="author", verb="pin", object="p", time="2026-01-01T00:00:00Z")
+    await fanout.remove(pinned.id, actor="author")
+    assert store.footprint().tombstones == 2
+
+    clock.now += GRACE + 1
+    assert store.footprint().tombstones == 0  # the deletes are forgotten, like purged tombstones
+    again = await fanout.handle_activity(fanout_event(pinned))  # a producer retry, a replay
+    assert again.skipped == "removed before it was added"  # the registry (no TTL: kept) stops it
+    assert await fanout.read("reader") == []
+    # a bare store write is not stopped: Cassandra's documented behaviour once gc_grace passed
+    await store.apply([TimelineWrite("timeline:reader", pinned, pinned.ts)])
+    assert await fanout.read("reader") == [pinned]
+    # while the horizon runs, the same write stays deleted
+    await store.apply([TimelineWrite("timeline:reader", pinned, REMOVED_WRITE_TS, remove=True)])
+    await store.apply([TimelineWrite("timeline:reader", pinned, pinned.ts)])
+    assert await fanout.read("reader") == []
+
+
+async def test_a_ttl_expires_timeline_entries_and_registry_entries() -> None:
+    clock = Clock()
+    store = MemoryStore(grace_seconds=GRACE, ttl_seconds=int(30 * DAY), clock=clock)
+    fanout = Fanout(store)
+    await fanout.follow("reader", "author")
+    pinned = await fanout.add(actor="author", verb="pin", object="p", time="2026-01-01T00:00:00Z")
+    await fanout.remove(pinned.id, actor="author")
+    clock.now += 29 * DAY
+    assert (await store.get_activity(pinned.id)) is not None
+    kept = await fanout.add(actor="author", verb="pin", object="q", time="2026-01-02T00:00:00Z")
+    clock.now += 2 * DAY  # the first activity's registry entry expired, the second's did not
+    assert await store.get_activity(pinned.id) is None
+    assert await fanout.read("reader") == [kept]
+    clock.now += 29 * DAY  # the second's timeline rows expired too
+    assert await fanout.read("reader") == []
+    assert await fanout.read("author", kind="user") == []
+    clock.now += GRACE + 1
+    assert store.footprint() == (0, 0, 0)
+    # once the registry forgot the removal, a replay of the removed activity is an add again
+    assert (await fanout.handle_activity(fanout_event(pinned))).skipped == ""
+    assert await fanout.read("reader") == [pinned]
+
+
+def fanout_event(activity: Activity) -> ActivityEvent:
+    """The event that published ``activity`` (no id: it is derived from the content again)."""
+    return activity_event(
+        {"actor": activity.actor, "verb": activity.verb, "object": activity.object, "time": activity.time}
+    )
