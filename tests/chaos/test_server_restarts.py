@@ -4,9 +4,10 @@ The agents are not touched: they must ride out the outage and finish by themselv
 within ``RECOVER_WITHIN`` s of the server answering again), the feeds must equal the model, and the
 logs must stay readable: each agent writes at most ``LOG_BURST + LOG_RATE * outage seconds`` lines
 while the server is away (a state change logged once, not every retry). No agent may exit, unless
-the outage outlasted the agents' stall timeout (``FANOUT_AGENT_STALL_TIMEOUT_S``, set here): an
-agent without progress for that long exits so that its supervisor restarts it, which the suite
-then does, like a supervisor, until the server is back.
+the outage and the recovery after it outlasted the agents' stall timeout
+(``FANOUT_AGENT_STALL_TIMEOUT_S``, set here; on a loaded machine a Cassandra restart alone can take
+minutes): an agent without progress for that long exits so that its supervisor restarts it, which
+the suite then does, like a supervisor, until the server is back.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ async def test_server_restart_mid_fanout(
         log_lines=sum(during.values()), worst=f"{worst}:{during[worst]}({during[worst] / outage:.1f}/s)",
         rows=result.rows, secs=time.monotonic() - started, logs=stack.log_dir,
     )
-    if outage < STALL_TIMEOUT - 30:
+    if outage + recovered < STALL_TIMEOUT - 30:  # the longest an agent could go without progress
         assert not fleet.crashes, "agents exited during the outage:\n" + "\n".join(fleet.crashes[:5])
     assert result.exact, result.report()
     assert recovered < RECOVER_WITHIN, f"lag 0 only {recovered:.0f}s after {server} answered again"
