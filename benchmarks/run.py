@@ -1,14 +1,17 @@
 """``make bench``: fanout's benchmark suite on the real Kafka broker and Cassandra node.
 
-    python benchmarks/run.py                 every case (about 15 minutes on 2 cores)
-    python benchmarks/run.py --quick         smaller inputs, 2 runs per case (a few minutes)
-    python benchmarks/run.py --cases 1,2,7   some cases (1 ceiling, 2 eager memory, 3 pipeline,
-                                             4 priority isolation, 5 chunk sweep, 6 large account,
-                                             7 Stream Framework baseline, P profiles)
+    python benchmarks/run.py                  every case (about 25 minutes on 2 cores)
+    python benchmarks/run.py --quick          smaller inputs (about 10 minutes)
+    python benchmarks/run.py --cases 1,3,7    some cases (1 ceiling, 2 eager memory, 3 pipeline,
+                                              4 priority isolation, 5 chunk sweep, 6 large account,
+                                              7 Stream Framework baseline, 8 follows, 9 replay, P profiles)
+    python benchmarks/run.py --private-stack  on a Kafka broker and Cassandra node started fresh for
+                                              the run, in a network namespace of its own (root)
 
-Writes ``benchmarks/results/<stamp>.json``, ``<stamp>.md``, ``<stamp>-*.png`` and
-``<stamp>-profile.txt``; prints the table. See ``benchmarks/README.md`` for how to read it.
-Each case is a module of ``benchmarks/cases/``; what they share is in ``benchmarks/harness/``.
+Writes ``benchmarks/results/<stamp>.json`` (with a top-level ``summary`` of numbers), ``<stamp>.md``,
+``<stamp>-*.png`` and ``<stamp>-profile.txt``; prints the table. Exits 1 when a case failed.
+See ``benchmarks/README.md`` for how to read it. Each case is a module of ``benchmarks/cases/``;
+what they share is in ``benchmarks/harness/``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 import traceback
@@ -38,17 +42,21 @@ from benchmarks.cases import (  # noqa: E402
     case5_chunks,
     case6_large,
     case7_baseline,
+    case8_follows,
+    case9_replay,
     casep_profiles,
 )
-from benchmarks.harness import pipeline, plots, report  # noqa: E402
+from benchmarks.harness import pipeline, plots, report, sfenv  # noqa: E402
 from benchmarks.harness.context import RESULTS, Context  # noqa: E402
-from benchmarks.harness.processes import reachable  # noqa: E402
+from benchmarks.harness.processes import reachable, service_pids  # noqa: E402
 from benchmarks.harness.profiles import worker_profiles  # noqa: E402
-from benchmarks.harness.stores import drop_keyspaces  # noqa: E402
+from benchmarks.harness.stack import Stack, enter_netns, in_netns, jars_dir  # noqa: E402
+from benchmarks.harness.stores import drop_keyspaces, wait_for_cassandra  # noqa: E402
+from benchmarks.harness.summary import summarize  # noqa: E402
 from fanout import Settings  # noqa: E402
 
 Case = Callable[[Context], Awaitable[dict[str, Any]]]
-ORDER = ["1", "2", "P", "3", "4", "6", "7", "5"]  # 3-7 share one worker set; 5 restarts the planner
+ORDER = ["1", "2", "P", "3", "4", "8", "6", "7", "5", "9"]  # 3-8 share one worker set; 5 restarts the planner
 CASES: dict[str, Case] = {
     "1": case1_ceiling.run,
     "2": case2_eager.run,
@@ -57,12 +65,22 @@ CASES: dict[str, Case] = {
     "5": case5_chunks.run,
     "6": case6_large.run,
     "7": case7_baseline.run,
+    "8": case8_follows.run,
+    "9": case9_replay.run,
     "P": casep_profiles.run,
 }
-PIPELINE_CASES = {"3", "4", "5"}
+PIPELINE_CASES = {"3", "4", "5", "7", "8"}
+SF_CASES = {"2", "7"}
 
 
-async def main(args: argparse.Namespace) -> int:
+def _context(args: argparse.Namespace, console: Console, settings: Settings) -> Context:
+    return Context(quick=args.quick, repeats=args.repeats, console=console, settings=settings,
+                   high_writers=args.high_writers, low_writers=args.low_writers,
+                   follows_workers=args.follows_workers, keep=args.keep, large=args.large_followers,
+                   profile_workers=args.profile_workers)
+
+
+async def main(args: argparse.Namespace, wanted: list[str]) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # leader moves of fresh topics are retried
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     console = Console()
@@ -73,41 +91,39 @@ async def main(args: argparse.Namespace) -> int:
         if not reachable(host, port):
             console.print(f"[red]{name} is not reachable on {host}:{port}: run `make up` first[/]")
             return 2
-    repeats = args.repeats or (2 if args.quick else 3)
-    ctx = Context(quick=args.quick, repeats=repeats, console=console, settings=settings,
-                  high_writers=args.high_writers, low_writers=args.low_writers, keep=args.keep,
-                  large=args.large_followers, profile_workers=args.profile_workers)
-    wanted = [c.strip().upper() for c in args.cases.split(",") if c.strip()]
-    unknown = [c for c in wanted if c not in CASES]
-    if unknown:
-        console.print(f"[red]unknown case(s) {unknown}; choose from {sorted(CASES)}[/]")
-        return 2
+    waited = await wait_for_cassandra(settings)
+    if waited > 1:
+        console.print(f"Cassandra took a driver session after {waited:.0f}s")
+    ctx = _context(args, console, settings)
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "")
     ctx.stamp = stamp
+    ctx.service_pids = args.stack_pids or service_pids(settings.cassandra_port, int(kafka_port or 9092))
     RESULTS.mkdir(parents=True, exist_ok=True)
     reason = pipeline.missing()
     ctx.pipeline_ok = reason is None
-    results: dict[str, Any] = {"stamp": stamp, "quick": args.quick, "repeats": repeats, "run_id": ctx.run_id,
-                               "machine": report.machine(), "settings": repr(settings), "cases": {}}
+    results: dict[str, Any] = {"stamp": stamp, "quick": args.quick, "repeats": ctx.repeats, "run_id": ctx.run_id,
+                               "machine": report.machine(), "stack": args.stack_note, "settings": repr(settings),
+                               "summary": {}, "cases": {}}
     started = time.perf_counter()
     console.print(f"[bold]fanout benchmarks[/] run {ctx.run_id}: cases {','.join(wanted)}, "
-                  f"{'quick' if args.quick else 'full'}, {repeats} runs each")
+                  f"{'quick' if args.quick else 'full'}, {ctx.repeats} runs each; {args.stack_note}")
     try:
         for key in [k for k in ORDER if k in wanted]:
-            if key in PIPELINE_CASES and reason:
-                results["cases"][key] = {"title": f"case {key}", "error": f"pipeline unavailable: {reason}"}
-                continue
             t = time.perf_counter()
-            ctx.log(f"[bold]case {key}[/]: {_summary(CASES[key])}")
+            load = os.getloadavg()[0]
+            ctx.log(f"[bold]case {key}[/]: {_summary(CASES[key])} (load average {load:.1f})")
             try:
+                if key in PIPELINE_CASES and reason:
+                    raise RuntimeError(f"the pipeline cannot run here: {reason}")
                 result = await CASES[key](ctx)
-            except Exception as exc:  # one case failing does not stop the suite
-                ctx.log(f"[red]case {key} failed: {type(exc).__name__}: {exc}[/]")
+            except Exception as exc:  # one case failing does not stop the suite; the run exits 1
+                ctx.log(f"[red]case {key} FAILED: {type(exc).__name__}: {exc}[/]")
                 (ctx.work / f"case{key}-error.txt").write_text(traceback.format_exc())
                 result = {"title": f"case {key}", "error": f"{type(exc).__name__}: {exc}"}
                 if key in PIPELINE_CASES:
                     await pipeline.close(ctx)
             result["elapsed_s"] = round(time.perf_counter() - t, 1)
+            result["load_average"] = [round(load, 2), round(os.getloadavg()[0], 2)]
             results["cases"][key] = result
             ctx.log(f"case {key} done in {result['elapsed_s']:.0f}s")
     finally:
@@ -117,6 +133,7 @@ async def main(args: argparse.Namespace) -> int:
     if args.profile_workers:
         results["worker_profiles"] = worker_profiles(ctx)
     results["cases"] = {k: results["cases"][k] for k in sorted(results["cases"], key=lambda k: (k == "P", k))}
+    results["summary"] = summarize(results["cases"])
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     pngs = [] if args.no_plots else plots.plot(results, RESULTS, stamp)
     results["plots"] = pngs
@@ -126,7 +143,31 @@ async def main(args: argparse.Namespace) -> int:
     console.print(f"wrote benchmarks/results/{stamp}.json, {stamp}.md" + "".join(f", {p}" for p in pngs)
                   + f" in {results['elapsed_s'] / 60:.1f} min")
     failed = [k for k, c in results["cases"].items() if "error" in c]
-    return 1 if failed and args.strict else 0
+    if failed:
+        console.print(f"[red]case(s) {', '.join(failed)} failed: see their error above and in the results[/]")
+    return 1 if failed else 0
+
+
+def in_private_stack(args: argparse.Namespace, wanted: list[str]) -> int:
+    """Inside the namespace: start a fresh broker and node, run the suite on them, stop them."""
+    stack = Stack(args.private_stack, jars_dir(args.jars))
+    stack.configure()
+    print(stack.fresh(), end="", flush=True)
+    try:
+        pids = {svc: pid for svc in ("cassandra", "kafka") if (pid := stack.pid(svc)) is not None}
+        args.stack_pids = pids
+        args.stack_note = (f"private stack {args.private_stack}: Kafka and Cassandra started fresh for this run "
+                           f"from {stack.root} (services/ templates as committed)")
+        return asyncio.run(main(args, wanted))
+    finally:
+        print(stack.down(), end="", flush=True)
+
+
+def prepare_outside(args: argparse.Namespace, wanted: list[str]) -> None:
+    """What needs the network, done before entering the namespace (it has loopback only)."""
+    if SF_CASES & set(wanted):
+        console = Console()
+        sfenv.ensure_venv(_context(args, console, Settings.from_env()))
 
 
 def _summary(case: Case) -> str:
@@ -137,21 +178,46 @@ def _summary(case: Case) -> str:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(sorted(CASES, key=lambda k: (k == "P", k))),
-                        help="comma separated: 1-7 and P (default: all)")
-    parser.add_argument("--quick", action="store_true", help="smaller inputs and 2 runs per case")
-    parser.add_argument("--repeats", type=int, default=0, help="runs per measurement (default 3, quick 2)")
+                        help="comma separated: 1-9 and P (default: all)")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per measurement (default 3)")
     parser.add_argument("--high-writers", type=int, default=2, help="pipeline: high writer processes (2)")
     parser.add_argument("--low-writers", type=int, default=1, help="pipeline: low writer processes (1)")
+    parser.add_argument("--follows-workers", type=int, default=1, help="case 8: follows agent processes (1)")
     parser.add_argument("--large-followers", type=int, default=0,
                         help="case 6: followers of the account run through the pipeline (default 200000, "
                              "quick 20000; 1000000 adds several minutes)")
     parser.add_argument("--profile-workers", action="store_true",
                         help="run the pipeline's workers under cProfile (slower; writes <stamp>-worker-profile.txt)")
+    parser.add_argument("--private-stack", nargs="?", const="fanout-bench", default="", metavar="NAME",
+                        help="run on a fresh Kafka broker and Cassandra node of this run's own, in network "
+                             "namespace NAME (default fanout-bench; root only)")
+    parser.add_argument("--jars", default="", help="with --private-stack: the resolved jars (default: .local/lib "
+                        "of this checkout or of the main worktree)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the keyspaces and topics (debugging)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a case failed")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.stack_pids = {}
+    args.stack_note = "the shared stack (make up)"
+    return args
+
+
+def cli() -> int:
+    args = parse()
+    wanted = [c.strip().upper() for c in args.cases.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in CASES]
+    if unknown:
+        print(f"unknown case(s) {unknown}; choose from {sorted(CASES)}", file=sys.stderr)
+        return 2
+    if args.repeats < 3 and not in_netns():
+        print(f"note: {args.repeats} runs per measurement; the summary's medians want at least 3", file=sys.stderr)
+    if not args.private_stack:
+        return asyncio.run(main(args, wanted))
+    if not in_netns():
+        prepare_outside(args, wanted)
+        return enter_netns(args.private_stack)
+    return in_private_stack(args, wanted)
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(parse())))
+    sys.exit(cli())
