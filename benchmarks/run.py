@@ -5,8 +5,8 @@
     python benchmarks/run.py --cases 1,3,7    some cases (1 ceiling, 2 eager memory, 3 pipeline,
                                               4 priority isolation, 5 chunk sweep, 6 large account,
                                               7 Stream Framework baseline, 8 follows, 9 replay, P profiles)
-    python benchmarks/run.py --private-stack  on a Kafka broker and Cassandra node started fresh for
-                                              the run, in a network namespace of its own (root)
+    python benchmarks/run.py --fresh-stack    every case on a freshly started broker and node (this
+                                              checkout's own stack only: it wipes their data)
 
 Writes ``benchmarks/results/<stamp>.json`` (with a top-level ``summary`` of numbers), ``<stamp>.md``,
 ``<stamp>-*.png`` and ``<stamp>-profile.txt``; prints the table. Exits 1 when a case failed.
@@ -46,11 +46,11 @@ from benchmarks.cases import (  # noqa: E402
     case9_replay,
     casep_profiles,
 )
-from benchmarks.harness import pipeline, plots, report, sfenv  # noqa: E402
+from benchmarks.harness import pipeline, plots, report  # noqa: E402
 from benchmarks.harness.context import RESULTS, Context  # noqa: E402
 from benchmarks.harness.processes import reachable, service_pids  # noqa: E402
 from benchmarks.harness.profiles import worker_profiles  # noqa: E402
-from benchmarks.harness.stack import Stack, enter_netns, in_netns, jars_dir  # noqa: E402
+from benchmarks.harness.stack import FreshStack, StackRefused, pid_file_pids, wait_for_coordinator, worktrees  # noqa: E402
 from benchmarks.harness.stores import drop_keyspaces, wait_for_cassandra  # noqa: E402
 from benchmarks.harness.summary import summarize  # noqa: E402
 from fanout import Settings  # noqa: E402
@@ -70,7 +70,6 @@ CASES: dict[str, Case] = {
     "P": casep_profiles.run,
 }
 PIPELINE_CASES = {"3", "4", "5", "7", "8"}
-SF_CASES = {"2", "7"}
 
 
 def _context(args: argparse.Namespace, console: Console, settings: Settings) -> Context:
@@ -86,27 +85,35 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
     console = Console()
     settings = Settings.from_env().replace(store="memory")
     kafka_host, _, kafka_port = settings.kafka_bootstrap.partition(":")
-    for name, host, port in (("Cassandra", settings.cassandra_hosts[0], settings.cassandra_port),
-                             ("Kafka", kafka_host, int(kafka_port or 9092))):
-        if not reachable(host, port):
-            console.print(f"[red]{name} is not reachable on {host}:{port}: run `make up` first[/]")
+    stack: FreshStack | None = None
+    stack_note = "the running broker and node, as they are (shared: not restarted)"
+    if args.fresh_stack:
+        stack = FreshStack()
+        try:
+            stack_note = "fresh broker and node before every case: " + stack.check_owned(
+                settings.kafka_bootstrap, (settings.cassandra_hosts[0], settings.cassandra_port))
+        except StackRefused as exc:
+            console.print(f"[red]{exc}[/]")
             return 2
-    waited = await wait_for_cassandra(settings)
-    if waited > 1:
-        console.print(f"Cassandra took a driver session after {waited:.0f}s")
+    else:
+        for name, host, port in (("Cassandra", settings.cassandra_hosts[0], settings.cassandra_port),
+                                 ("Kafka", kafka_host, int(kafka_port or 9092))):
+            if not reachable(host, port):
+                console.print(f"[red]{name} is not reachable on {host}:{port}: run `make up` first (or "
+                              "--fresh-stack to let this run start its own)[/]")
+                return 2
     ctx = _context(args, console, settings)
     stamp = datetime.now().strftime("%Y-%m-%d-%H%M%S") + ("-quick" if args.quick else "")
     ctx.stamp = stamp
-    ctx.service_pids = args.stack_pids or service_pids(settings.cassandra_port, int(kafka_port or 9092))
     RESULTS.mkdir(parents=True, exist_ok=True)
     reason = pipeline.missing()
     ctx.pipeline_ok = reason is None
     results: dict[str, Any] = {"stamp": stamp, "quick": args.quick, "repeats": ctx.repeats, "run_id": ctx.run_id,
-                               "machine": report.machine(), "stack": args.stack_note, "settings": repr(settings),
+                               "machine": report.machine(), "stack": stack_note, "settings": repr(settings),
                                "summary": {}, "cases": {}}
     started = time.perf_counter()
     console.print(f"[bold]fanout benchmarks[/] run {ctx.run_id}: cases {','.join(wanted)}, "
-                  f"{'quick' if args.quick else 'full'}, {ctx.repeats} runs each; {args.stack_note}")
+                  f"{'quick' if args.quick else 'full'}, {ctx.repeats} runs each; {stack_note}")
     try:
         for key in [k for k in ORDER if k in wanted]:
             t = time.perf_counter()
@@ -115,6 +122,7 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
             try:
                 if key in PIPELINE_CASES and reason:
                     raise RuntimeError(f"the pipeline cannot run here: {reason}")
+                await ready(ctx, stack, int(kafka_port or 9092))
                 result = await CASES[key](ctx)
             except Exception as exc:  # one case failing does not stop the suite; the run exits 1
                 ctx.log(f"[red]case {key} FAILED: {type(exc).__name__}: {exc}[/]")
@@ -148,26 +156,21 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
     return 1 if failed else 0
 
 
-def in_private_stack(args: argparse.Namespace, wanted: list[str]) -> int:
-    """Inside the namespace: start a fresh broker and node, run the suite on them, stop them."""
-    stack = Stack(args.private_stack, jars_dir(args.jars))
-    stack.configure()
-    print(stack.fresh(), end="", flush=True)
-    try:
-        pids = {svc: pid for svc in ("cassandra", "kafka") if (pid := stack.pid(svc)) is not None}
-        args.stack_pids = pids
-        args.stack_note = (f"private stack {args.private_stack}: Kafka and Cassandra started fresh for this run "
-                           f"from {stack.root} (services/ templates as committed)")
-        return asyncio.run(main(args, wanted))
-    finally:
-        print(stack.down(), end="", flush=True)
-
-
-def prepare_outside(args: argparse.Namespace, wanted: list[str]) -> None:
-    """What needs the network, done before entering the namespace (it has loopback only)."""
-    if SF_CASES & set(wanted):
-        console = Console()
-        sfenv.ensure_venv(_context(args, console, Settings.from_env()))
+async def ready(ctx: Context, stack: FreshStack | None, kafka_port: int) -> None:
+    """Before a case: with a fresh stack, stop the pipeline's workers and restart the broker and node on
+    empty data; then wait for the node to take a session and for the group coordinator, as the
+    agents do (raises, and the case fails loudly, when either does not come)."""
+    if stack is not None:
+        await pipeline.close(ctx)  # its workers and topics do not survive the restart
+        ctx.log(f"fresh stack: restarting the broker and node on empty data (restart {stack.restarts + 1})")
+        await asyncio.to_thread(stack.restart)
+        ctx.keyspaces.clear()  # the wipe dropped them
+    waited = await wait_for_cassandra(ctx.settings)
+    waited += await wait_for_coordinator(ctx.settings)
+    if waited > 1:
+        ctx.log(f"the node and the group coordinator answered after {waited:.1f}s")
+    ctx.service_pids = (stack.pids() if stack is not None else
+                        service_pids(ctx.settings.cassandra_port, kafka_port) or pid_file_pids(worktrees()))
 
 
 def _summary(case: Case) -> str:
@@ -189,17 +192,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                              "quick 20000; 1000000 adds several minutes)")
     parser.add_argument("--profile-workers", action="store_true",
                         help="run the pipeline's workers under cProfile (slower; writes <stamp>-worker-profile.txt)")
-    parser.add_argument("--private-stack", nargs="?", const="fanout-bench", default="", metavar="NAME",
-                        help="run on a fresh Kafka broker and Cassandra node of this run's own, in network "
-                             "namespace NAME (default fanout-bench; root only)")
-    parser.add_argument("--jars", default="", help="with --private-stack: the resolved jars (default: .local/lib "
-                        "of this checkout or of the main worktree)")
+    parser.add_argument("--fresh-stack", action="store_true",
+                        help="restart the broker and node on empty data before every case (scripts/services.sh "
+                             "clean-data + up); only when this checkout started them or none runs yet")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the keyspaces and topics (debugging)")
-    args = parser.parse_args(argv)
-    args.stack_pids = {}
-    args.stack_note = "the shared stack (make up)"
-    return args
+    return parser.parse_args(argv)
 
 
 def cli() -> int:
@@ -209,15 +207,9 @@ def cli() -> int:
     if unknown:
         print(f"unknown case(s) {unknown}; choose from {sorted(CASES)}", file=sys.stderr)
         return 2
-    if args.repeats < 3 and not in_netns():
+    if args.repeats < 3:
         print(f"note: {args.repeats} runs per measurement; the summary's medians want at least 3", file=sys.stderr)
-    if not args.private_stack:
-        return asyncio.run(main(args, wanted))
-    if not in_netns():
-        prepare_outside(args, wanted)
-        return enter_netns(args.private_stack)
-    return in_private_stack(args, wanted)
-
+    return asyncio.run(main(args, wanted))
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -142,7 +142,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     server = ctx.service_pids.get("cassandra")
     if server is None:
         raise RuntimeError("no Cassandra process listens on the CQL port here: its CPU per row cannot be read "
-                           "(run the bench on the machine that runs the node, or with --private-stack)")
+                           "(run the bench on the machine that runs the node)")
     idle = idle_cpu_rate(server)
     ctx.log(f"case 1: the node burns {idle:.2f} cores idle (subtracted); sweep of {len(SWEEP)} strategies x "
             f"{counts} processes on {sweep_rows:,} rows")
@@ -198,7 +198,7 @@ async def run(ctx: Context) -> dict[str, Any]:
             "(fanout's partition_batch limits); replica = rows grouped by replica set (driver token map), sorted "
             "by feed, cut into N-row UNLOGGED batches. Requests built while timed, sent with execute_concurrent.",
             "Server CPU per row: the Cassandra JVM's utime+stime (/proc/<pid>/stat) over each pass, minus its idle "
-            f"rate ({idle:.2f} cores), per row; exact only when nothing else writes to the node (--private-stack). "
+            f"rate ({idle:.2f} cores), per row; exact only when nothing else writes to the node. "
             "Client CPU per row: the client processes' own CPU (all threads).",
             "Cassandra alone = cores / server CPU per row: the rows/s the node would take if clients cost nothing.",
         ],

@@ -37,6 +37,7 @@ from fanout.codec import decode_chunk, encode
 from .context import DAY_US, Context
 from .errors import PipelineUnavailable
 from .inputs import Edge, edges_of, events
+from .stack import wait_for_coordinator
 from .stores import connect_store, ensure_edges
 from .tracking import POLL_S, ChunkRec, CommitHistory, Latency, PassResult
 from .workers import Workers
@@ -121,17 +122,11 @@ class Session:
         return self
 
     async def _coordinator(self) -> None:
-        """Wait for the group coordinator, as the agents do: a fresh cluster answers
-        GroupCoordinatorNotAvailable until its ``__consumer_offsets`` topic exists."""
-        from fanout.agents.topics import committed_offsets
-
-        started = time.monotonic()
+        """Wait for the group coordinator, as the agents do (``stack.wait_for_coordinator``)."""
         try:
-            await committed_offsets(self.admin, self.groups["planner"], [], within=120.0)
-        except Exception as exc:
-            raise PipelineUnavailable(f"no group coordinator after {time.monotonic() - started:.0f}s: "
-                                      f"{type(exc).__name__}: {exc}") from exc
-        waited = time.monotonic() - started
+            waited = await wait_for_coordinator(self.settings)
+        except RuntimeError as exc:
+            raise PipelineUnavailable(str(exc)) from exc
         if waited > 1:
             self.ctx.log(f"pipeline: the group coordinator answered after {waited:.1f}s (a fresh broker)")
 

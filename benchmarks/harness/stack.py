@@ -1,174 +1,136 @@
-"""A private Kafka broker and Cassandra node for a benchmark: fresh, restartable, beside the shared ones.
+"""The broker and node a run measures: whose they are, and starting them fresh when they are the run's own.
 
-The project's own launcher starts them: a scratch root (``benchmarks/.work/stack-<name>/``) holds
-a symlink to ``scripts/``, copies of ``services/`` whose ``cassandra.yaml.in`` is the project's
-template with some top-level keys replaced (a settings variant), and ``.local/lib/<service>/``
-with a symlink to each jar that ``make up`` resolved before (Maven needs the network, which the
-namespace does not have). ``scripts/services.sh`` run from there keeps its
-data, logs and pid files under the scratch root, so nothing of the shared stack is touched.
-
-Every stack binds the same ports, so it runs in a network namespace of its own
-(``/work/shared/services.md``, "A second stack beside the first"): ``enter_netns`` re-runs the
-current command inside ``ip netns exec NAME`` (root only); the namespace has loopback only.
+``--fresh-stack`` makes every case start on a freshly started broker and node: before each case
+``scripts/services.sh`` of this checkout stops both, removes their data and starts them again
+(``clean-data``, ``up``). That wipes every topic and keyspace, so it runs only on a stack this
+checkout owns: nothing listens on the ports yet (the run starts the servers itself), or the
+processes listening are exactly the pids recorded in this checkout's ``.local/<service>/pid``
+(``make up`` run here, as ``make bench`` does on a fresh machine). Servers started from another
+checkout (shared with other people's tests) are refused, loudly, before anything is stopped.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
-import sys
-from collections.abc import Mapping
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .context import ROOT, WORK
+from fanout import Settings
 
-NETNS_ENV = "FANOUT_BENCH_NETNS"  # set inside the namespace: the re-run command is already in it
-SERVICES = ("kafka", "cassandra")
+from .context import ROOT
+from .processes import listening_pid
 
-
-def in_netns() -> str:
-    """The name of the private namespace this process runs in ('' when it runs in the host's)."""
-    return os.environ.get(NETNS_ENV, "")
+SERVICES = {"kafka": ("127.0.0.1", 9092), "cassandra": ("127.0.0.1", 9042)}  # scripts/services.sh's fixed ports
 
 
-def enter_netns(name: str) -> int:
-    """Run this very command again inside the network namespace ``name`` (created with loopback up
-    when missing, deleted afterwards when created here); return its exit code."""
-    if os.geteuid() != 0:
-        raise SystemExit("a private stack needs root (ip netns); run without --private-stack instead")
-    existing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    created = not re.search(rf"^{re.escape(name)}(\s|$)", existing, re.MULTILINE)
-    if created:
-        subprocess.run(["ip", "netns", "add", name], check=True)
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+class StackRefused(RuntimeError):
+    """The running broker or node is not this checkout's: a fresh stack would wipe someone else's data."""
+
+
+def recorded_pid(root: Path, service: str) -> int | None:
+    """The pid ``scripts/services.sh`` of checkout ``root`` recorded for ``service`` (None when none)."""
     try:
-        env = {**os.environ, NETNS_ENV: name}
-        return subprocess.call(["ip", "netns", "exec", name, sys.executable, *sys.argv], env=env)
-    finally:
-        if created:
-            subprocess.run(["ip", "netns", "del", name], check=False)
+        return int((root / ".local" / service / "pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def jars_dir(explicit: str = "") -> Path:
-    """Where the resolved Kafka and Cassandra jars are: ``explicit``, else this checkout's
-    ``.local/lib``, else the main worktree's (``git worktree list``)."""
-    candidates = [Path(explicit)] if explicit else [ROOT / ".local" / "lib", *_worktree_libs()]
-    for path in candidates:
-        if all((path / svc / ".resolved").exists() for svc in SERVICES):
-            return path.resolve()
-    raise SystemExit(f"no resolved Kafka/Cassandra jars in {', '.join(map(str, candidates))}: run `make up` once "
-                     "(it resolves them with Maven) or pass --jars DIR")
+def pid_file_pids(roots: list[Path]) -> dict[str, int]:
+    """Pids of the running services found through the pid files of the checkouts ``roots`` (the first
+    alive one per service): a fallback when the listening socket's owner is not visible."""
+    out: dict[str, int] = {}
+    for service in SERVICES:
+        for root in roots:
+            pid = recorded_pid(root, service)
+            if pid is not None and Path(f"/proc/{pid}").exists():
+                out[service] = pid
+                break
+    return out
 
 
-def _worktree_libs() -> list[Path]:
+def worktrees() -> list[Path]:
+    """This checkout and every other worktree of its repository (``git worktree list``)."""
     try:
         out = subprocess.run(["git", "worktree", "list", "--porcelain"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        return []
-    return [Path(line.split(" ", 1)[1]) / ".local" / "lib" for line in out.splitlines() if line.startswith("worktree ")]
+        return [ROOT]
+    others = [Path(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("worktree ")]
+    return [ROOT, *(p for p in others if p.resolve() != ROOT.resolve())]
 
 
-def render_yaml(template: str, overrides: Mapping[str, str]) -> str:
-    """``template`` with each top-level key of ``overrides`` replaced (its line and the indented
-    lines under it) by ``key: value``; a value may be a nested YAML block starting with a newline."""
-    out: list[str] = []
-    skipping = False
-    for line in template.splitlines():
-        if line and not line[0].isspace():  # a top-level line: a key, or a comment
-            skipping = not line.startswith("#") and line.split(":", 1)[0].strip() in overrides
-        if not skipping:
-            out.append(line)
-    out.append("# benchmark variant")
-    out += [f"{key}: {value}" for key, value in overrides.items()]
-    return "\n".join(out) + "\n"
+@dataclass
+class FreshStack:
+    """This checkout's broker and node, restarted on empty data before each case."""
 
+    root: Path = ROOT
+    restarts: int = 0
+    log: list[str] = field(default_factory=list)
 
-class Stack:
-    """A Kafka broker and a Cassandra node run by ``scripts/services.sh`` from a scratch root."""
+    def check_owned(self, bootstrap: str, cassandra: tuple[str, int]) -> str:
+        """Why this run may wipe and restart the stack (raises ``StackRefused`` when it may not)."""
+        wanted = {"kafka": bootstrap, "cassandra": f"{cassandra[0]}:{cassandra[1]}"}
+        for service, (host, port) in SERVICES.items():
+            if wanted[service] not in (f"{host}:{port}", f"localhost:{port}"):
+                raise StackRefused(f"--fresh-stack runs scripts/services.sh, whose {service} listens on "
+                                   f"{host}:{port}; the settings point at {wanted[service]}")
+        listening = {service: listening_pid(port) for service, (_, port) in SERVICES.items()}
+        foreign = {s: pid for s, pid in listening.items() if pid is not None and pid != recorded_pid(self.root, s)}
+        if foreign:
+            owners = ", ".join(f"{s} pid {pid} ({_started_from(pid)})" for s, pid in foreign.items())
+            raise StackRefused(f"--fresh-stack refused: the running {owners}: not this checkout's ({self.root}); "
+                               "restarting it would wipe other people's topics and keyspaces. Run without "
+                               "--fresh-stack on a shared stack, or run `make bench` in the checkout that owns it.")
+        running = [s for s, pid in listening.items() if pid is not None]
+        return (f"this checkout's stack ({', '.join(running)} started here by make up)" if running
+                else "no broker or node was running: this run starts its own")
 
-    def __init__(self, name: str, jars: Path, cassandra_heap: str = "1G", kafka_heap: str = "512m") -> None:
-        self.root = WORK / f"stack-{name}"
-        self.jars = jars
-        self.env = {**os.environ, "FANOUT_CASSANDRA_HEAP": cassandra_heap, "FANOUT_KAFKA_HEAP": kafka_heap,
-                    "FANOUT_SERVICES_TIMEOUT": "900"}
-        self.overrides: dict[str, str] = {}
+    def restart(self) -> str:
+        """Stop both servers, remove their data, start them again; the launcher's output."""
+        out = self._services("clean-data") + self._services("up", "all")
+        self.restarts += 1
+        return out
 
-    @property
-    def local(self) -> Path:
-        return self.root / ".local"
+    def pids(self) -> dict[str, int]:
+        return {s: pid for s in SERVICES if (pid := recorded_pid(self.root, s)) is not None}
 
-    def configure(self, overrides: Mapping[str, str] | None = None) -> None:
-        """Lay out the scratch root; Cassandra's template gets ``overrides`` (top-level yaml keys).
-
-        Nothing of it points back into a directory that ``services.sh`` may replace: its jar
-        directories are this root's own (one symlink per jar, a fresh ``.resolved`` stamp) and its
-        ``services/`` are copies whose poms are older than the stamp, so it never runs Maven.
-        """
-        self.overrides = dict(overrides or {})
-        self.local.mkdir(parents=True, exist_ok=True)
-        _link(self.root / "scripts", ROOT / "scripts")
-        for svc in SERVICES:
-            jars = self.local / "lib" / svc
-            if not (jars / ".resolved").exists():
-                jars.mkdir(parents=True, exist_ok=True)
-                for jar in (self.jars / svc).glob("*.jar"):
-                    _link(jars / jar.name, jar)
-                (jars / ".resolved").touch()
-            source = ROOT / "services" / svc
-            target = self.root / "services" / svc
-            target.mkdir(parents=True, exist_ok=True)
-            for item in source.iterdir():
-                if item.is_file():
-                    shutil.copy(item, target / item.name)
-            os.utime(target / "pom.xml", (0, 0))
-        template = (ROOT / "services" / "cassandra" / "cassandra.yaml.in").read_text()
-        (self.root / "services" / "cassandra" / "cassandra.yaml.in").write_text(render_yaml(template, self.overrides))
-
-    def services(self, *args: str) -> str:
-        """Run ``scripts/services.sh ARGS`` from the scratch root; its output (raises on failure)."""
-        if not in_netns():
-            raise RuntimeError("a private stack runs only inside its network namespace (enter_netns)")
-        done = subprocess.run(["bash", str(self.root / "scripts" / "services.sh"), *args], env=self.env,
-                              capture_output=True, text=True, check=False)
+    def _services(self, *args: str) -> str:
+        script = self.root / "scripts" / "services.sh"
+        env = {**os.environ, "FANOUT_SERVICES_TIMEOUT": os.environ.get("FANOUT_SERVICES_TIMEOUT", "600")}
+        done = subprocess.run(["bash", str(script), *args], cwd=self.root, env=env, capture_output=True,
+                              text=True, check=False)
         if done.returncode != 0:
-            raise RuntimeError(f"services.sh {' '.join(args)} failed (exit {done.returncode}):\n"
+            raise RuntimeError(f"scripts/services.sh {' '.join(args)} failed (exit {done.returncode}):\n"
                                f"{done.stdout}{done.stderr}")
         return done.stdout
 
-    def fresh(self, *services: str) -> str:
-        """Stop the stack, wipe its data, start ``services`` (default both) on empty data."""
-        out = self.services("clean-data")
-        for svc in services or ("all",):
-            out += self.services("up", svc)
-        return out
 
-    def restart_cassandra(self, overrides: Mapping[str, str], *, wipe: bool = True) -> str:
-        """Stop Cassandra, render its yaml with ``overrides``, start it again (on empty data)."""
-        out = self.services("down", "cassandra")
-        self.configure(overrides)
-        if wipe:
-            shutil.rmtree(self.local / "cassandra" / "data", ignore_errors=True)
-        return out + self.services("up", "cassandra")
+def _started_from(pid: int) -> str:
+    """Which checkout's ``.local`` a server's command line names (best effort)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "owner not visible"
+    for part in cmdline.split():
+        if "/.local/" in part:
+            return "started from " + part.split("/.local/", 1)[0].split("=")[-1].split(":")[-1]
+    return "started elsewhere"
 
-    def down(self) -> str:
-        return self.services("down")
 
-    def pid(self, service: str) -> int | None:
+async def wait_for_coordinator(settings: Settings, within: float = 120.0) -> float:
+    """Wait until the broker answers a group-coordinator lookup, as the agents do (a fresh cluster
+    answers GroupCoordinatorNotAvailable until its ``__consumer_offsets`` topic exists); seconds
+    waited. Raises after ``within`` seconds: a case that needs the broker then fails, loudly."""
+    from fanout.agents.topics import committed_offsets
+    from fanout.kafka import KafkaClients
+
+    started = time.monotonic()
+    async with KafkaClients(settings).admin() as admin:
         try:
-            return int((self.local / service / "pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-
-def _link(path: Path, target: Path) -> None:
-    if path.is_symlink() or path.exists():
-        if path.is_symlink() and path.resolve() == target.resolve():
-            return
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        else:
-            shutil.rmtree(path)
-    path.symlink_to(target)
+            await committed_offsets(admin, f"{settings.topic_prefix}bench-coordinator-probe", [], within=within)
+        except Exception as exc:
+            raise RuntimeError(f"no group coordinator after {time.monotonic() - started:.0f}s: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    return time.monotonic() - started
