@@ -52,7 +52,7 @@ from benchmarks.harness.processes import reachable, service_pids  # noqa: E402
 from benchmarks.harness.profiles import worker_profiles  # noqa: E402
 from benchmarks.harness.stack import FreshStack, StackRefused, pid_file_pids, wait_for_coordinator, worktrees  # noqa: E402
 from benchmarks.harness.stores import drop_keyspaces, wait_for_cassandra  # noqa: E402
-from benchmarks.harness.summary import summarize  # noqa: E402
+from benchmarks.harness.summary import summarize, summary_runs  # noqa: E402
 from fanout import Settings  # noqa: E402
 
 Case = Callable[[Context], Awaitable[dict[str, Any]]]
@@ -110,7 +110,7 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
     ctx.pipeline_ok = reason is None
     results: dict[str, Any] = {"stamp": stamp, "quick": args.quick, "repeats": ctx.repeats, "run_id": ctx.run_id,
                                "machine": report.machine(), "stack": stack_note, "settings": repr(settings),
-                               "summary": {}, "cases": {}}
+                               "summary": {}, "summary_runs": {}, "cases": {}}
     started = time.perf_counter()
     console.print(f"[bold]fanout benchmarks[/] run {ctx.run_id}: cases {','.join(wanted)}, "
                   f"{'quick' if args.quick else 'full'}, {ctx.repeats} runs each; {stack_note}")
@@ -142,6 +142,7 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
         results["worker_profiles"] = worker_profiles(ctx)
     results["cases"] = {k: results["cases"][k] for k in sorted(results["cases"], key=lambda k: (k == "P", k))}
     results["summary"] = summarize(results["cases"])
+    results["summary_runs"] = summary_runs(results["cases"])
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     pngs = [] if args.no_plots else plots.plot(results, RESULTS, stamp)
     results["plots"] = pngs

@@ -15,7 +15,7 @@ import importlib
 import sys
 from typing import Any
 
-from benchmarks.harness.rawload import INSERT, Row, Strategy, request_groups, serve
+from benchmarks.harness.rawload import INSERT, NATIVE_PROTOCOL, Row, Strategy, request_groups, serve
 from fanout import Settings
 
 RETRIES = 5
@@ -72,7 +72,8 @@ async def write_all(session: Any, insert: Any, groups: list[list[Row]], in_fligh
 def main() -> int:
     keyspace = sys.argv[1]
     settings = Settings.from_env()
-    protocol = int(sys.argv[2]) if len(sys.argv) > 2 else (settings.cassandra_protocol_version or 4)
+    # the C/C++ driver refuses v5 unless told to use its beta protocol
+    protocol = int(sys.argv[2]) if len(sys.argv) > 2 else min(settings.cassandra_protocol_version or 4, NATIVE_PROTOCOL)
     loop = asyncio.new_event_loop()
     _cluster, session, insert = loop.run_until_complete(connect(settings, keyspace, protocol))
 

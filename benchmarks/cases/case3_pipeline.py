@@ -42,6 +42,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         "ratios": ratios,
         "summary": {"pipeline_rows_per_s": median(rates),
                     "high_p99_s_loaded": median([r.pcts("high")[2] for r in results])},
+        "summary_runs": {"pipeline_rows_per_s": len(rates), "high_p99_s_loaded": len(results)},
         "series": {"case3": series(mid)},
         "cpu_per_pass_s": {**cpu, "wall": round(wall, 2), "cores": cores},
         "notes": [f"CPU seconds per pass (median; wall {wall:.1f}s x {os.cpu_count()} cores = "

@@ -99,7 +99,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     """Priority isolation: HIGH latency while a LOW backlog of >= 100k rows drains, per run."""
     sess = await session(ctx, 100)
     now = ctx.t0_us
-    bulk_actors, bulk_followers, bulk_posts = (4, 10_000, 3) if not ctx.quick else (4, 5_000, 1)
+    bulk_actors, bulk_followers, bulk_posts = (4, 10_000, 3) if not ctx.quick else (4, 5_000, 5)  # >= 100k LOW rows
     edges = [("probe", f"ph{i}", now + ctx.active_window_us) for i in range(PROBE_FOLLOWERS)]
     edges += [(f"bulk{b}", f"ql{i}", 0) for b in range(bulk_actors) for i in range(bulk_followers)]
     await sess.ensure_edges(edges)
@@ -134,6 +134,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         "ratios": {"HIGH p99 busy / idle (median of the runs)": median([r["ratio"] for r in runs])},
         "series": mid["series"],
         "summary": {"high_p99_busy_vs_idle": median([r["ratio"] for r in runs])},
+        "summary_runs": {"high_p99_busy_vs_idle": len(runs)},
         "notes": ["Each run: idle probes one at a time, then the LOW backlog is produced and, once planned, probes "
                   "are sent one at a time (each waits for its own commit) until it has drained; HIGH and LOW "
                   "writers are separate consumer groups sharing the cores and one node. Ratio per run (its busy "

@@ -59,6 +59,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         "rows": rows,
         "ratios": ratios,
         "summary": {"pipeline_vs_stream_framework": ratios["ours pipeline / SF Celery worker"]},
+        "summary_runs": {"pipeline_vs_stream_framework": min(len(pipeline), len(sf_worker))},
         "notes": [
             "SF writes each task's 100 rows as unprepared statements sent all at once, then waits; "
             "it trims a feed with probability 0.01 per add (a read and a partition delete).",

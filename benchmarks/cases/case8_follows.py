@@ -106,6 +106,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         "rows": [row("follows applied/s", rates, unit="follows/s"),
                  row("follows agents' CPU per follow", cpu_per_follow, unit="ms")],
         "summary": {"follows_per_s": median(rates)},
+        "summary_runs": {"follows_per_s": len(rates)},
         "notes": ["From the first follow event sent to the poll that saw the follows group's commit past the "
                   f"last one (poll every {POLL_S * 1000:.0f} ms). Each follow records the edge (both tables), reads "
                   "the follower's last activity and copies the followee's feed (its history) into the follower's."],

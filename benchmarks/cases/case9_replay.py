@@ -35,6 +35,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         "rows": [row("replay events/s", [s.events_per_s for s in summaries], unit="events/s"),
                  row("replay timeline rows/s", [s.rows_per_s for s in summaries])],
         "summary": {"replay_events_per_s": median([s.events_per_s for s in summaries])},
+        "summary_runs": {"replay_events_per_s": len(summaries)},
         "notes": ["Each run: fresh topics and keyspace, events produced first (untimed), then `replay` with "
                   "default options from the beginning; elapsed as the replay reports it (its summary)."],
     }

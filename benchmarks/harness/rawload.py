@@ -44,6 +44,7 @@ INSERT = ("INSERT INTO {ks}.timeline (feed, ts, activity_id, actor, verb, object
 Row = tuple[str, int, str, str, str, str, str, int]  # INSERT's values (the last one: the write timestamp)
 PARTITION_MAX_ROWS = 100  # fanout.cassandra's BATCH_MAX_STATEMENTS and BATCH_MAX_BYTES (partition_batch)
 PARTITION_MAX_BYTES = 16 * 1024
+NATIVE_PROTOCOL = 4  # acsylla (the C/C++ driver): its newest non-beta protocol version
 
 
 @dataclass(frozen=True)

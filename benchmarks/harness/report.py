@@ -86,11 +86,13 @@ def write_markdown(path: Path, results: dict[str, Any], plots: list[str]) -> Non
         "",
         "## Summary",
         "",
-        "Medians of the runs (`summary` in the JSON; null = the case did not run).",
+        "Medians of the runs (`summary` in the JSON, the run counts in `summary_runs`; null = the case did "
+        "not run).",
         "",
-        "| key | value |",
-        "| --- | ---: |",
-        *(f"| `{k}` | {_number(v)} |" for k, v in results.get("summary", {}).items()),
+        "| key | value | median of |",
+        "| --- | ---: | ---: |",
+        *(f"| `{k}` | {_number(v)} | {results.get('summary_runs', {}).get(k, 0)} runs |"
+          for k, v in results.get("summary", {}).items()),
         "",
         "## All measurements",
         "",

@@ -1,7 +1,8 @@
 """The run's ``summary``: a flat object of numbers that tools compare from run to run.
 
-Each case hands its share under its result's ``summary`` key (medians of its runs); the ratios
-are taken here. A value whose case did not run (or failed) is ``null``: the run then exits 1.
+Each case hands its share under its result's ``summary`` key (medians of its runs) and how many
+runs each median is of under ``summary_runs``; the ratio to the ceiling is taken here. A value
+whose case did not run (not chosen with ``--cases``, or failed: the run then exits 1) is ``null``.
 """
 
 from __future__ import annotations
@@ -35,3 +36,15 @@ def summarize(cases: dict[str, Any]) -> dict[str, float | None]:
         value = found.get(key)
         out[key] = None if value is None or math.isnan(value) else float(value)
     return out
+
+
+def summary_runs(cases: dict[str, Any]) -> dict[str, int]:
+    """How many runs each summary value is the median of (0: not measured); a ratio counts the
+    fewer of its two sides."""
+    found: dict[str, int] = {}
+    for case in cases.values():
+        if "error" not in case:
+            found.update(case.get("summary_runs", {}))
+    if "pipeline_rows_per_s" in found and "ceiling_rows_per_s" in found:
+        found["pipeline_vs_ceiling"] = min(found["pipeline_rows_per_s"], found["ceiling_rows_per_s"])
+    return {key: found.get(key, 0) for key in KEYS}
