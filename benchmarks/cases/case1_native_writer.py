@@ -28,7 +28,8 @@ def acsylla() -> Any:
 
 async def connect(settings: Settings, keyspace: str, protocol: int) -> tuple[Any, Any, Any]:
     cluster = acsylla().create_cluster(list(settings.cassandra_hosts), port=settings.cassandra_port,
-                                     protocol_version=protocol, request_timeout=30.0)
+                                     protocol_version=protocol, request_timeout=30.0,
+                                     log_level="error")  # not one line per multi-partition batch
     session = await cluster.create_session(keyspace=keyspace)
     insert = await session.create_prepared(INSERT.format(ks=keyspace))
     return cluster, session, insert
