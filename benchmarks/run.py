@@ -1,7 +1,7 @@
 """``make bench``: fanout's benchmark suite on the real Kafka broker and Cassandra node.
 
-    python benchmarks/run.py                  every case (about 25 minutes on 2 cores)
-    python benchmarks/run.py --quick          smaller inputs (about 10 minutes)
+    python benchmarks/run.py                  every case, 3 runs each (longer than --quick)
+    python benchmarks/run.py --quick          smaller inputs, 3 runs each (42 minutes on a loaded 2-core box)
     python benchmarks/run.py --cases 1,3,7    some cases (1 ceiling, 2 eager memory, 3 pipeline,
                                               4 priority isolation, 5 chunk sweep, 6 large account,
                                               7 Stream Framework baseline, 8 follows, 9 replay, P profiles)
