@@ -13,7 +13,7 @@ from fanout import Settings
 
 from .context import ROOT, Context
 from .errors import PipelineUnavailable
-from .processes import child_env, cpu_seconds, stop_process, wait_or_kill
+from .processes import child_env, cpu_seconds, service_pids, stop_process, wait_or_kill
 
 Role = tuple[str, list[str]]  # (worker role, its arguments)
 
@@ -81,7 +81,7 @@ class Workers:
         for name, proc in self.procs:
             role = name.rsplit("-", 1)[0]
             out[role] = out.get(role, 0.0) + cpu_seconds(proc.pid)
-        for name, pid in self.ctx.service_pids.items():
+        for name, pid in (self.ctx.service_pids or service_pids()).items():  # run.py sets them per case
             out[name] = cpu_seconds(pid)
         out["bench"] = cpu_seconds()
         return out
