@@ -48,6 +48,8 @@ from .graph import FollowGraph
 from .planner import Chunker
 from .settings import Settings
 from .store import Key, RegistryEntry, Store, TimelineWrite
+from .targeting import placed, target_chunks
+from .targets import check_targets
 from .writer import TimelineWriter
 
 _DAY_US = 86_400 * 1_000_000
@@ -137,6 +139,7 @@ class Fanout:
         if event.op == "remove":
             return await self._plan_remove(event, accepted, now)
         event_time_us(event, accepted, self.settings)  # refuses times out of range (reason "time")
+        check_targets(event.to, self.settings)  # unknown kinds: reason "target"
         activity = to_activity(event, accepted)
         entry = await self.store.get_activity(activity.id)
         _check_add(entry, activity)
@@ -150,7 +153,7 @@ class Fanout:
             return PlanResult(activity, "add", skipped="removed before it was added")
         await self.mark_active(activity.actor, at=min(now, activity.ts))  # a replayed old event is old activity
         own = feed_id(self.settings.user_feed_kind, activity.actor)
-        await self.writer.write([TimelineWrite(own, activity, activity.ts)])
+        await self.writer.write([TimelineWrite(own, placed(activity), activity.ts)])
         return await self._fan(activity, "add", activity.ts, now)
 
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
@@ -176,6 +179,10 @@ class Fanout:
                 await self._send(activity, op, write_ts, chunk, result)
         for chunk in chunker.flush():
             await self._send(activity, op, write_ts, chunk, result)
+        for priority, feeds in await target_chunks(self.store, activity, now, self._window, self.settings.chunk_size):
+            await self._send_feeds(activity, op, write_ts, priority, feeds)
+            result.chunks += 1
+            result.feeds += len(feeds)
         return result
 
     async def _send(
@@ -183,16 +190,21 @@ class Fanout:
     ) -> None:
         priority, users = chunk
         feeds = [feed_id(kind, user) for user in users for kind in self.settings.feed_kinds]
+        await self._send_feeds(activity, op, write_ts, priority, feeds)
+        result.chunks += 1
+        result.feeds += len(users)
+
+    async def _send_feeds(
+        self, activity: Activity, op: str, write_ts: int, priority: Priority, feeds: list[str]
+    ) -> None:
         message = ChunkMessage(
             op="add" if op == "add" else "remove",
             priority="high" if priority is Priority.HIGH else "low",
-            activity=activity,
+            activity=placed(activity),
             feeds=feeds,
             write_ts=write_ts,
         )
         await self.sink.send(message)
-        result.chunks += 1
-        result.feeds += len(users)
 
     async def import_activities(self, actor: str, activities: Iterable[ActivityEvent | Mapping[str, Any]]) -> int:
         """Bulk-load ``actor``'s history; every activity must be ``actor``'s (checked first)."""

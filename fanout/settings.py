@@ -44,6 +44,11 @@ class Settings:
     active_window_days: float = 7.0
     feed_kinds: tuple[str, ...] = ("timeline",)  # feeds of followers that an activity fans into
     user_feed_kind: str = "user"
+    # aggregated feeds (fanout.aggregation): `kind=rule` (fanout.grouping.RULES); notification kinds
+    # are aggregated kinds with seen/read state. Activities reach them as followers' kinds or by `to`.
+    aggregated_kinds: tuple[str, ...] = ("aggregated=verb_day", "notification=verb_object_day")
+    notification_kinds: tuple[str, ...] = ("notification",)
+    aggregated_max_activities: int = 15  # activities a group shows, newest first (counts cover all)
 
     # kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -142,6 +147,7 @@ class Settings:
                               "FANOUT_AGENT_STALL_TIMEOUT_S > 0")
         self._validate_kafka_security()
         self._validate_replication()
+        self._validate_aggregation()
         return self
 
     def _validate_replication(self) -> None:
@@ -169,6 +175,29 @@ class Settings:
     def read_consistency(self) -> str:
         """The consistency level of reads: ``cassandra_read_consistency``, else ``cassandra_consistency``."""
         return (self.cassandra_read_consistency or self.cassandra_consistency).upper()
+
+    def aggregation(self) -> dict[str, str]:
+        """The aggregated feed kinds and the name of each one's grouping rule."""
+        kinds: dict[str, str] = {}
+        for entry in self.aggregated_kinds:
+            kind, _, rule = entry.partition("=")
+            kinds[kind] = rule
+        return kinds
+
+    def _validate_aggregation(self) -> None:
+        from .grouping import RULES
+
+        for entry in self.aggregated_kinds:
+            kind, _, rule = entry.partition("=")
+            if not kind or ":" in kind or rule not in RULES:
+                raise ConfigError(f"FANOUT_AGGREGATED_KINDS entry {entry!r} must be `kind=rule` with a rule of "
+                                  f"{', '.join(RULES)}")
+        kinds = self.aggregation()
+        if self.user_feed_kind in kinds or any(k not in kinds for k in self.notification_kinds):
+            raise ConfigError("FANOUT_NOTIFICATION_KINDS must be aggregated kinds (FANOUT_AGGREGATED_KINDS), "
+                              "and the user feed kind cannot be aggregated")
+        if self.aggregated_max_activities < 1:
+            raise ConfigError("FANOUT_AGGREGATED_MAX_ACTIVITIES must be >= 1")
 
     def _validate_kafka_security(self) -> None:
         protocol = self.kafka_security_protocol

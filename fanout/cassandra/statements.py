@@ -54,11 +54,12 @@ class Statements:
         self.truncate = p(f"TRUNCATE {ks}.timeline", idempotent=False)
 
         self.get_activity = p(
-            f"SELECT actor, verb, object, target, ts, extra, removed FROM {ks}.activities WHERE activity_id = ?"
+            f"SELECT actor, verb, object, target, ts, extra, removed, to_feeds FROM {ks}.activities "
+            "WHERE activity_id = ?"
         )
         self.put_activity = p(
-            f"INSERT INTO {ks}.activities (activity_id, actor, verb, object, target, ts, extra) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?){reg_ttl}"
+            f"INSERT INTO {ks}.activities (activity_id, actor, verb, object, target, ts, extra, to_feeds) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?){reg_ttl}"
         )
         self.mark_removed = p(f"UPDATE {ks}.activities{reg_ttl} SET removed = true WHERE activity_id = ?")
 

@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 
+import msgspec
+
 from ..activity import Activity
 from ..errors import ConfigError, StoreError
 from ..settings import Settings
@@ -197,17 +199,20 @@ class CassandraStore:
         rows = await self._bridge.fetch_all(s.get_activity.bind((activity_id,)), "get_activity")
         if not rows:
             return None
-        actor, verb, obj, target, ts, extra, removed = rows[0]
+        actor, verb, obj, target, ts, extra, removed, to = rows[0]
         activity = None
         if actor is not None:
             activity = activity_from_row((ts, activity_id, actor, verb, obj, target, extra))
+            if to:
+                activity = msgspec.structs.replace(activity, to=tuple(to))
         return RegistryEntry(activity, bool(removed))
 
     async def put_activity(self, activity: Activity) -> None:
         s = await self._statements()
         a = activity
         extra = None if a.extra is None else encode_extra(a.extra)
-        bound = s.put_activity.bind((a.id, a.actor, a.verb, a.object, a.target, a.ts, extra))
+        to = None if a.to is None else list(a.to)
+        bound = s.put_activity.bind((a.id, a.actor, a.verb, a.object, a.target, a.ts, extra, to))
         await self._bridge.execute(bound, what="put_activity")
 
     async def mark_removed(self, activity_id: str) -> None:
