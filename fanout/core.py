@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .activity import REMOVED_WRITE_TS, Activity, now_micros
+from .aggregation import GroupPage, page
 from .codec import (
     ActivityEvent,
     ChunkMessage,
@@ -45,6 +46,8 @@ from .errors import ForeignActivity, InvalidEvent, UnknownActivity
 from .feeds import feed_id
 from .followers import ActiveWindowPolicy, FollowerSource, Priority
 from .graph import FollowGraph
+from .grouping import GroupingRule
+from .notifications import AggregatedFeeds, Counts, NotificationPage
 from .planner import Chunker
 from .settings import Settings
 from .store import Key, RegistryEntry, Store, TimelineWrite
@@ -90,6 +93,7 @@ class Fanout:
         *,
         followers: FollowerSource | None = None,
         sink: ChunkSink | None = None,
+        grouping: Mapping[str, GroupingRule] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings or Settings()
@@ -102,6 +106,7 @@ class Fanout:
         )
         self.sink: ChunkSink = sink or _EagerSink(self.writer)
         self.graph = FollowGraph(store, self.settings, self.writer)
+        self.aggregated = AggregatedFeeds(store, self.settings, grouping)  # rules: settings, then `grouping`
         self._window = int(self.settings.active_window_days * _DAY_US)
 
     async def __aenter__(self) -> Fanout:
@@ -264,6 +269,31 @@ class Fanout:
         if touch:
             await self.mark_active(user)
         return await self.store.read(feed_id(kind, user), limit=limit, before=before_key, after=after_key)
+
+    # aggregated and notification feeds (fanout.notifications) ---------------------------
+    async def read_aggregated(
+        self, user: str, *, kind: str = "aggregated", limit: int = 25, before: Key | None = None
+    ) -> GroupPage:
+        """A page of groups of an aggregated feed, newest first; ``before``: the ``next`` of the
+        previous page. Writes nothing."""
+        return page(await self.aggregated.groups(user, kind), limit, before)
+
+    async def notifications(
+        self, user: str, *, kind: str = "notification", limit: int = 25, before: Key | None = None
+    ) -> NotificationPage:
+        """A page of notification groups with ``seen``/``read``, and the feed's unseen/unread counts."""
+        return await self.aggregated.notifications(user, kind, limit, before)
+
+    async def notification_counts(self, user: str, *, kind: str = "notification") -> Counts:
+        return await self.aggregated.counts(user, kind)
+
+    async def mark_seen(self, user: str, groups: Iterable[str] | None = None, *, kind: str = "notification") -> Counts:
+        """Mark the groups (ids; None: all) seen up to their newest activity; returns the counts."""
+        return await self.aggregated.mark(user, kind, "seen", groups)
+
+    async def mark_read(self, user: str, groups: Iterable[str] | None = None, *, kind: str = "notification") -> Counts:
+        """Mark the groups (ids; None: all) read, and so seen, up to their newest activity."""
+        return await self.aggregated.mark(user, kind, "read", groups)
 
     async def _cursor(self, activity_id: str | None) -> Key | None:
         if activity_id is None:

@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final, NamedTuple
 
 from .activity import Activity
+from .marks import MemoryMarks
 from .settings import Settings
 from .store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
 
@@ -88,7 +89,7 @@ def _wins(new_ts: int, new_is_delete: bool, old: _Cell | None) -> bool:
     return new_is_delete  # on a tie a delete wins (and a repeated delete restarts the horizon)
 
 
-class MemoryStore:
+class MemoryStore(MemoryMarks):
     """Dictionaries with the same last-write-wins rules as the Cassandra store, bounded by the same
     horizon and TTL (see the module docstring)."""
 
@@ -99,6 +100,7 @@ class MemoryStore:
         ttl_seconds: float = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()  # notification marks (fanout.marks)
         self.grace_seconds = grace_seconds
         self.ttl_seconds = ttl_seconds
         self.clock = clock

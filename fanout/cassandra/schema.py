@@ -49,6 +49,10 @@ def create_schema(ks: str, replication: int) -> list[str]:
             follower text, followee text, following boolean, decided_at bigint,
             PRIMARY KEY ((follower), followee)
         ) WITH comment = 'fanout: follow graph by follower'""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.notification_marks (
+            feed text, group_id text, seen bigint, read bigint,
+            PRIMARY KEY ((feed), group_id)
+        ) WITH comment = 'fanout: seen/read marks of notification feeds, the greatest value wins'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.users (
             user text PRIMARY KEY, last_active bigint
         ) WITH comment = 'fanout: when a user was last active'""",

@@ -93,5 +93,10 @@ class Statements:
         edge = f"SELECT followee, following, decided_at, WRITETIME(following) FROM {ks}.following WHERE follower = ?"
         self.follow_edges = p(edge)
         self.follow_edge = p(f"{edge} AND followee = ?")
+        # notification marks (fanout.marks): value == write timestamp, so the greatest value wins
+        self.read_marks = p(f"SELECT group_id, seen, read FROM {ks}.notification_marks WHERE feed = ?")
+        mark = f"UPDATE {ks}.notification_marks USING TIMESTAMP ? SET"
+        self.mark_seen = p(f"{mark} seen = ? WHERE feed = ? AND group_id = ?")
+        self.mark_read = p(f"{mark} read = ? WHERE feed = ? AND group_id = ?")
         self.last_active = p(f"SELECT last_active FROM {ks}.users WHERE user = ?")
         self.set_last_active = p(f"UPDATE {ks}.users USING TIMESTAMP ? SET last_active = ? WHERE user = ?")

@@ -21,6 +21,7 @@ from ..store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
 from .batching import WRITE_MODES, row_deletes, timeline_requests
 from .bridge import DriverBridge
 from .errors import closed_error, store_error
+from .marks import CassandraMarks
 from .rows import activity_from_row, encode_extra
 from .schema import ADDED_COLUMNS, DDL_TIMEOUT, TABLE_COLUMNS, add_column, check_name, create_schema, drop_schema
 from .statements import Statements
@@ -40,7 +41,7 @@ def _connection_class() -> Any:
     return LibevConnection
 
 
-class CassandraStore:
+class CassandraStore(CassandraMarks):
     """The ``Store`` on Cassandra. Build it with ``await CassandraStore.connect(settings)``."""
 
     def __init__(
