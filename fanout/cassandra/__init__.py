@@ -5,10 +5,11 @@ Nothing connects at import time: ``await CassandraStore.connect(settings)`` buil
 ``fanout migrate``) creates the keyspace and the tables::
 
     timeline   (feed, ts, activity_id) -> activity columns   one partition per feed, newest first
-    activities (activity_id)           -> activity, removed  the registry
+    activities (activity_id)           -> activity, removed, to_feeds  the registry
     followers  (followee, follower)    -> following, active_until
     following  (follower, followee)    -> following, decided_at
     users      (user)                  -> last_active
+    notification_marks (feed, group_id) -> seen, read     max-wins watermarks (fanout.cassandra.marks)
 
 Semantics are the memory twin's (``fanout.memory``): every cell is written ``USING TIMESTAMP``
 the write timestamp the core chose, so the newest write wins and a delete wins a tie, whatever
@@ -65,6 +66,7 @@ one mutation. A single fanout chunk (one activity into 100 feeds) has one row pe
 The modules, each one concept (imports point down this list, never up)::
 
     store       CassandraStore: connect, migrate, close, and the Store methods
+    marks       the notification marks (MarkStore), a mixin of CassandraStore
     statements  every prepared CQL statement of a keyspace
     batching    timeline writes as bound statements and per-feed UNLOGGED batches (pure)
     bridge      driver requests awaited from asyncio: bounded in flight, paging, run_all
