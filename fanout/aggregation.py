@@ -53,14 +53,14 @@ class GroupPage(msgspec.Struct, frozen=True, kw_only=True):
 
 def aggregate(members: Iterable[Activity], rule: GroupingRule, max_activities: int) -> list[Group]:
     """The groups of ``members`` (any order), newest first."""
-    by_group: dict[str, list[Activity]] = {}
+    by_group: dict[tuple[str, ...], list[Activity]] = {}
     for activity in members:
-        by_group.setdefault(group_id(rule(activity)), []).append(activity)
+        by_group.setdefault(rule(activity), []).append(activity)
     groups = []
-    for gid, found in by_group.items():
+    for parts, found in by_group.items():
         found.sort(key=lambda a: a.key, reverse=True)
         groups.append(Group(
-            id=gid,
+            id=group_id(parts),
             verb=found[0].verb,
             activities=tuple(found[:max_activities]),
             activity_count=len(found),

@@ -144,12 +144,13 @@ class Fanout:
         if event.op == "remove":
             return await self._plan_remove(event, accepted, now)
         event_time_us(event, accepted, self.settings)  # refuses times out of range (reason "time")
-        check_targets(event.to, self.settings)  # unknown kinds: reason "target"
         activity = to_activity(event, accepted)
         entry = await self.store.get_activity(activity.id)
         _check_add(entry, activity)
         if entry is not None and entry.activity is not None:
-            activity = entry.activity  # a known id is a replay or a retry: it keeps its first time
+            activity = entry.activity  # a known id is a replay or a retry: it keeps its first time (and targets)
+        else:
+            check_targets(event.to, self.settings)  # unknown kinds: reason "target" (not again on a replay)
         await self.store.put_activity(activity)
         if entry is None or not entry.removed:
             entry = await self.store.get_activity(activity.id)  # read again after the write: see above

@@ -10,6 +10,7 @@ replays, because nothing is counted at write time that a re-delivery could count
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 
 import msgspec
@@ -91,8 +92,9 @@ class AggregatedFeeds:
         if kind not in self.settings.notification_kinds:
             raise ConfigError(f"feed kind {kind!r} is not a notification kind (FANOUT_NOTIFICATION_KINDS: "
                               f"{', '.join(self.settings.notification_kinds) or 'none'})")
-        groups = await self.groups(user, kind)
-        return groups, await self._marks().read_marks(feed_id(kind, user))
+        marks = self._marks()
+        groups, found = await asyncio.gather(self.groups(user, kind), marks.read_marks(feed_id(kind, user)))
+        return groups, found
 
     def _marks(self) -> MarkStore:
         if not isinstance(self.store, MarkStore):

@@ -69,3 +69,17 @@ async def test_unknown_target_kinds_and_malformed_targets_are_refused(store: Sto
             await feeds.add(actor=actor, verb="like", object="o", to=bad)
         assert malformed.value.reason == "schema" and "$.to" in str(malformed.value)
     assert await feeds.read(actor, kind="user") == []  # nothing was planned
+
+
+async def test_a_replay_keeps_the_targets_it_was_accepted_with(store: Store, unique_name: Names) -> None:
+    """Targets are checked against the kinds when an activity is first planned; a replay (the
+    registry knows the id) fans out to the registered targets, even under other settings (a
+    replay with `--kind`, a kind dropped since)."""
+    actor, owner = unique_name("actor"), unique_name("owner")
+    event = decode_activity_event(msgspec.json.encode(
+        {"actor": actor, "verb": "like", "object": "o", "id": unique_name("id"), "to": [f"inbox:{owner}"]}))
+    first = await Fanout(store, Settings(feed_kinds=("timeline", "inbox"))).handle_activity(event)
+    sink = Recorder()
+    replayed = await Fanout(store, sink=sink).handle_activity(event)  # default kinds: no `inbox`
+    assert first.activity == replayed.activity and replayed.activity is not None
+    assert [c.feeds for c in sink.chunks] == [[f"inbox:{owner}"]]
