@@ -85,3 +85,10 @@ async def test_bad_bodies_and_cursors_are_problems(api: tuple[httpx.AsyncClient,
     assert_problem(await client.get("/v1/feeds/aggregated/7", params={"cursor": flat}), 400, "cursor")
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert {"/v1/notifications/{user}", "/v1/notifications/{user}/seen", "/v1/notifications/{user}/read"} <= set(paths)
+
+
+async def test_a_wrong_method_on_a_mark_names_post(api: tuple[httpx.AsyncClient, Fanout]) -> None:
+    client, _ = api
+    response = await client.request("OPTIONS", "/v1/notifications/7/read")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
