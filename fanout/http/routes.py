@@ -95,6 +95,11 @@ class Api:
     async def notifications(self, request: Request) -> Response:
         kind = self._notification_kind()
         user = params.path_id(request, "user")
+        if user.endswith(("/seen", "/read")):  # the marks' paths (only POST): not a user id ending so
+            response = Problem(405, "method-not-allowed", "Method not allowed",
+                               f"{request.method} is not allowed on {request.url.path}").response()
+            response.headers["Allow"] = "POST"
+            return response
         query = params.query(request, "limit", "cursor")
         limit = params.limit(query, self.settings.http_max_limit)
         before = params.group_cursor(query)

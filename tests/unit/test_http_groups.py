@@ -89,6 +89,7 @@ async def test_bad_bodies_and_cursors_are_problems(api: tuple[httpx.AsyncClient,
 
 async def test_a_wrong_method_on_a_mark_names_post(api: tuple[httpx.AsyncClient, Fanout]) -> None:
     client, _ = api
-    response = await client.request("OPTIONS", "/v1/notifications/7/read")
-    assert_problem(response, 405)
-    assert response.headers["allow"] == "POST"
+    for method, path in (("OPTIONS", "/v1/notifications/7/read"), ("GET", "/v1/notifications/7/seen")):
+        response = await client.request(method, path)
+        assert_problem(response, 405)
+        assert response.headers["allow"] == "POST"
