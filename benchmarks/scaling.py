@@ -11,8 +11,9 @@ planner, ``--high-writers`` + ``--low-writers`` writer processes, the standard w
 ``--repeats`` passes, and each pass records:
 
 * deliveries/s end to end (first event sent -> last row acknowledged and committed);
-* CPU seconds of every process: planner, writers, each Kafka and Cassandra node (``/proc``), so
-  the rates per core do not depend on what else shares the machine as much as wall time does;
+* CPU seconds of every process: planner, writers (from the session), each Kafka and Cassandra
+  node (by the pids in ``.local/<node>/pid``, from ``/proc``), so the rates per core do not depend
+  on what else shares the machine as much as wall time does;
 * bytes the pass appended to the Kafka logs of its topics (activities, high, low), all replicas.
 
 On the one-node stack it also measures the bytes a timeline row takes on disk: ``--storage-feeds``
@@ -37,10 +38,13 @@ from typing import Any
 from rich.console import Console
 
 from benchmarks.harness.context import RESULTS, ROOT, Context
-from benchmarks.harness.pipeline import close, passes, session
+from benchmarks.harness.inputs import edges_of, events
+from benchmarks.harness.pipeline import Session, close, session
+from benchmarks.harness.processes import cpu_seconds
 from benchmarks.harness.stats import median
 from benchmarks.harness.stores import connect_store, drop_keyspaces
-from fanout import Activity, Settings
+from benchmarks.harness.tracking import PassResult
+from fanout import Activity, ActivityEvent, Settings
 from fanout.store import TimelineWrite
 
 STACKS: dict[int, dict[str, Any]] = {
@@ -48,6 +52,7 @@ STACKS: dict[int, dict[str, Any]] = {
     3: {"kafka_bootstrap": "127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092",
         "cassandra_hosts": ("127.0.0.1", "127.0.0.2", "127.0.0.3"), "cassandra_replication": 3},
 }
+NODES = ("kafka", "cassandra", *(f"{kind}-{n}" for kind in ("kafka", "cassandra") for n in (1, 2, 3)))
 ROWS_PER_FEED = 1000  # max_length
 
 
@@ -55,6 +60,20 @@ def services(*args: str, nodes: int = 1) -> None:
     """``scripts/services.sh ARGS`` with ``FANOUT_NODES=nodes``; fails loudly."""
     env = {**os.environ, "FANOUT_NODES": str(nodes)}
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), *args], env=env, check=True, cwd=ROOT)
+
+
+def node_pids() -> dict[str, int]:
+    """The server nodes of this checkout that run: node name (``kafka``, ``cassandra-2``...) -> pid,
+    from the pid files ``scripts/services.sh`` writes (this script started them)."""
+    out = {}
+    for node in NODES:
+        try:
+            pid = int((ROOT / ".local" / node / "pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            continue
+        out[node] = pid
+    return out
 
 
 def log_bytes(prefix: str) -> int:
@@ -67,44 +86,76 @@ def cpu_of(cpu: dict[str, float], *names: str) -> float:
     return sum(v for k, v in cpu.items() if k.startswith(names))
 
 
+def per(amount: float, seconds: float) -> float | None:
+    return round(amount / seconds) if seconds > 0 else None
+
+
+async def measured_pass(sess: Session, evs: list[ActivityEvent], pids: dict[str, int], *,
+                        limit_s: float, expected: int) -> tuple[PassResult, dict[str, float], int]:
+    """One pass; with the CPU seconds of every process (workers from the pass, server nodes by
+    pid) and the bytes it appended to the Kafka logs (every replica)."""
+    before = {node: cpu_seconds(pid) for node, pid in pids.items()}
+    logged = log_bytes(sess.settings.topic_prefix)
+    result = await sess.run_pass(evs, "scaling", limit_s=limit_s, expected=expected)
+    kafka_bytes = log_bytes(sess.settings.topic_prefix) - logged
+    cpu = {k: v for k, v in result.extra["cpu_s"].items() if k.startswith(("planner", "writer", "bench"))}
+    cpu.update({node: round(cpu_seconds(pid) - before[node], 2) for node, pid in pids.items()})
+    return result, cpu, kafka_bytes
+
+
+def summary(result: PassResult, cpu: dict[str, float], kafka_bytes: int, writers: int,
+            replication: int) -> dict[str, Any]:
+    """The numbers of one pass that SCALING.md uses."""
+    n, secs = result.deliveries, result.seconds
+    writer_cpu = cpu_of(cpu, "writer")
+    return {
+        "deliveries": n, "seconds": round(secs, 2), "deliveries_per_s": round(result.rate),
+        "chunks": result.extra["chunks"], "cpu_s": cpu,
+        "per_writer_process_s": round(result.rate / writers),
+        "per_writer_cpu_s": per(n, writer_cpu),
+        "writer_core_share": round(writer_cpu / (secs * writers), 2),
+        "per_cassandra_cpu_s": per(n, cpu_of(cpu, "cassandra")),
+        "per_kafka_cpu_s": per(n, cpu_of(cpu, "kafka")),
+        "chunks_per_planner_cpu_s": per(result.extra["chunks"], cpu_of(cpu, "planner")),
+        "kafka_bytes_per_delivery": round(kafka_bytes / n, 1),
+        "kafka_bytes_per_delivery_per_replica": round(kafka_bytes / n / replication, 1),
+        "server_cores_busy": round((cpu_of(cpu, "cassandra") + cpu_of(cpu, "kafka")) / secs, 2),
+        "high_p99_s": round(result.pcts("high")[2], 2), "low_p99_s": round(result.pcts("low")[2], 2),
+    }
+
+
 async def pipeline_passes(nodes: int, args: argparse.Namespace, console: Console) -> dict[str, Any]:
-    settings = Settings.from_env().replace(store="memory", cassandra_consistency="LOCAL_QUORUM", **STACKS[nodes])
+    """``args.repeats`` passes of the standard workload through the pipeline on the stack of ``nodes``."""
+    settings = Settings.from_env().replace(cassandra_consistency="LOCAL_QUORUM", **STACKS[nodes])
+    replication = STACKS[nodes]["cassandra_replication"]
     ctx = Context(quick=args.quick, repeats=args.repeats, console=console, settings=settings,
                   high_writers=args.high_writers, low_writers=args.low_writers)
     wl = ctx.standard_workload()
+    writers = args.high_writers + args.low_writers
+    runs: list[dict[str, Any]] = []
+    verified = ""
+    load0 = os.getloadavg()[0]
     try:
         sess = await session(ctx, 100)
-        before = log_bytes(sess.settings.topic_prefix)
-        load0 = os.getloadavg()[0]
-        results = await passes(ctx, sess, wl, f"{nodes} node(s)", args.repeats, 100)
-        kafka_bytes = log_bytes(sess.settings.topic_prefix) - before
-        load1 = os.getloadavg()[0]
+        await sess.ensure_edges(edges_of(wl, ctx.t0_us, ctx.active_window_us))
+        pids = node_pids()
+        for i in range(args.repeats):
+            evs = events(wl.activities, 100 + i)
+            result, cpu, kafka_bytes = await measured_pass(sess, evs, pids, limit_s=max(180.0, wl.deliveries() / 200),
+                                                           expected=wl.deliveries())
+            if i == 0:
+                verified = await sess.verify(wl, evs)
+            runs.append(summary(result, cpu, kafka_bytes, writers, replication))
+            ctx.log(f"{nodes} node(s): pass {i + 1}/{args.repeats}: {result.deliveries:,} rows in "
+                    f"{result.seconds:.2f}s = {result.rate:,.0f}/s; CPU s {cpu}")
     finally:
         await close(ctx)
         await drop_keyspaces(settings, ctx.keyspaces)
-    writers = args.high_writers + args.low_writers
-    runs = []
-    for r in results:
-        cpu = r.extra["cpu_s"]
-        writer_cpu = cpu_of(cpu, "writer")
-        runs.append({
-            "deliveries": r.deliveries, "seconds": round(r.seconds, 2), "deliveries_per_s": round(r.rate),
-            "chunks": r.extra["chunks"], "cpu_s": cpu,
-            "per_writer_process_s": round(r.rate / writers),
-            "per_writer_cpu_s": round(r.deliveries / writer_cpu) if writer_cpu else None,
-            "writer_core_share": round(writer_cpu / (r.seconds * writers), 2),
-            "per_cassandra_cpu_s": round(r.deliveries / cpu_of(cpu, "cassandra")),
-            "per_kafka_cpu_s": round(r.deliveries / cpu_of(cpu, "kafka")),
-            "chunks_per_planner_cpu_s": round(r.extra["chunks"] / cpu_of(cpu, "planner")),
-            "high_p99_s": round(r.pcts("high")[2], 2), "low_p99_s": round(r.pcts("low")[2], 2),
-        })
-    deliveries = sum(r.deliveries for r in results)
     keys = [k for k in runs[0] if isinstance(runs[0][k], int | float) and k != "chunks"]
     return {
-        "nodes": nodes, "replication": STACKS[nodes]["cassandra_replication"],
-        "writers": f"{args.high_writers} high + {args.low_writers} low", "workload": wl.describe(),
-        "verified": results[0].verified, "load_average": [round(load0, 1), round(load1, 1)],
-        "kafka_bytes_per_delivery": round(kafka_bytes / deliveries, 1),
+        "nodes": nodes, "replication": replication, "writers": f"{args.high_writers} high + {args.low_writers} low",
+        "workload": wl.describe(), "expected_deliveries": wl.deliveries(), "verified": verified,
+        "load_average": [round(load0, 1), round(os.getloadavg()[0], 1)],
         "median": {k: median([run[k] for run in runs if run[k] is not None]) for k in keys},
         "runs": runs,
     }
@@ -145,29 +196,43 @@ async def row_bytes(feeds: int, console: Console) -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = [f"# Scaling measurements {results['stamp']}", "", f"`{results['command']}`", "",
-             "| | " + " | ".join(f"{s['nodes']} node(s), RF {s['replication']}" for s in results["stacks"]) + " |",
-             "|---|" + "---|" * len(results["stacks"])]
+    stacks = results["stacks"]
+    lines = [f"# Scaling measurements {results['stamp']}", "", f"`{results['command']}` ({results['cores']} cores)",
+             "", "Medians of the passes; CPU counted per process from /proc.", "",
+             "| | " + " | ".join(f"{s['nodes']} node(s), RF {s['replication']}" for s in stacks) + " |",
+             "|---|" + "---|" * len(stacks)]
     names = {
         "deliveries_per_s": "end-to-end deliveries/s", "per_writer_process_s": "deliveries/s per writer process",
         "writer_core_share": "writer CPU use (share of a core)", "per_writer_cpu_s": "deliveries per writer CPU-second",
         "per_cassandra_cpu_s": "deliveries per Cassandra CPU-second (all nodes)",
         "per_kafka_cpu_s": "deliveries per Kafka CPU-second (all brokers)",
         "chunks_per_planner_cpu_s": "chunk messages per planner CPU-second",
+        "kafka_bytes_per_delivery": "Kafka log bytes per delivery (all replicas)",
+        "kafka_bytes_per_delivery_per_replica": "Kafka log bytes per delivery (one replica)",
+        "server_cores_busy": "server cores busy (Kafka + Cassandra CPU / wall)",
         "high_p99_s": "HIGH p99 (s)", "low_p99_s": "LOW p99 (s)",
     }
     for key, name in names.items():
-        lines.append(f"| {name} | " + " | ".join(f"{s['median'].get(key, float('nan')):,.2f}".rstrip("0").rstrip(".")
-                                                 for s in results["stacks"]) + " |")
-    lines.append("| Kafka bytes per delivery (all replicas) | "
-                 + " | ".join(f"{s['kafka_bytes_per_delivery']}" for s in results["stacks"]) + " |")
-    loads = " | ".join(str(s["load_average"]) for s in results["stacks"])
-    lines.append(f"| load average (start, end) | {loads} |")
+        cells = (f"{s['median'].get(key, float('nan')):,.2f}".rstrip("0").rstrip(".") for s in stacks)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("| passes | " + " | ".join(str(len(s["runs"])) for s in stacks) + " |")
+    lines.append("| load average (start, end) | " + " | ".join(str(s["load_average"]) for s in stacks) + " |")
+    lines.append("| writers | " + " | ".join(s["writers"] for s in stacks) + " |")
+    lines += ["", *(f"- {s['nodes']} node(s): {s['verified']}" for s in stacks)]
     if results.get("storage"):
         st = results["storage"]
         lines += ["", f"Timeline row on disk (one replica): {st['bytes_per_row']} bytes "
                   f"({st['data_bytes_per_row']} in Data.db), {st['rows']:,} rows in {st['feeds']} feeds; {st['row']}."]
     return "\n".join(lines) + "\n"
+
+
+def save(results: dict[str, Any]) -> str:
+    """Write ``benchmarks/results/<stamp>-scaling.json`` and ``.md``; return the Markdown."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{results['stamp']}-scaling.json").write_text(json.dumps(results, indent=1, default=str))
+    text = markdown(results) if results["stacks"] else ""
+    (RESULTS / f"{results['stamp']}-scaling.md").write_text(text)
+    return text
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -183,15 +248,13 @@ async def main(args: argparse.Namespace) -> int:
             services("up", nodes=nodes)
             console.print(f"[bold]{nodes}-node stack up[/]")
             results["stacks"].append(await pipeline_passes(nodes, args, console))
+            save(results)  # what a later stack's failure would otherwise lose
             if nodes == 1 and args.storage_feeds:
                 results["storage"] = await row_bytes(args.storage_feeds, console)
+                save(results)
     finally:
         services("down")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stamp}-scaling.json").write_text(json.dumps(results, indent=1, default=str))
-    text = markdown(results)
-    (RESULTS / f"{stamp}-scaling.md").write_text(text)
-    console.print(text)
+    console.print(save(results))
     return 0
 
 
