@@ -43,13 +43,17 @@ class StarFanout:
         self.rows = activities * (followers + 1)
 
     async def follow(self, store: Store) -> None:
-        """The graph, written straight to the store (the follows agent is not under test here)."""
+        """The graph, written straight to the store (the follows agent is not under test here).
+        A write the replicas did not acknowledge in time (a LOCAL_QUORUM timeout on a loaded
+        machine: retriable) is sent again, as the agents would; the writes are idempotent."""
         until = now_micros() + 7 * 86_400 * 1_000_000
         sem = asyncio.Semaphore(256)
 
         async def one(follower: str) -> None:
+            active_until = until if follower in self.active else 0
             async with sem:
-                await store.set_follow(follower, AUTHOR, True, 1, active_until=until if follower in self.active else 0)
+                await retry(partial(store.set_follow, follower, AUTHOR, True, 1, active_until=active_until),
+                            within=120.0, first_delay=0.2)
 
         await asyncio.gather(*(one(f) for f in self.followers))
 
