@@ -57,8 +57,10 @@ ROWS_PER_FEED = 1000  # max_length
 
 
 def services(*args: str, nodes: int = 1) -> None:
-    """``scripts/services.sh ARGS`` with ``FANOUT_NODES=nodes``; fails loudly."""
-    env = {**os.environ, "FANOUT_NODES": str(nodes)}
+    """``scripts/services.sh ARGS`` with ``FANOUT_NODES=nodes``; fails loudly. Readiness may take
+    600 s (``FANOUT_SERVICES_TIMEOUT``, unless set): a fresh node on a busy 2-core box needed more than
+    the one-node default of 120 s."""
+    env = {"FANOUT_SERVICES_TIMEOUT": "600", **os.environ, "FANOUT_NODES": str(nodes)}
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), *args], env=env, check=True, cwd=ROOT)
 
 
