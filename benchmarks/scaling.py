@@ -44,7 +44,8 @@ from benchmarks.harness.processes import cpu_seconds
 from benchmarks.harness.stats import median
 from benchmarks.harness.stores import connect_store, drop_keyspaces
 from benchmarks.harness.tracking import PassResult
-from fanout import Activity, ActivityEvent, Settings
+from fanout import Activity, ActivityEvent, CassandraStore, Settings
+from fanout.errors import StoreError
 from fanout.store import TimelineWrite
 
 STACKS: dict[int, dict[str, Any]] = {
@@ -126,6 +127,22 @@ def summary(result: PassResult, cpu: dict[str, float], kafka_bytes: int, writers
     }
 
 
+async def cassandra_answers(settings: Settings, within: float = 300) -> None:
+    """Connect until the driver gets a session (a node that just became ready on a loaded box may
+    still time the driver's first connection out); ``StoreError`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            store = await CassandraStore.connect(settings)
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(2)
+            continue
+        await store.close()
+        return
+
+
 async def pipeline_passes(nodes: int, args: argparse.Namespace, console: Console) -> dict[str, Any]:
     """``args.repeats`` passes of the standard workload through the pipeline on the stack of ``nodes``."""
     settings = Settings.from_env().replace(cassandra_consistency="LOCAL_QUORUM", **STACKS[nodes])
@@ -137,6 +154,7 @@ async def pipeline_passes(nodes: int, args: argparse.Namespace, console: Console
     runs: list[dict[str, Any]] = []
     verified = ""
     load0 = os.getloadavg()[0]
+    await cassandra_answers(settings)
     try:
         sess = await session(ctx, 100)
         await sess.ensure_edges(edges_of(wl, ctx.t0_us, ctx.active_window_us))
