@@ -35,6 +35,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from cassandra import WriteTimeout
 from rich.console import Console
 
 from benchmarks.harness.context import RESULTS, ROOT, Context
@@ -157,7 +158,14 @@ async def pipeline_passes(nodes: int, args: argparse.Namespace, console: Console
     await cassandra_answers(settings)
     try:
         sess = await session(ctx, 100)
-        await sess.ensure_edges(edges_of(wl, ctx.t0_us, ctx.active_window_us))
+        for attempt in range(5):  # idempotent upserts; a timeout on a loaded box is retried
+            try:
+                await sess.ensure_edges(edges_of(wl, ctx.t0_us, ctx.active_window_us))
+                break
+            except WriteTimeout as exc:
+                if attempt == 4:
+                    raise
+                ctx.log(f"loading the follow graph: {exc}; again")
         pids = node_pids()
         for i in range(args.repeats):
             evs = events(wl.activities, 100 + i)
