@@ -155,9 +155,16 @@ async def pipeline_passes(nodes: int, args: argparse.Namespace, console: Console
     runs: list[dict[str, Any]] = []
     verified = ""
     load0 = os.getloadavg()[0]
-    await cassandra_answers(settings)
     try:
-        sess = await session(ctx, 100)
+        for attempt in range(5):  # the driver's first connection times out now and then on a loaded box
+            await cassandra_answers(settings)
+            try:
+                sess = await session(ctx, 100)
+                break
+            except StoreError as exc:
+                if attempt == 4 or not exc.retriable:
+                    raise
+                ctx.log(f"starting the session: {exc}; again")
         for attempt in range(5):  # idempotent upserts; a timeout on a loaded box is retried
             try:
                 await sess.ensure_edges(edges_of(wl, ctx.t0_us, ctx.active_window_us))
