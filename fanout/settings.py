@@ -91,7 +91,7 @@ class Settings:
     cassandra_read_consistency: str = ""  # "" = cassandra_consistency
     cassandra_ttl_seconds: int = 0  # 0 = no TTL (the memory store honours it too)
     cassandra_protocol_version: int = 5  # Cassandra 4.0+: 5; older: 4; 0 = let the driver negotiate
-    cassandra_write_mode: str = "partition_batch"  # or "concurrent": see fanout/cassandra/__init__.py
+    cassandra_write_mode: str = "replica_batch"  # or "partition_batch", "concurrent": fanout/cassandra/batching.py
     cassandra_password: str = ""
     cassandra_username: str = ""
 
