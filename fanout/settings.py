@@ -74,6 +74,10 @@ class Settings:
     # writers
     batch_max_records: int = 100  # records per batch; a writer batch of 100 chunks is <= 10,000 rows
     batch_max_wait_ms: int = 50
+    # the LOW lane's writers (inactive followers: throughput, not latency): larger batches, longer
+    # waits, so a batch holds more rows per feed partition; HIGH writers keep the two above
+    low_batch_max_records: int = 500
+    low_batch_max_wait_ms: int = 500
     max_in_flight: int = 128
 
     # agents' runtime (fanout.agents.base, fanout.agents.health)
@@ -138,6 +142,11 @@ class Settings:
             )
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
+        if min(self.batch_max_records, self.low_batch_max_records) < 1 or min(
+            self.batch_max_wait_ms, self.low_batch_max_wait_ms
+        ) < 0:
+            raise ConfigError("FANOUT_BATCH_MAX_RECORDS and FANOUT_LOW_BATCH_MAX_RECORDS must be >= 1, "
+                              "FANOUT_BATCH_MAX_WAIT_MS and FANOUT_LOW_BATCH_MAX_WAIT_MS >= 0")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:
             raise ConfigError("FANOUT_MAX_FUTURE_SKEW_SECONDS and FANOUT_MAX_PAST_DAYS must be >= 0")
         if self.http_max_limit < 1 or self.http_backend_timeout_seconds <= 0:
