@@ -98,10 +98,16 @@ def replica_groups(
     """The bound writes by replica set (in order of first appearance), each set's writes feed by
     feed (every feed's writes together, in their order), cut into runs of at most
     ``REPLICA_BATCH_ROWS`` rows and ``REPLICA_BATCH_MAX_BYTES`` of values: one UNLOGGED batch each,
-    which one coordinator that holds every row applies (a lone row: a plain statement)."""
+    which one coordinator that holds every row applies (a lone row: a plain statement). A feed
+    with ``REPLICA_BATCH_ROWS`` or more rows (a follow's copy-in, a rebuild) goes first, in
+    single-partition batches of ``feed_groups``' caps (exempt from the batch thresholds)."""
     by_set: dict[Hashable, list[TimelineWrite]] = {}
     for feed, feed_writes in _by_feed(writes).items():
-        by_set.setdefault(replicas(feed), []).extend(feed_writes)
+        if len(feed_writes) >= REPLICA_BATCH_ROWS:  # a follow's copy-in: single-partition batches
+            yield from _runs(bound_writes(feed_writes, insert=insert, delete=delete), BATCH_MAX_STATEMENTS,
+                             BATCH_MAX_BYTES)
+        else:
+            by_set.setdefault(replicas(feed), []).extend(feed_writes)
     for set_writes in by_set.values():
         bound = bound_writes(set_writes, insert=insert, delete=delete)
         yield from _runs(bound, REPLICA_BATCH_ROWS, REPLICA_BATCH_MAX_BYTES)

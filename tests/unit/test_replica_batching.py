@@ -59,3 +59,13 @@ def test_big_rows_cut_batches_by_bytes_and_one_node_is_one_set() -> None:
     assert [len(r._statements_and_parameters) for r in requests] == [40, 40, 20]
     assert all(isinstance(r, BatchStatement) for r in requests)
     assert len(list(replica_requests(small[:1], **STATEMENTS, replicas=None))) == 1
+
+
+def test_a_feed_with_many_rows_goes_in_single_partition_batches_of_up_to_100() -> None:
+    plain = Activity(id="p", actor="u", verb="v", object="o", ts=1)
+    copy_in = [TimelineWrite("timeline:me", Activity(id=f"c{n}", actor="u", verb="v", object="o", ts=n), 1)
+               for n in range(250)]
+    spread = [TimelineWrite(f"timeline:{n}", plain, 1) for n in range(50)]
+    groups = list(replica_groups(spread + copy_in, **STATEMENTS, replicas=lambda feed: None))
+    assert [len(g) for g in groups] == [100, 100, 50, 40, 10]
+    assert {b.values[0] for g in groups[:3] for b in g} == {"timeline:me"}
