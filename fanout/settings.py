@@ -74,10 +74,12 @@ class Settings:
     # writers
     batch_max_records: int = 100  # records per batch; a writer batch of 100 chunks is <= 10,000 rows
     batch_max_wait_ms: int = 50
-    # the LOW lane's writers (inactive followers: throughput, not latency): larger batches, longer
-    # waits, so a batch holds more rows per feed partition; HIGH writers keep the two above
-    low_batch_max_records: int = 500
-    low_batch_max_wait_ms: int = 500
+    # the LOW lane's writers (inactive followers: throughput, not latency) may take larger batches
+    # with longer waits (more rows per feed partition); HIGH writers keep the two above. Defaults
+    # equal HIGH's: 500 / 500 ms broke the stop bound (a batch must finish within --grace, 6 s)
+    # in tests/integration/test_pipeline_priority.py on a loaded 2-core box
+    low_batch_max_records: int = 100
+    low_batch_max_wait_ms: int = 50
     max_in_flight: int = 128
 
     # agents' runtime (fanout.agents.base, fanout.agents.health)

@@ -12,5 +12,5 @@ def test_low_writers_take_the_low_batch_settings_and_high_writers_the_others() -
     assert (high.max_records, high.fetch_wait_ms) == (7, 11)
     assert (low.max_records, low.fetch_wait_ms) == (900, 800)
     defaults = Settings()
-    assert defaults.low_batch_max_records > defaults.batch_max_records
-    assert defaults.low_batch_max_wait_ms > defaults.batch_max_wait_ms
+    assert defaults.low_batch_max_records >= defaults.batch_max_records
+    assert defaults.low_batch_max_wait_ms >= defaults.batch_max_wait_ms
