@@ -43,7 +43,7 @@ from .codec import (
     to_activity,
 )
 from .errors import ForeignActivity, InvalidEvent, UnknownActivity
-from .feeds import feed_id
+from .feeds import feed_id, feed_ids
 from .followers import ActiveWindowPolicy, FollowerSource, Priority
 from .graph import FollowGraph
 from .grouping import GroupingRule
@@ -195,7 +195,7 @@ class Fanout:
         self, activity: Activity, op: str, write_ts: int, chunk: tuple[Priority, list[str]], result: PlanResult
     ) -> None:
         priority, users = chunk
-        feeds = [feed_id(kind, user) for user in users for kind in self.settings.feed_kinds]
+        feeds = feed_ids(self.settings.feed_kinds, users)
         await self._send_feeds(activity, op, write_ts, priority, feeds)
         result.chunks += 1
         result.feeds += len(users)

@@ -32,7 +32,7 @@ from typing import Final, NamedTuple
 from .activity import Activity
 from .marks import MemoryMarks
 from .settings import Settings
-from .store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
+from .store import Edge, FollowerRow, Key, PriorityPage, RegistryEntry, TimelineWrite
 
 DEFAULT_GRACE_SECONDS: Final = 10 * 86_400  # Cassandra's default gc_grace_seconds
 
@@ -108,7 +108,7 @@ class MemoryStore(MemoryMarks):
         self._registry: dict[str, _Registered] = {}
         self._edges: dict[str, dict[str, tuple[int, bool]]] = {}  # followee -> follower -> (at, on)
         self._following: dict[str, dict[str, tuple[int, bool]]] = {}
-        self._active_until: dict[tuple[str, str], int] = {}  # (followee, follower) -> until
+        self._active_until: dict[str, dict[str, int]] = {}  # followee -> follower -> until
         self._last_active: dict[str, int] = {}
         # in the order they happened: (when, feed, activity id or None for a clear_feed, what was written)
         self._deletes: deque[tuple[float, str, str | None, _Cell | int]] = deque()
@@ -153,6 +153,37 @@ class MemoryStore(MemoryMarks):
             feed.order = None
             if self.ttl_seconds:
                 self._expiring_rows.append((now + self.ttl_seconds, write.feed, activity_id, cell))
+
+    async def apply_feeds(self, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool) -> None:
+        """``apply`` of one activity's writes to ``feeds`` (the eager mode's chunks), row by row
+        without a ``TimelineWrite`` each: inserts inlined; removes, and every write of a subclass
+        that overrides ``apply``, through ``apply``."""
+        if remove or type(self).apply is not MemoryStore.apply:
+            await self.apply([TimelineWrite(feed, activity, write_ts, remove) for feed in feeds])
+            return
+        now = self._tick()
+        activity_id = activity.id
+        cell: _Cell = (write_ts, activity)
+        states = self._feeds
+        expiring = self._expiring_rows if self.ttl_seconds else None
+        for feed in feeds:
+            state = states.get(feed)
+            if state is None:
+                state = states[feed] = _Feed()
+            if write_ts <= state.cleared:
+                continue  # shadowed by the partition delete (a tie goes to the delete)
+            cells = state.cells
+            old = cells.get(activity_id)
+            if old is not None:
+                if old[0] >= write_ts:  # an equal or newer write (or delete) wins over this insert
+                    continue
+                state.live_count += old[1] is None
+            else:
+                state.live_count += 1
+            cells[activity_id] = cell
+            state.order = None
+            if expiring is not None:
+                expiring.append((now + self.ttl_seconds, feed, activity_id, cell))
 
     async def read(
         self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None
@@ -290,8 +321,8 @@ class MemoryStore(MemoryMarks):
         edges[follower] = (at, following)
         self._following.setdefault(follower, {})[followee] = (at, following)
         if following:
-            key = (followee, follower)
-            self._active_until[key] = max(active_until, self._active_until.get(key, 0))
+            until = self._active_until.setdefault(followee, {})
+            until[follower] = max(active_until, until.get(follower, 0))
 
     async def following(self, user: str) -> list[str]:
         return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
@@ -305,17 +336,43 @@ class MemoryStore(MemoryMarks):
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         edges = self._edges.get(followee, {})
+        until = self._active_until.get(followee, {})
         page: list[FollowerRow] = []
         for follower in list(edges):  # the keys only: follows may change between pages
             edge = edges.get(follower)
             if edge is None or not edge[1]:
                 continue
-            page.append(FollowerRow(follower, self._active_until.get((followee, follower), 0)))
+            page.append(FollowerRow(follower, until.get(follower, 0)))
             if len(page) >= page_size:
                 yield page
                 page = []
         if page:
             yield page
+
+    async def priority_pages(self, followee: str, now: int, page_size: int) -> AsyncIterator[PriorityPage]:
+        """``followers`` split as ``ActiveWindowPolicy`` splits it, (HIGH, LOW) ids per page, with
+        no ``FollowerRow`` per follower: the same pages in the same order."""
+        if type(self).followers is not MemoryStore.followers:  # a subclass's pages, split here
+            async for rows in self.followers(followee, page_size=page_size):
+                split = [r.follower for r in rows if r.active_until > now]
+                yield split, [r.follower for r in rows if r.active_until <= now]
+            return
+        edges = self._edges.get(followee, {})
+        until = self._active_until.get(followee, {})
+        high: list[str] = []
+        low: list[str] = []
+        size = 0
+        for follower in list(edges):  # the keys only: follows may change between pages
+            edge = edges.get(follower)
+            if edge is None or not edge[1]:
+                continue
+            (high if until.get(follower, 0) > now else low).append(follower)
+            size += 1
+            if size >= page_size:
+                yield high, low
+                high, low, size = [], [], 0
+        if size:
+            yield high, low
 
     async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
         edges = self._edges.get(followee, {})
@@ -330,8 +387,8 @@ class MemoryStore(MemoryMarks):
     async def set_active(self, user: str, active_until: int, at: int) -> None:
         self._last_active[user] = max(at, self._last_active.get(user, 0))
         for followee in await self.following(user):
-            key = (followee, user)
-            self._active_until[key] = max(active_until, self._active_until.get(key, 0))
+            until = self._active_until.setdefault(followee, {})
+            until[user] = max(active_until, until.get(user, 0))
 
     async def close(self) -> None:
         self.closed = True

@@ -74,6 +74,12 @@ class Settings:
     # writers
     batch_max_records: int = 100  # records per batch; a writer batch of 100 chunks is <= 10,000 rows
     batch_max_wait_ms: int = 50
+    # the LOW lane's writers (inactive followers: throughput, not latency) may take larger batches
+    # with longer waits (more rows per feed partition); HIGH writers keep the two above. Defaults
+    # equal HIGH's: 500 / 500 ms broke the stop bound (a batch must finish within --grace, 6 s)
+    # in tests/integration/test_pipeline_priority.py on a loaded 2-core box
+    low_batch_max_records: int = 100
+    low_batch_max_wait_ms: int = 50
     max_in_flight: int = 128
 
     # agents' runtime (fanout.agents.base, fanout.agents.health)
@@ -91,7 +97,7 @@ class Settings:
     cassandra_read_consistency: str = ""  # "" = cassandra_consistency
     cassandra_ttl_seconds: int = 0  # 0 = no TTL (the memory store honours it too)
     cassandra_protocol_version: int = 5  # Cassandra 4.0+: 5; older: 4; 0 = let the driver negotiate
-    cassandra_write_mode: str = "partition_batch"  # or "concurrent": see fanout/cassandra/__init__.py
+    cassandra_write_mode: str = "replica_batch"  # or "partition_batch", "concurrent": fanout/cassandra/batching.py
     cassandra_password: str = ""
     cassandra_username: str = ""
 
@@ -138,6 +144,11 @@ class Settings:
             )
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
+        if min(self.batch_max_records, self.low_batch_max_records) < 1 or min(
+            self.batch_max_wait_ms, self.low_batch_max_wait_ms
+        ) < 0:
+            raise ConfigError("FANOUT_BATCH_MAX_RECORDS and FANOUT_LOW_BATCH_MAX_RECORDS must be >= 1, "
+                              "FANOUT_BATCH_MAX_WAIT_MS and FANOUT_LOW_BATCH_MAX_WAIT_MS >= 0")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:
             raise ConfigError("FANOUT_MAX_FUTURE_SKEW_SECONDS and FANOUT_MAX_PAST_DAYS must be >= 0")
         if self.http_max_limit < 1 or self.http_backend_timeout_seconds <= 0:

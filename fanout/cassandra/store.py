@@ -9,7 +9,7 @@ through ``bridge`` (bounded in flight, failures as ``StoreError`` by ``errors``)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -18,7 +18,15 @@ from ..activity import Activity
 from ..errors import ConfigError, StoreError
 from ..settings import Settings
 from ..store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
-from .batching import WRITE_MODES, row_deletes, timeline_requests
+from .batching import (
+    REPLICA_BATCH_ROWS,
+    ROWS_IN_FLIGHT,
+    WRITE_MODES,
+    ReplicaKey,
+    replica_requests,
+    row_deletes,
+    timeline_requests,
+)
 from .bridge import DriverBridge
 from .errors import closed_error, store_error
 from .marks import CassandraMarks
@@ -135,8 +143,25 @@ class CassandraStore(CassandraMarks):
         if not writes:
             return
         s = await self._statements()
-        requests = timeline_requests(self.write_mode, writes, insert=s.insert, delete=s.delete)
-        await self._bridge.run_all(requests, "timeline write")
+        if self.write_mode != "replica_batch":
+            requests = timeline_requests(self.write_mode, writes, insert=s.insert, delete=s.delete)
+            await self._bridge.run_all(requests, "timeline write")
+            return
+        requests = replica_requests(writes, insert=s.insert, delete=s.delete, replicas=self._replica_key())
+        await self._bridge.run_all(requests, "timeline write", limit=ROWS_IN_FLIGHT // REPLICA_BATCH_ROWS)
+
+    def _replica_key(self) -> ReplicaKey | None:
+        """A feed's replica set from the driver's token map; None (one set) on one node."""
+        metadata = self.cluster.metadata
+        token_map = metadata.token_map
+        if token_map is None or len(metadata.all_hosts()) <= 1:
+            return None
+        from_key, keyspace = token_map.token_class.from_key, self.keyspace
+
+        def replicas(feed: str) -> Hashable:
+            return tuple(token_map.get_replicas(keyspace, from_key(feed.encode())))
+
+        return replicas
 
     async def read(
         self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None

@@ -202,7 +202,7 @@ async def test_registry_keeps_the_removal_flag(store: Store, unique_name: Names)
 
 # Cassandra only: what the memory twin has no equivalent for ----------------------------------
 @pytest.mark.integration
-@pytest.mark.parametrize("mode", ["concurrent", "partition_batch"])
+@pytest.mark.parametrize("mode", ["concurrent", "partition_batch", "replica_batch"])
 async def test_cassandra_write_modes_agree(cassandra_store: Any, unique_name: Names, mode: str) -> None:
     from fanout.cassandra import CassandraStore
 
