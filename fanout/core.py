@@ -48,6 +48,7 @@ from .graph import FollowGraph
 from .planner import Chunker
 from .settings import Settings
 from .store import Key, RegistryEntry, Store, TimelineWrite
+from .tracing import Delivery, PlanCounter, delivery_report
 from .writer import TimelineWriter
 
 _DAY_US = 86_400 * 1_000_000
@@ -171,15 +172,23 @@ class Fanout:
     async def _fan(self, activity: Activity, op: str, write_ts: int, now: int) -> PlanResult:
         result = PlanResult(activity, op)
         chunker = Chunker(self.settings.chunk_size)
+        sink = PlanCounter(self.sink)  # delivery tracing: the plan is recorded once every chunk is sent
         async for priority, ids in self.followers.pages(activity.actor, now):
             for chunk in chunker.add(priority, ids):
-                await self._send(activity, op, write_ts, chunk, result)
+                await self._send(activity, op, write_ts, chunk, result, sink)
         for chunk in chunker.flush():
-            await self._send(activity, op, write_ts, chunk, result)
+            await self._send(activity, op, write_ts, chunk, result, sink)
+        await self.store.record_plan(sink.plans(activity.id, op, now_micros()))
         return result
 
     async def _send(
-        self, activity: Activity, op: str, write_ts: int, chunk: tuple[Priority, list[str]], result: PlanResult
+        self,
+        activity: Activity,
+        op: str,
+        write_ts: int,
+        chunk: tuple[Priority, list[str]],
+        result: PlanResult,
+        sink: ChunkSink,
     ) -> None:
         priority, users = chunk
         feeds = [feed_id(kind, user) for user in users for kind in self.settings.feed_kinds]
@@ -190,7 +199,7 @@ class Fanout:
             feeds=feeds,
             write_ts=write_ts,
         )
-        await self.sink.send(message)
+        await sink.send(message)
         result.chunks += 1
         result.feeds += len(users)
 
@@ -260,6 +269,11 @@ class Fanout:
         if entry is None or entry.activity is None:
             raise UnknownActivity(f"unknown activity id {activity_id!r} in cursor")
         return entry.activity.key
+
+    async def delivery(self, activity_id: str) -> Delivery:
+        """How far the fanout of ``activity_id`` (and of its removal) got (``fanout.tracing``)."""
+        plans, landed = await self.store.delivery(activity_id)
+        return delivery_report(activity_id, plans, landed)
 
     async def rebuild(self, user: str) -> int:
         """Rebuild ``user``'s timeline feeds from their followees' user feeds; returns the entries.

@@ -32,8 +32,10 @@ from typing import Final, NamedTuple
 from .activity import Activity
 from .settings import Settings
 from .store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
+from .tracing import ChunkLanded, PlannedChunks
 
 DEFAULT_GRACE_SECONDS: Final = 10 * 86_400  # Cassandra's default gc_grace_seconds
+DEFAULT_TRACE_TTL_SECONDS: Final = 7 * 86_400  # FANOUT_TRACE_TTL_SECONDS
 
 _Cell = tuple[int, Activity | None]  # (write_ts, the activity, or None for a delete)
 
@@ -97,10 +99,12 @@ class MemoryStore:
         *,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         ttl_seconds: float = 0,
+        trace_ttl_seconds: float = DEFAULT_TRACE_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.grace_seconds = grace_seconds
         self.ttl_seconds = ttl_seconds
+        self.trace_ttl_seconds = trace_ttl_seconds
         self.clock = clock
         self._feeds: dict[str, _Feed] = {}
         self._registry: dict[str, _Registered] = {}
@@ -112,13 +116,17 @@ class MemoryStore:
         self._deletes: deque[tuple[float, str, str | None, _Cell | int]] = deque()
         self._expiring_rows: deque[tuple[float, str, str, _Cell]] = deque()  # (expires, feed, id, cell)
         self._expiring_entries: deque[tuple[float, str]] = deque()  # (expires, activity id)
+        # delivery traces by activity id: (plans by (op, priority), landings by (op, chunk)), each
+        # trace dropped trace_ttl_seconds after its first record (as the Cassandra rows' TTL)
+        self._traces: dict[str, tuple[dict[tuple[str, str], PlannedChunks], dict[tuple[str, str], ChunkLanded]]] = {}
+        self._expiring_traces: deque[tuple[float, str]] = deque()
         self.closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> MemoryStore:
         """The store with ``FANOUT_MEMORY_GRACE_SECONDS`` and ``FANOUT_CASSANDRA_TTL_SECONDS``."""
         return cls(grace_seconds=settings.memory_grace_seconds, ttl_seconds=settings.cassandra_ttl_seconds,
-                   clock=clock)
+                   trace_ttl_seconds=settings.trace_ttl_seconds, clock=clock)
 
     def footprint(self) -> MemoryFootprint:
         """How much the store holds now (after forgetting what the horizon and TTLs let go)."""
@@ -229,6 +237,9 @@ class MemoryStore:
             registered = self._registry.get(expired_id)
             if registered is not None and registered.entry(now) is None:
                 del self._registry[expired_id]
+        traces = self._expiring_traces
+        while traces and traces[0][0] <= now:
+            self._traces.pop(traces.popleft()[1], None)
         self._forget(now - self.grace_seconds)
         return now
 
@@ -330,6 +341,31 @@ class MemoryStore:
         for followee in await self.following(user):
             key = (followee, user)
             self._active_until[key] = max(active_until, self._active_until.get(key, 0))
+
+    # delivery tracing ------------------------------------------------------------------
+    async def record_plan(self, plans: Sequence[PlannedChunks]) -> None:
+        for plan in plans:
+            self._trace(plan.activity_id)[0][plan.op, plan.priority] = plan
+
+    async def record_landed(self, landed: Sequence[ChunkLanded]) -> None:
+        for chunk in landed:
+            self._trace(chunk.activity_id)[1][chunk.op, chunk.chunk] = chunk
+
+    async def delivery(self, activity_id: str) -> tuple[list[PlannedChunks], list[ChunkLanded]]:
+        self._tick()
+        plans, landed = self._traces.get(activity_id, ({}, {}))
+        return list(plans.values()), list(landed.values())
+
+    def _trace(
+        self, activity_id: str
+    ) -> tuple[dict[tuple[str, str], PlannedChunks], dict[tuple[str, str], ChunkLanded]]:
+        now = self._tick()
+        trace = self._traces.get(activity_id)
+        if trace is None:
+            trace = self._traces[activity_id] = ({}, {})
+            if self.trace_ttl_seconds:
+                self._expiring_traces.append((now + self.trace_ttl_seconds, activity_id))
+        return trace
 
     async def close(self) -> None:
         self.closed = True

@@ -83,6 +83,9 @@ class Settings:
     cassandra_password: str = ""
     cassandra_username: str = ""
 
+    # delivery traces (fanout.tracing) expire this long after they are written; 0 = never
+    trace_ttl_seconds: int = 7 * 86_400
+
     # the memory store: deletes are forgotten after this long, as Cassandra's gc_grace_seconds
     memory_grace_seconds: int = 864_000
 
@@ -124,6 +127,8 @@ class Settings:
             raise ConfigError(
                 "FANOUT_TRIM_TRACKED_FEEDS, FANOUT_MEMORY_GRACE_SECONDS and FANOUT_CASSANDRA_TTL_SECONDS must be >= 0"
             )
+        if self.trace_ttl_seconds < 0:
+            raise ConfigError("FANOUT_TRACE_TTL_SECONDS must be >= 0 (0: traces never expire)")
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:

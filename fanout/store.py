@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from .activity import Activity
+from .tracing import ChunkLanded, PlannedChunks
 
 Key = tuple[int, str]  # (ts, activity id): feeds are ordered by it, descending
 
@@ -115,6 +116,17 @@ class Store(Protocol):
 
     async def set_active(self, user: str, active_until: int, at: int) -> None:
         """Record ``user`` as active until ``active_until`` in all their follow edges."""
+
+    # delivery tracing (fanout.tracing) ------------------------------------------------
+    async def record_plan(self, plans: Sequence[PlannedChunks]) -> None:
+        """Record what was planned for an activity's op, per priority (a repeat overwrites)."""
+
+    async def record_landed(self, landed: Sequence[ChunkLanded]) -> None:
+        """Record chunks whose rows were acknowledged: one record per (activity, op, chunk); a
+        repeat overwrites (a re-delivered chunk counts once)."""
+
+    async def delivery(self, activity_id: str) -> tuple[list[PlannedChunks], list[ChunkLanded]]:
+        """Every plan and landing record of ``activity_id``."""
 
     # lifecycle -------------------------------------------------------------------------
     async def close(self) -> None: ...

@@ -58,6 +58,7 @@ def create_app(
         ("GET", "/metrics", prometheus),
         ("GET", "/v1/feeds/{kind}/{user:path}", api.feed),
         ("POST", "/v1/activities", api.post_activity),
+        ("GET", "/v1/activities/{id:path}/delivery", api.delivery),
         ("DELETE", "/v1/activities/{id:path}", api.delete_activity),
         ("POST", "/v1/follows", api.post_follow),
         ("GET", "/v1/users/{user:path}/followers", api.followers),

@@ -9,6 +9,7 @@ import msgspec
 
 from fanout.activity import Activity, from_micros
 from fanout.codec import ActivityEvent, FollowEvent
+from fanout.tracing import Delivery
 
 
 class ActivityDoc(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -67,7 +68,7 @@ def activity_doc(activity: Activity) -> ActivityDoc:
 
 #: Request bodies (validated by ``fanout.codec``) and responses, for the OpenAPI document.
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = (ActivityEvent, FollowEvent)
-RESPONSE_TYPES: tuple[type[msgspec.Struct], ...] = (ActivityDoc, FeedPage, UserPage, Accepted, Health)
+RESPONSE_TYPES: tuple[type[msgspec.Struct], ...] = (ActivityDoc, FeedPage, UserPage, Accepted, Health, Delivery)
 
 _encoder = msgspec.json.Encoder()
 

@@ -5,6 +5,7 @@
     GET    /v1/feeds/{kind}/{user}               a page of a feed, newest first (?limit=&cursor=)
     POST   /v1/activities                        produce an activity event (202: id, partition, offset)
     DELETE /v1/activities/{id}?actor=            produce its removal
+    GET    /v1/activities/{id}/delivery          how far its fanout (and its removal's) got
     POST   /v1/follows                           produce a follow or unfollow event
     GET    /v1/users/{user}/following            whom a user follows, paged, with the count
     GET    /v1/users/{user}/followers            who follows a user, paged, with the count
@@ -74,6 +75,11 @@ class Api:
         before = params.feed_cursor(query)
         page = await self.backends.call_store(lambda fanout: self.reader.page(fanout, kind, user, limit, before))
         return _json(page)
+
+    async def delivery(self, request: Request) -> Response:
+        activity_id = params.path_id(request, "id")
+        params.query(request)
+        return _json(await self.backends.call_store(lambda fanout: fanout.delivery(activity_id)))
 
     async def followers(self, request: Request) -> Response:
         user, limit, after = self._user_page(request)
