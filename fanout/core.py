@@ -46,8 +46,10 @@ from .feeds import feed_id
 from .followers import ActiveWindowPolicy, FollowerSource, Priority
 from .graph import FollowGraph
 from .planner import Chunker
+from .pull import PullPolicy
+from .pullmerge import MergedReader
 from .settings import Settings
-from .store import Key, RegistryEntry, Store, TimelineWrite
+from .store import Key, PullState, RegistryEntry, Store, TimelineWrite
 from .tracing import Delivery, PlanCounter, delivery_report
 from .writer import TimelineWriter
 
@@ -101,6 +103,9 @@ class Fanout:
         )
         self.sink: ChunkSink = sink or _EagerSink(self.writer)
         self.graph = FollowGraph(store, self.settings, self.writer)
+        hybrid = followers is None  # hybrid fanout needs the store's follow graph (fanout.pull)
+        self.pull = PullPolicy(store, self.settings, self.followers, enabled=hybrid)
+        self.reader = MergedReader(store, self.settings, enabled=hybrid)  # every feed read goes through it
         self._window = int(self.settings.active_window_days * _DAY_US)
 
     async def __aenter__(self) -> Fanout:
@@ -170,10 +175,27 @@ class Fanout:
         return await self._fan(activity, "remove", REMOVED_WRITE_TS, now)
 
     async def _fan(self, activity: Activity, op: str, write_ts: int, now: int) -> PlanResult:
+        if op != "add":  # removes are always fanned out (fanout.pull)
+            return await self._push(activity, op, write_ts, now)
+        plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
+        if plan.pulled:
+            await self.store.record_plan(PlanCounter(self.sink).plans(activity.id, op, now_micros()))
+            return PlanResult(activity, op, skipped="pulled: merged into the followers' timelines when read")
+        for missed in plan.backfill:  # crossing down: what was never pushed
+            await self._push(missed, op, missed.ts, now)
+        return await self._push(activity, op, write_ts, now, watch=True, state=plan.state)
+
+    async def _push(
+        self, activity: Activity, op: str, write_ts: int, now: int, *, watch: bool = False,
+        state: PullState | None = None,
+    ) -> PlanResult:
         result = PlanResult(activity, op)
         chunker = Chunker(self.settings.chunk_size)
         sink = PlanCounter(self.sink)  # delivery tracing: the plan is recorded once every chunk is sent
-        async for priority, ids in self.followers.pages(activity.actor, now):
+        pages = self.followers.pages(activity.actor, now)
+        if watch:  # crossing up: the fanout stops once the followers pass the pull threshold
+            pages = self.pull.watch(activity, state, pages)
+        async for priority, ids in pages:
             for chunk in chunker.add(priority, ids):
                 await self._send(activity, op, write_ts, chunk, result, sink)
         for chunk in chunker.flush():
@@ -253,14 +275,15 @@ class Fanout:
         after: str | None = None,
         touch: bool = False,
     ) -> list[Activity]:
-        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids.
+        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids. Pulled
+        accounts' posts are merged in (``fanout.pullmerge``).
 
         A read writes nothing; ``touch=True`` also marks ``user`` active (``mark_active``)."""
         before_key = await self._cursor(before)
         after_key = await self._cursor(after)
         if touch:
             await self.mark_active(user)
-        return await self.store.read(feed_id(kind, user), limit=limit, before=before_key, after=after_key)
+        return await self.reader.read(kind, user, limit=limit, before=before_key, after=after_key)
 
     async def _cursor(self, activity_id: str | None) -> Key | None:
         if activity_id is None:

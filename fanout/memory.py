@@ -31,7 +31,7 @@ from typing import Final, NamedTuple
 
 from .activity import Activity
 from .settings import Settings
-from .store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
+from .store import Edge, FollowerRow, Key, PullState, RegistryEntry, TimelineWrite
 from .tracing import ChunkLanded, PlannedChunks
 
 DEFAULT_GRACE_SECONDS: Final = 10 * 86_400  # Cassandra's default gc_grace_seconds
@@ -112,6 +112,7 @@ class MemoryStore:
         self._following: dict[str, dict[str, tuple[int, bool]]] = {}
         self._active_until: dict[tuple[str, str], int] = {}  # (followee, follower) -> until
         self._last_active: dict[str, int] = {}
+        self._pulled: dict[str, PullState] = {}
         # in the order they happened: (when, feed, activity id or None for a clear_feed, what was written)
         self._deletes: deque[tuple[float, str, str | None, _Cell | int]] = deque()
         self._expiring_rows: deque[tuple[float, str, str, _Cell]] = deque()  # (expires, feed, id, cell)
@@ -341,6 +342,19 @@ class MemoryStore:
         for followee in await self.following(user):
             key = (followee, user)
             self._active_until[key] = max(active_until, self._active_until.get(key, 0))
+
+    # pulled accounts -------------------------------------------------------------------
+    async def pull_state(self, account: str) -> PullState | None:
+        return self._pulled.get(account)
+
+    async def pulled_accounts(self) -> dict[str, PullState]:
+        return dict(self._pulled)
+
+    async def set_pull_state(self, account: str, state: PullState | None) -> None:
+        if state is None:
+            self._pulled.pop(account, None)
+        else:
+            self._pulled[account] = state
 
     # delivery tracing ------------------------------------------------------------------
     async def record_plan(self, plans: Sequence[PlannedChunks]) -> None:

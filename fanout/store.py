@@ -52,6 +52,14 @@ class FollowerRow(NamedTuple):
     active_until: int  # microseconds; the follower counts as active (HIGH) before this time
 
 
+class PullState(NamedTuple):
+    """A pulled account (hybrid fanout, ``fanout.pull``): reads merge its user-feed entries at or
+    after ``since``; ``leaving`` is 0 while it is pulled, else when it crossed back down."""
+
+    since: int  # microseconds (an activity time)
+    leaving: int = 0
+
+
 @runtime_checkable
 class Store(Protocol):
     """What fanout needs from a database. All methods are safe to call concurrently."""
@@ -116,6 +124,16 @@ class Store(Protocol):
 
     async def set_active(self, user: str, active_until: int, at: int) -> None:
         """Record ``user`` as active until ``active_until`` in all their follow edges."""
+
+    # pulled accounts (hybrid fanout: fanout.pull, fanout.pullmerge) ----------------------
+    async def pull_state(self, account: str) -> PullState | None:
+        """The account's state, None when it is pushed."""
+
+    async def pulled_accounts(self) -> dict[str, PullState]:
+        """Every pulled (or leaving) account: few, the accounts over the pull threshold."""
+
+    async def set_pull_state(self, account: str, state: PullState | None) -> None:
+        """Write the account's state (None: pushed, merged no more)."""
 
     # delivery tracing (fanout.tracing) ------------------------------------------------
     async def record_plan(self, plans: Sequence[PlannedChunks]) -> None:

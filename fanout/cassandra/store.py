@@ -19,6 +19,7 @@ from ..store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
 from .batching import WRITE_MODES, row_deletes, timeline_requests
 from .bridge import DriverBridge
 from .errors import closed_error, store_error
+from .pulled import PulledAccounts
 from .rows import activity_from_row, encode_extra
 from .schema import ADDED_COLUMNS, DDL_TIMEOUT, TABLE_COLUMNS, add_column, check_name, create_schema, drop_schema
 from .statements import Statements
@@ -39,7 +40,7 @@ def _connection_class() -> Any:
     return LibevConnection
 
 
-class CassandraStore(DeliveryTables):
+class CassandraStore(PulledAccounts, DeliveryTables):
     """The ``Store`` on Cassandra. Build it with ``await CassandraStore.connect(settings)``."""
 
     def __init__(

@@ -14,15 +14,13 @@ from typing import Any
 
 from ..tracing import ChunkLanded, PlannedChunks
 from .bridge import DriverBridge
-from .errors import store_error
+from .statements import idempotent, prepare_all
 
 
 class _Statements:
     def __init__(self, prepare: Any, ks: str) -> None:
         def p(cql: str) -> Any:
-            stmt = prepare(cql)
-            stmt.is_idempotent = True
-            return stmt
+            return idempotent(prepare, cql)
 
         self.plan = p(f"INSERT INTO {ks}.delivery_plans (activity_id, op, priority, chunks, feeds, planned_at) "
                       "VALUES (?, ?, ?, ?, ?, ?) USING TTL ?")
@@ -71,9 +69,5 @@ class DeliveryTables:
 
     async def _trace_statements(self) -> _Statements:
         if self._trace_stmts is None:
-            try:
-                self._trace_stmts = await asyncio.to_thread(_Statements, self.session.prepare, self.keyspace)
-            except Exception as exc:
-                raise store_error(exc, f"preparing the tracing statements in {self.keyspace!r} (fanout migrate?)"
-                                  ) from exc
+            self._trace_stmts = await prepare_all(_Statements, self.session, self.keyspace, "tracing")
         return self._trace_stmts
