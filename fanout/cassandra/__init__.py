@@ -9,6 +9,7 @@ Nothing connects at import time: ``await CassandraStore.connect(settings)`` buil
     followers  (followee, follower)    -> following, active_until
     following  (follower, followee)    -> following, decided_at
     users      (user)                  -> last_active
+    pulled_accounts (shard, account)            -> since, leaving  hybrid fanout (``pulled``)
     delivery_plans  (activity_id, op, priority) -> chunks, feeds   delivery tracing (``tracing``)
     delivery_chunks (activity_id, op, chunk)    -> priority, feeds, landed
 
@@ -74,6 +75,7 @@ The modules, each one concept (imports point down this list, never up)::
     schema      the keyspace and table DDL, keyspace name checks
     rows        an Activity as columns and back (extra as JSON)
     tracing     the delivery tracing tables (a mixin of CassandraStore)
+    pulled      the pulled accounts of hybrid fanout (a mixin of CassandraStore)
 """
 
 from . import errors as _errors
