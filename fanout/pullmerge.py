@@ -13,9 +13,10 @@ source is read with the same cursor bounds and ``limit``, so the page is exact: 
 newest (or, with ``after``, the ``limit`` closest above it) of the union. The semantics are the
 pushed entries': a removed post is gone from the user feed (and its pushed copies are deleted);
 an unfollowed account is no longer among the follows, so its posts stop appearing (and its pushed
-copies are deleted by the unfollow). A read costs two small reads more (the pulled accounts, the
-user's follows) when any account is pulled, plus one feed read per pulled account followed; with
-none pulled it is the plain feed read.
+copies are deleted by the unfollow). A read costs more when any account is pulled: the registry of pulled accounts (one small
+partition), then whether the user follows each (a point read per pulled account, in parallel, up to
+``EDGE_READS`` of them; beyond, the user's follows), plus one feed read per pulled account followed.
+With none pulled it is the plain feed read and one registry read.
 
 Merged entries come from the account's user feed, which is trimmed to ``max_length`` like every
 feed; so a timeline walked to its end can hold up to ``max_length`` entries per pulled account
@@ -33,6 +34,8 @@ from .feeds import feed_id
 from .settings import Settings
 from .store import Key, PullState, Store
 
+EDGE_READS = 16  # up to this many pulled accounts, a read checks each edge instead of reading all follows
+
 
 class MergedReader:
     """Reads feeds, merging pulled accounts into followers' feeds."""
@@ -49,8 +52,7 @@ class MergedReader:
         feed = feed_id(kind, user)
         if not self.enabled or kind not in self.settings.feed_kinds or limit <= 0:
             return await self.store.read(feed, limit=limit, before=before, after=after)
-        pulled = await self.store.pulled_accounts()
-        merged = [(a, pulled[a]) for a in await self.store.following(user) if a in pulled] if pulled else []
+        merged = await self._followed_pulled(user)
         if not merged:
             return await self.store.read(feed, limit=limit, before=before, after=after)
         pages = await asyncio.gather(
@@ -58,6 +60,20 @@ class MergedReader:
             *(self._pulled(account, state, limit, before, after) for account, state in merged),
         )
         return merge_pages(pages, limit, newest=after is None)
+
+    async def _followed_pulled(self, user: str) -> list[tuple[str, PullState]]:
+        """The pulled accounts ``user`` follows now: an edge read per pulled account while they are
+        few, else the user's follows (one partition) intersected with them."""
+        pulled = await self.store.pulled_accounts()
+        if not pulled:
+            return []
+        if len(pulled) <= EDGE_READS:
+            accounts = sorted(pulled)
+            edges = await asyncio.gather(*(self.store.follow_edge(user, a) for a in accounts))
+            followed = [a for a, edge in zip(accounts, edges, strict=True) if edge is not None and edge.following]
+        else:
+            followed = [a for a in await self.store.following(user) if a in pulled]
+        return [(a, pulled[a]) for a in followed]
 
     async def _pulled(
         self, account: str, state: PullState, limit: int, before: Key | None, after: Key | None

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from fanout import Activity, Fanout, MemoryStore, Settings
+import pytest
+
+from fanout import Activity, Fanout, MemoryStore, Settings, pullmerge
 from fanout.feeds import feed_id
 from fanout.pullmerge import merge_pages
 from fanout.store import PullState, Store
@@ -107,7 +109,11 @@ async def test_a_pulled_account_is_merged_in_order_with_both_cursors(
                                                                                                     limit=100))
 
 
-async def test_removes_and_unfollows_hide_merged_posts(store: Store, settings: Settings, unique_name: Names) -> None:
+@pytest.mark.parametrize("edge_reads", [16, 0], ids=["edge-reads", "follows-read"])
+async def test_removes_and_unfollows_hide_merged_posts(
+    store: Store, settings: Settings, unique_name: Names, edge_reads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pullmerge, "EDGE_READS", edge_reads)  # both ways of finding the followed pulled accounts
     twin = Twin(store, settings, unique_name)
     big, small, users = await _network(twin, 5)
     for n in range(1, 7):
