@@ -13,10 +13,12 @@ source is read with the same cursor bounds and ``limit``, so the page is exact: 
 newest (or, with ``after``, the ``limit`` closest above it) of the union. The semantics are the
 pushed entries': a removed post is gone from the user feed (and its pushed copies are deleted);
 an unfollowed account is no longer among the follows, so its posts stop appearing (and its pushed
-copies are deleted by the unfollow). A read costs more when any account is pulled: the registry of pulled accounts (one small
-partition), then whether the user follows each (a point read per pulled account, in parallel, up to
-``EDGE_READS`` of them; beyond, the user's follows), plus one feed read per pulled account followed.
-With none pulled it is the plain feed read and one registry read.
+copies are deleted by the unfollow).
+
+A read costs more when any account is pulled: the registry of pulled accounts (one small
+partition), then whether the user follows each (a point read per pulled account, in parallel, up
+to ``EDGE_READS`` of them; beyond, the user's follows), plus one feed read per pulled account
+followed. With none pulled it is the plain feed read and one registry read.
 
 Merged entries come from the account's user feed, which is trimmed to ``max_length`` like every
 feed; so a timeline walked to its end can hold up to ``max_length`` entries per pulled account

@@ -2,8 +2,9 @@
 
 A plan is one row per (activity, op, priority) and a landed chunk one row per (activity, op,
 chunk's first feed), so a repeated write (a re-plan, a re-delivered chunk) overwrites its row and
-counts once. Rows expire after ``FANOUT_TRACE_TTL_SECONDS`` (bound). ``CassandraStore`` inherits
-these methods; the statements are prepared on first use.
+counts once. The rows of one activity go as one UNLOGGED single-partition batch (one request).
+Rows expire after ``FANOUT_TRACE_TTL_SECONDS`` (bound). ``CassandraStore`` inherits these methods;
+the statements are prepared on first use.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..tracing import ChunkLanded, PlannedChunks
+from .batching import BATCH_MAX_STATEMENTS
 from .bridge import DriverBridge
 from .statements import idempotent, prepare_all
 
@@ -43,18 +45,16 @@ class DeliveryTables:
     async def record_plan(self, plans: Sequence[PlannedChunks]) -> None:
         s = await self._trace_statements()
         ttl = self.settings.trace_ttl_seconds
-        await self._bridge.run_all(
-            (s.plan.bind((p.activity_id, p.op, p.priority, p.chunks, p.feeds, p.at, ttl)) for p in plans),
-            "record_plan",
-        )
+        rows = [(p.activity_id, s.plan.bind((p.activity_id, p.op, p.priority, p.chunks, p.feeds, p.at, ttl)))
+                for p in plans]
+        await self._bridge.run_all(_per_partition(rows), "record_plan")
 
     async def record_landed(self, landed: Sequence[ChunkLanded]) -> None:
         s = await self._trace_statements()
         ttl = self.settings.trace_ttl_seconds
-        await self._bridge.run_all(
-            (s.landed.bind((c.activity_id, c.op, c.chunk, c.priority, c.feeds, c.at, ttl)) for c in landed),
-            "record_landed",
-        )
+        rows = [(c.activity_id, s.landed.bind((c.activity_id, c.op, c.chunk, c.priority, c.feeds, c.at, ttl)))
+                for c in landed]
+        await self._bridge.run_all(_per_partition(rows), "record_landed")
 
     async def delivery(self, activity_id: str) -> tuple[list[PlannedChunks], list[ChunkLanded]]:
         s = await self._trace_statements()
@@ -71,3 +71,26 @@ class DeliveryTables:
         if self._trace_stmts is None:
             self._trace_stmts = await prepare_all(_Statements, self.session, self.keyspace, "tracing")
         return self._trace_stmts
+
+
+def _per_partition(rows: Sequence[tuple[str, Any]]) -> list[Any]:
+    """One request per activity: its rows as an UNLOGGED single-partition batch (one mutation), a
+    lone row as itself. A writer batch of many chunks of one activity costs one request."""
+    from cassandra.query import BatchStatement, BatchType
+
+    groups: dict[str, list[Any]] = {}
+    for activity_id, bound in rows:
+        groups.setdefault(activity_id, []).append(bound)
+    requests: list[Any] = []
+    for group in groups.values():
+        for start in range(0, len(group), BATCH_MAX_STATEMENTS):
+            part = group[start : start + BATCH_MAX_STATEMENTS]
+            if len(part) == 1:
+                requests.append(part[0])
+                continue
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for bound in part:
+                batch.add(bound)
+            batch.is_idempotent = True
+            requests.append(batch)
+    return requests
