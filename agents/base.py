@@ -67,6 +67,7 @@ from .deadletters import DeadLetters
 from .health import Health
 from .partitions import FIRST_BACKOFF_S, MAX_BACKOFF_S, Partitions, tps_text
 from .producing import AgentProducer, RetryBatch, TaskAcks
+from .quietlogs import QuietDriverLogs
 from .topics import check_topics
 
 log = logging.getLogger("fanout.agents")
@@ -244,6 +245,8 @@ class Agent:
         self.dead = DeadLetters(self.producer, self.settings, self.role)
         quiet = QuietKafkaLogs(self.kafka)
         quiet.install()
+        quiet_driver = QuietDriverLogs()
+        quiet_driver.install()
         watchdog: asyncio.Task[None] | None = None
         graceful = True
         try:
@@ -265,6 +268,7 @@ class Agent:
             await self._close()
             await self.kafka.close()
             quiet.uninstall()
+            quiet_driver.uninstall()
         if self.failure is not None:
             raise self.failure
 

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from . import metrics
+from .quietlogs import LoggerFamilyFilter
 
 log = logging.getLogger("fanout.agents")
 
@@ -116,13 +117,12 @@ class KafkaConnectivity:
             await asyncio.gather(self._checking, return_exceptions=True)
 
 
-class QuietKafkaLogs(logging.Filter):
+class QuietKafkaLogs(LoggerFamilyFilter):
     """Filter for aiokafka's loggers (``install``/``uninstall``); see the module docstring."""
 
     def __init__(self, connectivity: KafkaConnectivity) -> None:
         super().__init__("aiokafka")
         self.connectivity = connectivity
-        self._last: dict[tuple[str, object], float] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
@@ -132,27 +132,10 @@ class QuietKafkaLogs(logging.Filter):
         if tracker.is_down:
             tracker.suppressed += 1
             return False
-        key = (record.name, record.msg)
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < REPEAT_EVERY_S:
+        if self.repeated(record, REPEAT_EVERY_S):
             tracker.suppressed += 1
             return False
-        self._last[key] = now
         return True
-
-    def _loggers(self) -> list[logging.Logger]:
-        names = [n for n in logging.root.manager.loggerDict if n == "aiokafka" or n.startswith("aiokafka.")]
-        return [logging.getLogger(n) for n in ["aiokafka", *names]]
-
-    def install(self) -> None:
-        # A filter on a logger sees only that logger's own records, so it goes on every one of them.
-        for logger in self._loggers():
-            logger.addFilter(self)
-
-    def uninstall(self) -> None:
-        for logger in self._loggers():
-            logger.removeFilter(self)
 
 
 def _clock(timestamp: float) -> str:

@@ -34,7 +34,7 @@ async def rebuild_users(
     if store is None:
         from fanout.cassandra import CassandraStore
 
-        store = await CassandraStore.connect(settings, write_mode="partition_batch")
+        store = await CassandraStore.connect(settings, write_mode="replica_batch")
     try:
         fanout = Fanout(store, settings)
         return {user: await retry_store(ROLE, partial(fanout.rebuild, user)) for user in users}

@@ -265,7 +265,7 @@ async def _own_store(settings: Settings) -> AsyncIterator[Store]:
     """The Cassandra store a replay opens (and migrates) when it is given none; closed on exit."""
     from fanout.cassandra import CassandraStore
 
-    store = await CassandraStore.connect(settings, write_mode="partition_batch")
+    store = await CassandraStore.connect(settings, write_mode="replica_batch")
     try:
         await store.migrate()
         yield store

@@ -91,16 +91,29 @@ async def committed_offsets(admin: Any, group: str, partitions: list[Any], *, wi
     )
 
 
+def replication(settings: Settings, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of the topics, on a cluster of ``brokers`` brokers.
+
+    ``kafka_replication_factor`` 0 picks min(3, brokers); ``kafka_min_insync_replicas`` 0 picks one
+    less than the replication factor, at least 1 (RF 3: 2, so a write survives one broker down).
+    """
+    factor = settings.kafka_replication_factor or max(1, min(3, brokers))
+    if factor > brokers:
+        raise ConfigError(f"FANOUT_KAFKA_REPLICATION_FACTOR={factor} needs {factor} brokers; "
+                          f"{settings.kafka_bootstrap} has {brokers}")
+    return factor, settings.kafka_min_insync_replicas or max(1, factor - 1)
+
+
 async def create_topics(settings: Settings) -> list[str]:
     """Create the missing pipeline topics and pin every agent group at their start; return the
     names created (existing ones are kept as they are: ``topic_drift`` tells how they differ)."""
     async with KafkaClients(settings).admin() as admin:
         brokers = len((await admin.describe_cluster())["brokers"])
-        replication = max(1, min(3, brokers))
+        factor, min_insync = replication(settings, brokers)
         existing = set(await admin.list_topics())
         specs = topic_specs(settings)
         wanted = [
-            NewTopic(name, partitions, replication, topic_configs=configs)
+            NewTopic(name, partitions, factor, topic_configs={**configs, "min.insync.replicas": str(min_insync)})
             for name, (partitions, configs) in specs.items()
             if name not in existing
         ]

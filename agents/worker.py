@@ -30,9 +30,9 @@ log = logging.getLogger("fanout.agents")
 async def open_store(settings: Settings, *, write_mode: str | None = None) -> Store:
     """The pipeline's store: ``CassandraStore.connect(settings)``.
 
-    ``settings.cassandra_write_mode`` defaults to ``partition_batch``: a batch of chunks often
-    holds several rows per feed (one author's activities reach the same follower pages), which
-    become one request per feed.
+    ``settings.cassandra_write_mode`` defaults to ``replica_batch``: a batch of chunks becomes
+    UNLOGGED batches of ~40 rows per replica set, each feed's rows together (one request per
+    ~40 rows, not per row or per feed).
     """
     from fanout.cassandra import CassandraStore
 

@@ -37,8 +37,8 @@ class WriterAgent(Agent):
             settings,
             group=group_id(settings.topic_prefix, "writer", priority),
             topics=[settings.topic(priority)],
-            max_records=settings.batch_max_records,
-            fetch_wait_ms=settings.batch_max_wait_ms,
+            max_records=settings.low_batch_max_records if priority == "low" else settings.batch_max_records,
+            fetch_wait_ms=settings.low_batch_max_wait_ms if priority == "low" else settings.batch_max_wait_ms,
             **options,
         )
         self.priority = priority

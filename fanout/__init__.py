@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .activity import Activity
+from .aggregation import Group, GroupPage
 from .codec import ActivityEvent, ChunkMessage, FollowEvent
 from .core import ChunkSink, Fanout, PlanResult
 from .errors import (
@@ -31,7 +32,9 @@ from .errors import (
     UnknownVersion,
 )
 from .followers import ActiveWindowPolicy, FollowerSource, Priority, follower_hook
+from .grouping import GroupingRule
 from .memory import MemoryStore
+from .notifications import Counts, Notification, NotificationPage
 from .settings import Settings
 from .store import Edge, FollowerRow, Key, RegistryEntry, Store, TimelineWrite
 
@@ -64,6 +67,7 @@ __all__ = [
     "ChunkMessage",
     "ChunkSink",
     "ConfigError",
+    "Counts",
     "Delivery",
     "Edge",
     "Fanout",
@@ -72,9 +76,14 @@ __all__ = [
     "FollowerRow",
     "FollowerSource",
     "ForeignActivity",
+    "Group",
+    "GroupPage",
+    "GroupingRule",
     "InvalidEvent",
     "Key",
     "MemoryStore",
+    "Notification",
+    "NotificationPage",
     "PlanResult",
     "Priority",
     "Producer",

@@ -48,6 +48,7 @@ class Activity(msgspec.Struct, frozen=True, omit_defaults=True):
     ts: int
     target: str | None = None
     extra: dict[str, Any] | None = None
+    to: tuple[str, ...] | None = None  # extra feeds it was sent to (``fanout.targets``); kept in the registry
 
     @property
     def key(self) -> tuple[int, str]:

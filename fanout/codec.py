@@ -32,6 +32,7 @@ from .activity import (
 )
 from .errors import InvalidEvent, UnknownVersion
 from .settings import Settings
+from .targets import MAX_TARGET_CHARS, MAX_TARGETS, TARGET_PATTERN, check_targets
 
 VERSION = 1
 MAX_ID_BYTES = 256
@@ -48,6 +49,11 @@ Id = Annotated[
     msgspec.Meta(min_length=1, max_length=MAX_ID_BYTES, description="non-empty, at most 256 bytes of UTF-8"),
 ]
 Time = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 with a time zone")]
+Target = Annotated[
+    str,
+    msgspec.Meta(max_length=MAX_TARGET_CHARS, pattern=TARGET_PATTERN, description="a feed: `kind:user`"),
+]
+Targets = Annotated[list[Target], msgspec.Meta(max_length=MAX_TARGETS, description="extra feeds it reaches")]
 Version = Annotated[int, msgspec.Meta(ge=1, description="schema version; this build reads 1")]
 
 
@@ -64,6 +70,7 @@ class ActivityEvent(msgspec.Struct, omit_defaults=True, kw_only=True):
     target: Id | None = None
     time: Time | None = None
     extra: dict[str, Any] | None = None
+    to: Targets | None = None
     id: Id | None = None
     op: Literal["add", "remove"] = "add"
     v: Version = VERSION
@@ -292,6 +299,7 @@ def to_activity(event: ActivityEvent, accepted_ts: int) -> Activity:
         ts=ts,
         target=event.target,
         extra=event.extra,
+        to=tuple(dict.fromkeys(event.to)) if event.to else None,
     )
 
 
@@ -326,9 +334,12 @@ E = TypeVar("E", ActivityEvent, FollowEvent)
 
 def check_event_time(event: E, settings: Settings) -> E:
     """``event`` once its time passed ``event_time_us`` against the clock (at produce time the
-    record timestamp will be about now); a remove's time only derives an id and is not checked."""
+    record timestamp will be about now) and its targets ``check_targets``; a remove's time only
+    derives an id and is not checked, nor its ``to`` (the removal reaches the add's targets)."""
     if not (isinstance(event, ActivityEvent) and event.op == "remove"):
         event_time_us(event, now_micros(), settings)
+    if isinstance(event, ActivityEvent) and event.op == "add":
+        check_targets(event.to, settings)
     return event
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .activity import REMOVED_WRITE_TS, Activity, now_micros
+from .aggregation import GroupPage, page
 from .codec import (
     ActivityEvent,
     ChunkMessage,
@@ -42,14 +43,18 @@ from .codec import (
     to_activity,
 )
 from .errors import ForeignActivity, InvalidEvent, UnknownActivity
-from .feeds import feed_id
+from .feeds import feed_id, feed_ids
 from .followers import ActiveWindowPolicy, FollowerSource, Priority
 from .graph import FollowGraph
+from .grouping import GroupingRule
+from .notifications import AggregatedFeeds, Counts, NotificationPage
 from .planner import Chunker
 from .pull import PullPolicy
 from .pullmerge import MergedReader
 from .settings import Settings
 from .store import Key, PullState, RegistryEntry, Store, TimelineWrite
+from .targeting import placed, target_chunks
+from .targets import check_targets
 from .tracing import Delivery, PlanCounter, delivery_report
 from .writer import TimelineWriter
 
@@ -91,6 +96,7 @@ class Fanout:
         *,
         followers: FollowerSource | None = None,
         sink: ChunkSink | None = None,
+        grouping: Mapping[str, GroupingRule] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings or Settings()
@@ -106,6 +112,7 @@ class Fanout:
         hybrid = followers is None  # hybrid fanout needs the store's follow graph (fanout.pull)
         self.pull = PullPolicy(store, self.settings, self.followers, enabled=hybrid)
         self.reader = MergedReader(store, self.settings, enabled=hybrid)  # every feed read goes through it
+        self.aggregated = AggregatedFeeds(store, self.settings, grouping)  # rules: settings, then `grouping`
         self._window = int(self.settings.active_window_days * _DAY_US)
 
     async def __aenter__(self) -> Fanout:
@@ -147,7 +154,9 @@ class Fanout:
         entry = await self.store.get_activity(activity.id)
         _check_add(entry, activity)
         if entry is not None and entry.activity is not None:
-            activity = entry.activity  # a known id is a replay or a retry: it keeps its first time
+            activity = entry.activity  # a known id is a replay or a retry: it keeps its first time (and targets)
+        else:
+            check_targets(event.to, self.settings)  # unknown kinds: reason "target" (not again on a replay)
         await self.store.put_activity(activity)
         if entry is None or not entry.removed:
             entry = await self.store.get_activity(activity.id)  # read again after the write: see above
@@ -156,7 +165,7 @@ class Fanout:
             return PlanResult(activity, "add", skipped="removed before it was added")
         await self.mark_active(activity.actor, at=min(now, activity.ts))  # a replayed old event is old activity
         own = feed_id(self.settings.user_feed_kind, activity.actor)
-        await self.writer.write([TimelineWrite(own, activity, activity.ts)])
+        await self.writer.write([TimelineWrite(own, placed(activity), activity.ts)])
         return await self._fan(activity, "add", activity.ts, now)
 
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
@@ -178,9 +187,12 @@ class Fanout:
         if op != "add":  # removes are always fanned out (fanout.pull)
             return await self._push(activity, op, write_ts, now)
         plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
-        if plan.pulled:
-            await self.store.record_plan(PlanCounter(self.sink).plans(activity.id, op, now_micros()))
-            return PlanResult(activity, op, skipped="pulled: merged into the followers' timelines when read")
+        if plan.pulled:  # its `to` targets are still pushed: they are not followers
+            result = PlanResult(activity, op, skipped="pulled: merged into the followers' timelines when read")
+            sink = PlanCounter(self.sink)
+            await self._send_targets(activity, op, write_ts, now, result, sink)
+            await self.store.record_plan(sink.plans(activity.id, op, now_micros()))
+            return result
         for missed in plan.backfill:  # crossing down: what was never pushed
             await self._push(missed, op, missed.ts, now)
         return await self._push(activity, op, write_ts, now, watch=True, state=plan.state)
@@ -200,6 +212,7 @@ class Fanout:
                 await self._send(activity, op, write_ts, chunk, result, sink)
         for chunk in chunker.flush():
             await self._send(activity, op, write_ts, chunk, result, sink)
+        await self._send_targets(activity, op, write_ts, now, result, sink)
         await self.store.record_plan(sink.plans(activity.id, op, now_micros()))
         return result
 
@@ -213,17 +226,31 @@ class Fanout:
         sink: ChunkSink,
     ) -> None:
         priority, users = chunk
-        feeds = [feed_id(kind, user) for user in users for kind in self.settings.feed_kinds]
+        feeds = feed_ids(self.settings.feed_kinds, users)
+        await self._send_feeds(activity, op, write_ts, priority, feeds, sink)
+        result.chunks += 1
+        result.feeds += len(users)
+
+    async def _send_targets(
+        self, activity: Activity, op: str, write_ts: int, now: int, result: PlanResult, sink: ChunkSink
+    ) -> None:
+        """The chunks of the activity's ``to`` targets (``fanout.targeting``)."""
+        for priority, feeds in await target_chunks(self.store, activity, now, self._window, self.settings.chunk_size):
+            await self._send_feeds(activity, op, write_ts, priority, feeds, sink)
+            result.chunks += 1
+            result.feeds += len(feeds)
+
+    async def _send_feeds(
+        self, activity: Activity, op: str, write_ts: int, priority: Priority, feeds: list[str], sink: ChunkSink
+    ) -> None:
         message = ChunkMessage(
             op="add" if op == "add" else "remove",
             priority="high" if priority is Priority.HIGH else "low",
-            activity=activity,
+            activity=placed(activity),
             feeds=feeds,
             write_ts=write_ts,
         )
         await sink.send(message)
-        result.chunks += 1
-        result.feeds += len(users)
 
     async def import_activities(self, actor: str, activities: Iterable[ActivityEvent | Mapping[str, Any]]) -> int:
         """Bulk-load ``actor``'s history; every activity must be ``actor``'s (checked first)."""
@@ -284,6 +311,31 @@ class Fanout:
         if touch:
             await self.mark_active(user)
         return await self.reader.read(kind, user, limit=limit, before=before_key, after=after_key)
+
+    # aggregated and notification feeds (fanout.notifications) ---------------------------
+    async def read_aggregated(
+        self, user: str, *, kind: str = "aggregated", limit: int = 25, before: Key | None = None
+    ) -> GroupPage:
+        """A page of groups of an aggregated feed, newest first; ``before``: the ``next`` of the
+        previous page. Writes nothing."""
+        return page(await self.aggregated.groups(user, kind), limit, before)
+
+    async def notifications(
+        self, user: str, *, kind: str = "notification", limit: int = 25, before: Key | None = None
+    ) -> NotificationPage:
+        """A page of notification groups with ``seen``/``read``, and the feed's unseen/unread counts."""
+        return await self.aggregated.notifications(user, kind, limit, before)
+
+    async def notification_counts(self, user: str, *, kind: str = "notification") -> Counts:
+        return await self.aggregated.counts(user, kind)
+
+    async def mark_seen(self, user: str, groups: Iterable[str] | None = None, *, kind: str = "notification") -> Counts:
+        """Mark the groups (ids; None: all) seen up to their newest activity; returns the counts."""
+        return await self.aggregated.mark(user, kind, "seen", groups)
+
+    async def mark_read(self, user: str, groups: Iterable[str] | None = None, *, kind: str = "notification") -> Counts:
+        """Mark the groups (ids; None: all) read, and so seen, up to their newest activity."""
+        return await self.aggregated.mark(user, kind, "read", groups)
 
     async def _cursor(self, activity_id: str | None) -> Key | None:
         if activity_id is None:

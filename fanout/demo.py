@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
@@ -46,35 +47,15 @@ async def run_demo(settings: Settings, *, users: int, activities: int, seed: int
     store = await open_store(settings, fresh_keyspace="fanout_demo" if settings.store == "cassandra" else None)
     async with Fanout(store, settings) as fanout:
         started = time.perf_counter()
-        names = [f"u{i}" for i in range(users)]
-        weights = [1.0 / (rank + 1) ** 1.1 for rank in range(users)]
-        follower_count: Counter[str] = Counter()
-        edges = 0
-        at = now_micros() - 3_600_000_000
-        for name in names:
-            for followee in set(rng.choices(names, weights, k=rng.randint(3, 20))):
-                if followee != name:
-                    await store.set_follow(name, followee, True, at)
-                    follower_count[followee] += 1
-                    edges += 1
-        active = rng.sample(names, k=max(1, users // 5))
-        for name in active:
-            await fanout.read(name, limit=1, touch=True)  # a reader counts as active: a HIGH follower
-        console.print(f"graph: {edges:,} follows, {len(active):,} active users, "
+        network = await build_network(fanout, users=users, rng=rng)
+        follower_count, active, names = network.follower_count, network.active, network.names
+        console.print(f"graph: {network.edges:,} follows, {len(active):,} active users, "
                       f"top accounts {[(n, c) for n, c in follower_count.most_common(3)]} "
                       f"in {time.perf_counter() - started:.1f}s")
 
         # publish: popular accounts post more, as they do
-        deliveries = chunks = high = 0
-        posted: list[tuple[str, str]] = []
         started = time.perf_counter()
-        for i in range(activities):
-            actor = rng.choices(names[:1000], weights[:1000])[0]
-            result = await fanout.handle_activity(_event(actor, i, rng))
-            deliveries += result.feeds + 1  # follower timelines + the author's own feed
-            chunks += result.chunks
-            if result.activity is not None:
-                posted.append((actor, result.activity.id))
+        deliveries, chunks, posted = await publish(fanout, network, activities=activities, rng=rng)
         publish_s = time.perf_counter() - started
 
         # the social graph moves: follows copy history in, unfollows take it out, removes fan out
@@ -115,6 +96,54 @@ async def run_demo(settings: Settings, *, users: int, activities: int, seed: int
         high = sum(1 for _ in active)
         console.print(f"done: {deliveries:,} deliveries at {rate:,.0f}/s; {high:,} HIGH-priority users")
     return 0
+
+
+@dataclass(slots=True)
+class Network:
+    """The demo's follow graph: user names, their Zipf weights, who is active, follower counts."""
+
+    names: list[str]
+    weights: list[float]
+    active: list[str]
+    follower_count: Counter[str]
+    edges: int
+
+
+async def build_network(fanout: Fanout, *, users: int, rng: random.Random) -> Network:
+    """Follow a Zipf-weighted 3-20 accounts per user; a fifth of the users read (HIGH followers)."""
+    names = [f"u{i}" for i in range(users)]
+    weights = [1.0 / (rank + 1) ** 1.1 for rank in range(users)]
+    follower_count: Counter[str] = Counter()
+    edges = 0
+    at = now_micros() - 3_600_000_000
+    for name in names:
+        for followee in set(rng.choices(names, weights, k=rng.randint(3, 20))):
+            if followee != name:
+                await fanout.store.set_follow(name, followee, True, at)
+                follower_count[followee] += 1
+                edges += 1
+    active = rng.sample(names, k=max(1, users // 5))
+    for name in active:
+        await fanout.read(name, limit=1, touch=True)  # a reader counts as active: a HIGH follower
+    return Network(names, weights, active, follower_count, edges)
+
+
+async def publish(
+    fanout: Fanout, network: Network, *, activities: int, rng: random.Random
+) -> tuple[int, int, list[tuple[str, str]]]:
+    """Publish ``activities`` by the 1,000 most popular accounts (weighted); returns the
+    deliveries (follower feeds + the author's), the chunks and the (actor, id) pairs posted."""
+    deliveries = chunks = 0
+    posted: list[tuple[str, str]] = []
+    top, top_weights = network.names[:1000], network.weights[:1000]
+    for i in range(activities):
+        actor = rng.choices(top, top_weights)[0]
+        result = await fanout.handle_activity(_event(actor, i, rng))
+        deliveries += result.feeds + 1  # follower timelines + the author's own feed
+        chunks += result.chunks
+        if result.activity is not None:
+            posted.append((actor, result.activity.id))
+    return deliveries, chunks, posted
 
 
 def _event(actor: str, i: int, rng: random.Random) -> ActivityEvent:

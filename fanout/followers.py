@@ -18,9 +18,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from enum import StrEnum
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, cast
 
-from .store import Store
+from .store import PrioritySplitStore, Store, class_defines
 
 
 class Priority(StrEnum):
@@ -41,8 +41,16 @@ class ActiveWindowPolicy:
     def __init__(self, store: Store, *, page_size: int = 1000) -> None:
         self.store = store
         self.page_size = page_size
+        self._split = cast(PrioritySplitStore, store) if class_defines(store, "priority_pages") else None
 
     async def pages(self, actor: str, now: int) -> AsyncIterator[FollowerPage]:
+        if self._split is not None:  # the store splits the pages itself (in memory)
+            async for high, low in self._split.priority_pages(actor, now, self.page_size):
+                if high:
+                    yield Priority.HIGH, high
+                if low:
+                    yield Priority.LOW, low
+            return
         async for rows in self.store.followers(actor, page_size=self.page_size):
             high = [r.follower for r in rows if r.active_until > now]
             low = [r.follower for r in rows if r.active_until <= now]

@@ -30,12 +30,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final, NamedTuple
 
 from .activity import Activity
+from .marks import MemoryMarks
+from .pull import MemoryPulledAccounts
 from .settings import Settings
-from .store import Edge, FollowerRow, Key, PullState, RegistryEntry, TimelineWrite
-from .tracing import ChunkLanded, PlannedChunks
+from .store import Edge, FollowerRow, Key, PriorityPage, RegistryEntry, TimelineWrite
+from .tracing import DEFAULT_TRACE_TTL_SECONDS, MemoryTraces
 
 DEFAULT_GRACE_SECONDS: Final = 10 * 86_400  # Cassandra's default gc_grace_seconds
-DEFAULT_TRACE_TTL_SECONDS: Final = 7 * 86_400  # FANOUT_TRACE_TTL_SECONDS
 
 _Cell = tuple[int, Activity | None]  # (write_ts, the activity, or None for a delete)
 
@@ -90,7 +91,7 @@ def _wins(new_ts: int, new_is_delete: bool, old: _Cell | None) -> bool:
     return new_is_delete  # on a tie a delete wins (and a repeated delete restarts the horizon)
 
 
-class MemoryStore:
+class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
     """Dictionaries with the same last-write-wins rules as the Cassandra store, bounded by the same
     horizon and TTL (see the module docstring)."""
 
@@ -102,25 +103,22 @@ class MemoryStore:
         trace_ttl_seconds: float = DEFAULT_TRACE_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        MemoryMarks.__init__(self)  # notification marks (fanout.marks)
+        MemoryPulledAccounts.__init__(self)  # hybrid fanout (fanout.pull)
+        MemoryTraces.__init__(self, trace_ttl_seconds)  # delivery tracing (fanout.tracing)
         self.grace_seconds = grace_seconds
         self.ttl_seconds = ttl_seconds
-        self.trace_ttl_seconds = trace_ttl_seconds
         self.clock = clock
         self._feeds: dict[str, _Feed] = {}
         self._registry: dict[str, _Registered] = {}
         self._edges: dict[str, dict[str, tuple[int, bool]]] = {}  # followee -> follower -> (at, on)
         self._following: dict[str, dict[str, tuple[int, bool]]] = {}
-        self._active_until: dict[tuple[str, str], int] = {}  # (followee, follower) -> until
+        self._active_until: dict[str, dict[str, int]] = {}  # followee -> follower -> until
         self._last_active: dict[str, int] = {}
-        self._pulled: dict[str, PullState] = {}
         # in the order they happened: (when, feed, activity id or None for a clear_feed, what was written)
         self._deletes: deque[tuple[float, str, str | None, _Cell | int]] = deque()
         self._expiring_rows: deque[tuple[float, str, str, _Cell]] = deque()  # (expires, feed, id, cell)
         self._expiring_entries: deque[tuple[float, str]] = deque()  # (expires, activity id)
-        # delivery traces by activity id: (plans by (op, priority), landings by (op, chunk)), each
-        # trace dropped trace_ttl_seconds after its first record (as the Cassandra rows' TTL)
-        self._traces: dict[str, tuple[dict[tuple[str, str], PlannedChunks], dict[tuple[str, str], ChunkLanded]]] = {}
-        self._expiring_traces: deque[tuple[float, str]] = deque()
         self.closed = False
 
     @classmethod
@@ -160,6 +158,37 @@ class MemoryStore:
             feed.order = None
             if self.ttl_seconds:
                 self._expiring_rows.append((now + self.ttl_seconds, write.feed, activity_id, cell))
+
+    async def apply_feeds(self, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool) -> None:
+        """``apply`` of one activity's writes to ``feeds`` (the eager mode's chunks), row by row
+        without a ``TimelineWrite`` each: inserts inlined; removes, and every write of a subclass
+        that overrides ``apply``, through ``apply``."""
+        if remove or type(self).apply is not MemoryStore.apply:
+            await self.apply([TimelineWrite(feed, activity, write_ts, remove) for feed in feeds])
+            return
+        now = self._tick()
+        activity_id = activity.id
+        cell: _Cell = (write_ts, activity)
+        states = self._feeds
+        expiring = self._expiring_rows if self.ttl_seconds else None
+        for feed in feeds:
+            state = states.get(feed)
+            if state is None:
+                state = states[feed] = _Feed()
+            if write_ts <= state.cleared:
+                continue  # shadowed by the partition delete (a tie goes to the delete)
+            cells = state.cells
+            old = cells.get(activity_id)
+            if old is not None:
+                if old[0] >= write_ts:  # an equal or newer write (or delete) wins over this insert
+                    continue
+                state.live_count += old[1] is None
+            else:
+                state.live_count += 1
+            cells[activity_id] = cell
+            state.order = None
+            if expiring is not None:
+                expiring.append((now + self.ttl_seconds, feed, activity_id, cell))
 
     async def read(
         self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None
@@ -238,9 +267,7 @@ class MemoryStore:
             registered = self._registry.get(expired_id)
             if registered is not None and registered.entry(now) is None:
                 del self._registry[expired_id]
-        traces = self._expiring_traces
-        while traces and traces[0][0] <= now:
-            self._traces.pop(traces.popleft()[1], None)
+        self._expire_traces(now)
         self._forget(now - self.grace_seconds)
         return now
 
@@ -300,8 +327,8 @@ class MemoryStore:
         edges[follower] = (at, following)
         self._following.setdefault(follower, {})[followee] = (at, following)
         if following:
-            key = (followee, follower)
-            self._active_until[key] = max(active_until, self._active_until.get(key, 0))
+            until = self._active_until.setdefault(followee, {})
+            until[follower] = max(active_until, until.get(follower, 0))
 
     async def following(self, user: str) -> list[str]:
         return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
@@ -315,17 +342,43 @@ class MemoryStore:
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         edges = self._edges.get(followee, {})
+        until = self._active_until.get(followee, {})
         page: list[FollowerRow] = []
         for follower in list(edges):  # the keys only: follows may change between pages
             edge = edges.get(follower)
             if edge is None or not edge[1]:
                 continue
-            page.append(FollowerRow(follower, self._active_until.get((followee, follower), 0)))
+            page.append(FollowerRow(follower, until.get(follower, 0)))
             if len(page) >= page_size:
                 yield page
                 page = []
         if page:
             yield page
+
+    async def priority_pages(self, followee: str, now: int, page_size: int) -> AsyncIterator[PriorityPage]:
+        """``followers`` split as ``ActiveWindowPolicy`` splits it, (HIGH, LOW) ids per page, with
+        no ``FollowerRow`` per follower: the same pages in the same order."""
+        if type(self).followers is not MemoryStore.followers:  # a subclass's pages, split here
+            async for rows in self.followers(followee, page_size=page_size):
+                split = [r.follower for r in rows if r.active_until > now]
+                yield split, [r.follower for r in rows if r.active_until <= now]
+            return
+        edges = self._edges.get(followee, {})
+        until = self._active_until.get(followee, {})
+        high: list[str] = []
+        low: list[str] = []
+        size = 0
+        for follower in list(edges):  # the keys only: follows may change between pages
+            edge = edges.get(follower)
+            if edge is None or not edge[1]:
+                continue
+            (high if until.get(follower, 0) > now else low).append(follower)
+            size += 1
+            if size >= page_size:
+                yield high, low
+                high, low, size = [], [], 0
+        if size:
+            yield high, low
 
     async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
         edges = self._edges.get(followee, {})
@@ -340,46 +393,8 @@ class MemoryStore:
     async def set_active(self, user: str, active_until: int, at: int) -> None:
         self._last_active[user] = max(at, self._last_active.get(user, 0))
         for followee in await self.following(user):
-            key = (followee, user)
-            self._active_until[key] = max(active_until, self._active_until.get(key, 0))
-
-    # pulled accounts -------------------------------------------------------------------
-    async def pull_state(self, account: str) -> PullState | None:
-        return self._pulled.get(account)
-
-    async def pulled_accounts(self) -> dict[str, PullState]:
-        return dict(self._pulled)
-
-    async def set_pull_state(self, account: str, state: PullState | None) -> None:
-        if state is None:
-            self._pulled.pop(account, None)
-        else:
-            self._pulled[account] = state
-
-    # delivery tracing ------------------------------------------------------------------
-    async def record_plan(self, plans: Sequence[PlannedChunks]) -> None:
-        for plan in plans:
-            self._trace(plan.activity_id)[0][plan.op, plan.priority] = plan
-
-    async def record_landed(self, landed: Sequence[ChunkLanded]) -> None:
-        for chunk in landed:
-            self._trace(chunk.activity_id)[1][chunk.op, chunk.chunk] = chunk
-
-    async def delivery(self, activity_id: str) -> tuple[list[PlannedChunks], list[ChunkLanded]]:
-        self._tick()
-        plans, landed = self._traces.get(activity_id, ({}, {}))
-        return list(plans.values()), list(landed.values())
-
-    def _trace(
-        self, activity_id: str
-    ) -> tuple[dict[tuple[str, str], PlannedChunks], dict[tuple[str, str], ChunkLanded]]:
-        now = self._tick()
-        trace = self._traces.get(activity_id)
-        if trace is None:
-            trace = self._traces[activity_id] = ({}, {})
-            if self.trace_ttl_seconds:
-                self._expiring_traces.append((now + self.trace_ttl_seconds, activity_id))
-        return trace
+            until = self._active_until.setdefault(followee, {})
+            until[user] = max(active_until, until.get(user, 0))
 
     async def close(self) -> None:
         self.closed = True

@@ -24,9 +24,13 @@ class Chunker:
     def add(self, priority: Priority, ids: Sequence[str]) -> Iterator[Chunk]:
         """Take a page of follower ids; yield every chunk it fills."""
         partial = self._partial.setdefault(priority, [])
-        for follower in ids:
-            partial.append(follower)
-            if len(partial) == self.chunk_size:
+        size = self.chunk_size
+        start = 0
+        while start < len(ids):  # fill the partial chunk slice by slice
+            take = size - len(partial)
+            partial.extend(ids[start : start + take])
+            start += take
+            if len(partial) == size:
                 yield priority, partial
                 partial = self._partial[priority] = []
 

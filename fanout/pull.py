@@ -121,3 +121,22 @@ async def _close(pages: AsyncIterator[FollowerPage]) -> None:
     aclose = getattr(pages, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+class MemoryPulledAccounts:
+    """The pulled-accounts part of ``Store`` in memory (a mixin of ``MemoryStore``)."""
+
+    def __init__(self) -> None:
+        self._pulled: dict[str, PullState] = {}
+
+    async def pull_state(self, account: str) -> PullState | None:
+        return self._pulled.get(account)
+
+    async def pulled_accounts(self) -> dict[str, PullState]:
+        return dict(self._pulled)
+
+    async def set_pull_state(self, account: str, state: PullState | None) -> None:
+        if state is None:
+            self._pulled.pop(account, None)
+        else:
+            self._pulled[account] = state

@@ -7,7 +7,8 @@ environment, ``dataclasses.replace`` overrides them in code and tests.
     FANOUT_STORE=memory|cassandra         timeline store of the eager mode (the pipeline uses Cassandra)
     FANOUT_KAFKA_BOOTSTRAP=127.0.0.1:9092
     FANOUT_KAFKA_SECURITY_PROTOCOL=PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL (see fanout.kafka)
-    FANOUT_CASSANDRA_HOSTS=127.0.0.1      comma separated
+    FANOUT_CASSANDRA_HOSTS=127.0.0.1      comma separated (a cluster: 127.0.0.1,127.0.0.2,127.0.0.3)
+    FANOUT_CASSANDRA_REPLICATION=1        replication factor of the keyspace `fanout migrate` creates
     FANOUT_CHUNK_SIZE=100                 follower feeds per chunk message
     ...                                   (one variable per field, upper-cased)
 """
@@ -25,6 +26,8 @@ _PREFIX = "FANOUT_"
 _SECRET_FIELDS = frozenset({"cassandra_password", "kafka_sasl_password", "kafka_ssl_key_password"})
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Cassandra consistency levels of reads and writes (the serial levels are for lightweight transactions)
+CONSISTENCY_LEVELS = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,11 @@ class Settings:
     pull_drain_seconds: float = 600.0  # an account that crossed back down is merged this long more
     feed_kinds: tuple[str, ...] = ("timeline",)  # feeds of followers that an activity fans into
     user_feed_kind: str = "user"
+    # aggregated feeds (fanout.aggregation): `kind=rule` (fanout.grouping.RULES); notification kinds
+    # are aggregated kinds with seen/read state. Activities reach them as followers' kinds or by `to`.
+    aggregated_kinds: tuple[str, ...] = ("aggregated=verb_day", "notification=verb_object_day")
+    notification_kinds: tuple[str, ...] = ("notification",)
+    aggregated_max_activities: int = 15  # activities a group shows, newest first (counts cover all)
 
     # kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -54,6 +62,8 @@ class Settings:
     low_partitions: int = 2
     activities_retention_ms: int = -1  # keep the log: replay rebuilds feeds
     chunks_retention_ms: int = 30 * 86_400_000  # high/low: a backlog waits 30 days (alert on lag long before)
+    kafka_replication_factor: int = 0  # of the topics `fanout topics create` makes; 0: min(3, brokers)
+    kafka_min_insync_replicas: int = 0  # their min.insync.replicas; 0: replication factor - 1 (at least 1)
     # kafka security (fanout.kafka builds every client from these)
     kafka_security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
     kafka_sasl_mechanism: str = "PLAIN"  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
@@ -67,6 +77,12 @@ class Settings:
     # writers
     batch_max_records: int = 100  # records per batch; a writer batch of 100 chunks is <= 10,000 rows
     batch_max_wait_ms: int = 50
+    # the LOW lane's writers (inactive followers: throughput, not latency) may take larger batches
+    # with longer waits (more rows per feed partition); HIGH writers keep the two above. Defaults
+    # equal HIGH's: 500 / 500 ms broke the stop bound (a batch must finish within --grace, 6 s)
+    # in tests/integration/test_pipeline_priority.py on a loaded 2-core box
+    low_batch_max_records: int = 100
+    low_batch_max_wait_ms: int = 50
     max_in_flight: int = 128
 
     # agents' runtime (fanout.agents.base, fanout.agents.health)
@@ -78,11 +94,13 @@ class Settings:
     cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
     cassandra_port: int = 9042
     cassandra_keyspace: str = "fanout"
-    cassandra_replication: int = 1
-    cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_replication: int = 1  # replication factor of the keyspace (SimpleStrategy)
+    cassandra_consistency: str = "LOCAL_QUORUM"  # of reads and writes, unless one of the two below is set
+    cassandra_write_consistency: str = ""  # "" = cassandra_consistency
+    cassandra_read_consistency: str = ""  # "" = cassandra_consistency
     cassandra_ttl_seconds: int = 0  # 0 = no TTL (the memory store honours it too)
     cassandra_protocol_version: int = 5  # Cassandra 4.0+: 5; older: 4; 0 = let the driver negotiate
-    cassandra_write_mode: str = "partition_batch"  # or "concurrent": see fanout/cassandra/__init__.py
+    cassandra_write_mode: str = "replica_batch"  # or "partition_batch", "concurrent": fanout/cassandra/batching.py
     cassandra_password: str = ""
     cassandra_username: str = ""
 
@@ -136,6 +154,11 @@ class Settings:
             raise ConfigError("FANOUT_TRACE_TTL_SECONDS must be >= 0 (0: traces never expire)")
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
+        if min(self.batch_max_records, self.low_batch_max_records) < 1 or min(
+            self.batch_max_wait_ms, self.low_batch_max_wait_ms
+        ) < 0:
+            raise ConfigError("FANOUT_BATCH_MAX_RECORDS and FANOUT_LOW_BATCH_MAX_RECORDS must be >= 1, "
+                              "FANOUT_BATCH_MAX_WAIT_MS and FANOUT_LOW_BATCH_MAX_WAIT_MS >= 0")
         if self.max_future_skew_seconds < 0 or self.max_past_days < 0:
             raise ConfigError("FANOUT_MAX_FUTURE_SKEW_SECONDS and FANOUT_MAX_PAST_DAYS must be >= 0")
         if self.http_max_limit < 1 or self.http_backend_timeout_seconds <= 0:
@@ -144,7 +167,58 @@ class Settings:
             raise ConfigError("FANOUT_AGENT_RETRY_ATTEMPTS must be >= 1, FANOUT_AGENT_RETRY_WITHIN_S and "
                               "FANOUT_AGENT_STALL_TIMEOUT_S > 0")
         self._validate_kafka_security()
+        self._validate_replication()
+        self._validate_aggregation()
         return self
+
+    def _validate_replication(self) -> None:
+        if self.kafka_replication_factor < 0 or self.kafka_min_insync_replicas < 0:
+            raise ConfigError("FANOUT_KAFKA_REPLICATION_FACTOR and FANOUT_KAFKA_MIN_INSYNC_REPLICAS must be >= 0 "
+                              "(0: chosen from the number of brokers)")
+        if 0 < self.kafka_replication_factor < self.kafka_min_insync_replicas:
+            raise ConfigError(
+                f"FANOUT_KAFKA_MIN_INSYNC_REPLICAS={self.kafka_min_insync_replicas} is above "
+                              f"FANOUT_KAFKA_REPLICATION_FACTOR={self.kafka_replication_factor}: no write could succeed"
+            )
+        if self.cassandra_replication < 1:
+            raise ConfigError("FANOUT_CASSANDRA_REPLICATION must be >= 1")
+        for name in ("cassandra_consistency", "cassandra_write_consistency", "cassandra_read_consistency"):
+            level = getattr(self, name)
+            if level.upper() not in CONSISTENCY_LEVELS and not (level == "" and name != "cassandra_consistency"):
+                raise ConfigError(f"{_PREFIX}{name.upper()}={level!r} is not one of {', '.join(CONSISTENCY_LEVELS)}")
+
+    @property
+    def write_consistency(self) -> str:
+        """The consistency level of writes: ``cassandra_write_consistency``, else ``cassandra_consistency``."""
+        return (self.cassandra_write_consistency or self.cassandra_consistency).upper()
+
+    @property
+    def read_consistency(self) -> str:
+        """The consistency level of reads: ``cassandra_read_consistency``, else ``cassandra_consistency``."""
+        return (self.cassandra_read_consistency or self.cassandra_consistency).upper()
+
+    def aggregation(self) -> dict[str, str]:
+        """The aggregated feed kinds and the name of each one's grouping rule."""
+        kinds: dict[str, str] = {}
+        for entry in self.aggregated_kinds:
+            kind, _, rule = entry.partition("=")
+            kinds[kind] = rule
+        return kinds
+
+    def _validate_aggregation(self) -> None:
+        from .grouping import RULES
+
+        for entry in self.aggregated_kinds:
+            kind, _, rule = entry.partition("=")
+            if not kind or ":" in kind or rule not in RULES:
+                raise ConfigError(f"FANOUT_AGGREGATED_KINDS entry {entry!r} must be `kind=rule` with a rule of "
+                                  f"{', '.join(RULES)}")
+        kinds = self.aggregation()
+        if self.user_feed_kind in kinds or any(k not in kinds for k in self.notification_kinds):
+            raise ConfigError("FANOUT_NOTIFICATION_KINDS must be aggregated kinds (FANOUT_AGGREGATED_KINDS), "
+                              "and the user feed kind cannot be aggregated")
+        if self.aggregated_max_activities < 1:
+            raise ConfigError("FANOUT_AGGREGATED_MAX_ACTIVITIES must be >= 1")
 
     def _validate_kafka_security(self) -> None:
         protocol = self.kafka_security_protocol

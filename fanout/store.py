@@ -47,6 +47,9 @@ class Edge(NamedTuple):
     at: int  # the write timestamp of the event that decided the edge (the newest one written)
 
 
+PriorityPage = tuple[list[str], list[str]]  # a page of followers split: (HIGH ids, LOW ids)
+
+
 class FollowerRow(NamedTuple):
     follower: str
     active_until: int  # microseconds; the follower counts as active (HIGH) before this time
@@ -148,3 +151,24 @@ class Store(Protocol):
 
     # lifecycle -------------------------------------------------------------------------
     async def close(self) -> None: ...
+
+
+def class_defines(store: object, method: str) -> bool:
+    """Whether ``store``'s class defines ``method`` (the fast paths below are taken only then: a
+    wrapper forwarding lookups with ``__getattr__`` keeps seeing every ``apply``/``followers``)."""
+    return callable(getattr(type(store), method, None))
+
+
+class FeedColumnStore(Protocol):
+    """A store that also takes one activity's writes to many feeds as columns, with no
+    ``TimelineWrite`` per row (``MemoryStore``: the eager mode's fast path). The same rules as
+    ``apply`` of ``[TimelineWrite(feed, activity, write_ts, remove) for feed in feeds]``."""
+
+    async def apply_feeds(self, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool) -> None: ...
+
+
+class PrioritySplitStore(Protocol):
+    """A store that also splits a followee's follower pages by ``active_until > now`` itself,
+    with no ``FollowerRow`` per follower (``MemoryStore``): ``ActiveWindowPolicy`` uses it."""
+
+    def priority_pages(self, followee: str, now: int, page_size: int) -> AsyncIterator[PriorityPage]: ...

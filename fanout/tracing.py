@@ -21,15 +21,17 @@ pass ``chunks_planned``; ``complete`` asks for each planned chunk count to be re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Final, NamedTuple, Protocol
 
 import msgspec
 
 from .activity import from_micros
 from .codec import ChunkMessage
 
+DEFAULT_TRACE_TTL_SECONDS: Final = 7 * 86_400  # FANOUT_TRACE_TTL_SECONDS
 PRIORITIES = ("high", "low")
 OPS = ("add", "remove")
 
@@ -149,3 +151,47 @@ def _op(op: str, plans: Sequence[PlannedChunks], landed: Sequence[ChunkLanded]) 
         last_landed=from_micros(max(times)) if times else None,
         priorities=priorities,
     )
+
+
+_Trace = tuple[dict[tuple[str, str], PlannedChunks], dict[tuple[str, str], ChunkLanded]]
+
+
+class MemoryTraces:
+    """The tracing part of ``Store`` in memory (a mixin of ``MemoryStore``): by activity id, the
+    plans by (op, priority) and the landings by (op, chunk); a trace is dropped ``ttl_seconds``
+    after its first record, as the Cassandra rows' TTL drops them (0: kept)."""
+
+    clock: Callable[[], float]
+
+    def __init__(self, ttl_seconds: float = DEFAULT_TRACE_TTL_SECONDS) -> None:
+        self.trace_ttl_seconds = ttl_seconds
+        self._traces: dict[str, _Trace] = {}
+        self._expiring_traces: deque[tuple[float, str]] = deque()
+
+    async def record_plan(self, plans: Sequence[PlannedChunks]) -> None:
+        for plan in plans:
+            self._trace(plan.activity_id)[0][plan.op, plan.priority] = plan
+
+    async def record_landed(self, landed: Sequence[ChunkLanded]) -> None:
+        for chunk in landed:
+            self._trace(chunk.activity_id)[1][chunk.op, chunk.chunk] = chunk
+
+    async def delivery(self, activity_id: str) -> tuple[list[PlannedChunks], list[ChunkLanded]]:
+        self._expire_traces(self.clock())
+        plans, landed = self._traces.get(activity_id, ({}, {}))
+        return list(plans.values()), list(landed.values())
+
+    def _trace(self, activity_id: str) -> _Trace:
+        now = self.clock()
+        self._expire_traces(now)
+        trace = self._traces.get(activity_id)
+        if trace is None:
+            trace = self._traces[activity_id] = ({}, {})
+            if self.trace_ttl_seconds:
+                self._expiring_traces.append((now + self.trace_ttl_seconds, activity_id))
+        return trace
+
+    def _expire_traces(self, now: float) -> None:
+        expiring = self._expiring_traces
+        while expiring and expiring[0][0] <= now:
+            self._traces.pop(expiring.popleft()[1], None)

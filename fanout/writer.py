@@ -25,11 +25,11 @@ import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
-from typing import Final
+from typing import Final, cast
 
-from .activity import REMOVED_WRITE_TS, now_micros
+from .activity import REMOVED_WRITE_TS, Activity, now_micros
 from .codec import ChunkMessage
-from .store import Store, TimelineWrite
+from .store import FeedColumnStore, Store, TimelineWrite, class_defines
 from .tracing import landings
 
 #: Feeds whose insert counts a writer keeps by default: about 100 MB at ~200 bytes a feed.
@@ -57,6 +57,8 @@ class TimelineWriter:
         self.tracked_feeds = max(tracked_feeds, 0)
         self._counts: OrderedDict[str, int] = OrderedDict()  # feed -> inserts not yet covered by a trim
         self.rows_written = 0  # timeline rows the store acknowledged (puts and deletes; trims not counted)
+        # in memory: one activity's rows as columns, trims one after another (no I/O to overlap)
+        self._columns = cast(FeedColumnStore, store) if class_defines(store, "apply_feeds") else None
 
     @property
     def tracked(self) -> int:
@@ -75,16 +77,22 @@ class TimelineWriter:
 
         Last, each chunk's landing is recorded for delivery tracing (``fanout.tracing``).
         """
-        writes = [
-            TimelineWrite(feed, chunk.activity, chunk.write_ts, chunk.op == "remove")
-            for chunk in chunks
-            for feed in chunk.feeds
-        ]
-        await self.write(writes)
+        if len(chunks) == 1 and self._columns is not None:  # the eager mode: one chunk a call
+            chunk = chunks[0]
+            await self._write_feeds(self._columns, chunk.feeds, chunk.activity, chunk.write_ts, chunk.op == "remove")
+            written = len(chunk.feeds)
+        else:
+            writes = [
+                TimelineWrite(feed, chunk.activity, chunk.write_ts, chunk.op == "remove")
+                for chunk in chunks
+                for feed in chunk.feeds
+            ]
+            await self.write(writes)
+            written = len(writes)
         undone = await self._removed_since(chunks)
         await self.write(undone)
         await self.store.record_landed(landings(chunks, now_micros()))  # one trace row per chunk
-        return len(writes) + len(undone)
+        return written + len(undone)
 
     async def _removed_since(self, chunks: Sequence[ChunkMessage]) -> list[TimelineWrite]:
         """Removes for the feeds of the add chunks whose activity the registry says is removed."""
@@ -116,6 +124,44 @@ class TimelineWriter:
             self.rows_written += len(now)
             if due:
                 await self._trim(due)
+
+    async def _write_feeds(
+        self, store: FeedColumnStore, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool
+    ) -> None:
+        """``write`` of one activity's writes to ``feeds``, as columns: the same rounds and trims."""
+        pending = list(feeds)
+        while pending:
+            if remove:  # a delete never grows a feed
+                now, pending, due = pending, [], dict[str, int]()
+            else:
+                now, pending, due = self._feed_round(pending, activity)
+            await store.apply_feeds(now, activity, write_ts, remove)
+            self.rows_written += len(now)
+            if due:
+                await self._trim(due)
+
+    def _feed_round(self, feeds: list[str], activity: Activity) -> tuple[list[str], list[str], dict[str, int]]:
+        """``_round`` for inserts of one activity: the feeds written now, those that wait, the due ones."""
+        every = self.trim_every
+        counts = self._counts
+        key = f"\x1f{activity.id}".encode()  # hash_due's key is f"{feed}\x1f{activity_id}"
+        blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+        due: dict[str, int] = {}
+        if len(set(feeds)) < len(feeds) or len(counts) + len(feeds) > self.tracked_feeds:
+            # a feed twice, or an LRU eviction on the way: the general rule, row by row
+            now, later, due = self._round([TimelineWrite(feed, activity, 0) for feed in feeds])
+            return [w.feed for w in now], [w.feed for w in later], due
+        get, to_end = counts.get, counts.move_to_end
+        for feed in feeds:  # each feed once, no eviction: _count and hash_due inlined
+            count = get(feed)
+            if count is None:
+                count = counts[feed] = 1
+            else:
+                count = counts[feed] = count + 1
+                to_end(feed)  # the most recently written
+            if count >= every or from_bytes(blake2b(feed.encode() + key, digest_size=8).digest(), "big") % every == 0:
+                due[feed] = count
+        return feeds, [], due
 
     def _round(self, writes: list[TimelineWrite]) -> tuple[list[TimelineWrite], list[TimelineWrite], dict[str, int]]:
         """The writes to apply now, those that wait for the next round (inserts into a feed after
@@ -149,8 +195,8 @@ class TimelineWriter:
     async def _trim(self, due: dict[str, int]) -> None:
         feeds = list(due)
         trims = [self.store.trim(feed, self.max_length) for feed in feeds]
-        if len(trims) == 1:  # no task for the common case
-            results: list[int | BaseException] = [await _settle(trims[0])]
+        if len(trims) == 1 or self._columns is not None:  # no tasks for one trim, nor in memory (no I/O)
+            results: list[int | BaseException] = [await _settle(trim) for trim in trims]
         else:
             results = await asyncio.gather(*trims, return_exceptions=True)
         failure: BaseException | None = None

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Local services for fanout: one real Apache Kafka broker (KRaft, combined broker+controller)
-# and one real Apache Cassandra node, both on 127.0.0.1, run from their Maven Central jars
-# with the JDK 17 `java` (no Docker, no release tarballs). Everything lives under .local/.
+# Local services for fanout: real Apache Kafka (KRaft, combined broker+controller nodes) and real
+# Apache Cassandra, run from their Maven Central jars with the JDK 17 `java` (no Docker, no
+# release tarballs). Everything lives under .local/.
 #
-#   scripts/services.sh up [kafka|cassandra|all]     start (idempotent) and wait until ready
-#   scripts/services.sh down [kafka|cassandra|all]   stop exactly the pids in .local/<svc>/pid
-#   scripts/services.sh status                       running/stopped, pid, RSS, protocol answers
-#   scripts/services.sh clean-data                   stop, then remove .local/<svc>/data (keeps jars)
+#   scripts/services.sh up [kafka|cassandra|all|NODE]     start (idempotent) and wait until ready
+#   scripts/services.sh down [kafka|cassandra|all|NODE]   stop exactly the pids in .local/<node>/pid
+#   scripts/services.sh status                            every node: running/stopped, pid, RSS, answers
+#   scripts/services.sh clean-data                        stop every node, remove its data (keeps jars)
+#   scripts/services.sh jars                              resolve the jars only (e.g. before going offline)
 #
-# Env: FANOUT_KAFKA_HEAP (default 512m), FANOUT_CASSANDRA_HEAP (default 1G),
-#      FANOUT_SERVICES_TIMEOUT (readiness timeout in seconds, default 120), JAVA (default: java).
-# Ports: Kafka 9092 (PLAINTEXT) + 9093 (CONTROLLER); Cassandra 9042 (CQL) + 7000 (storage) + 7199 (JMX).
+# Sizes (FANOUT_NODES, `make up NODES=3`):
+#   1 (default) nodes `kafka` and `cassandra` on 127.0.0.1                 (.local/kafka, .local/cassandra)
+#   3           nodes `kafka-1..3` and `cassandra-1..3` on 127.0.0.1/.2/.3 (.local/kafka-N, .local/cassandra-N)
+# `up`/`down` of kafka, cassandra or all act on the nodes of that size; down, status and clean-data
+# with no argument handle every node of both sizes. A NODE name (e.g. kafka-2) starts or stops one node.
+#
+# Env: FANOUT_NODES (1 or 3), FANOUT_KAFKA_HEAP (default 512m, 384m per node of 3),
+#      FANOUT_CASSANDRA_HEAP (default 1G, 768M per node of 3), FANOUT_SERVICES_TIMEOUT (readiness
+#      timeout in seconds, default 120, 600 for 3 nodes), JAVA (default: java).
+# Ports on each node's address: Kafka 9092 (PLAINTEXT) + 9093 (CONTROLLER); Cassandra 9042 (CQL) +
+# 7000 (storage); Cassandra JMX on 127.0.0.1:7199 (7199, 7299, 7399 for the cluster's nodes).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,19 +27,41 @@ ROOT=$PWD
 LOCAL=$ROOT/.local
 JAVA=${JAVA:-java}
 PYTHON=${PYTHON:-python3}
-KAFKA_HEAP=${FANOUT_KAFKA_HEAP:-512m}
-CASSANDRA_HEAP=${FANOUT_CASSANDRA_HEAP:-1G}
-TIMEOUT=${FANOUT_SERVICES_TIMEOUT:-120}
-ALL_SERVICES=(kafka cassandra)
+NODES=${FANOUT_NODES:-1}
+ALL_NODES=(kafka cassandra kafka-1 kafka-2 kafka-3 cassandra-1 cassandra-2 cassandra-3)
+# Murmur3 tokens that split the ring in three equal ranges (one token per node).
+CLUSTER_TOKENS=(-9223372036854775808 -3074457345618258603 3074457345618258602)
 
 declare -A PORT=([kafka]=9092 [cassandra]=9042)
-declare -A OTHER_PORTS=([kafka]="9093" [cassandra]="7000 7199")
+declare -A OTHER_PORTS=([kafka]="9093" [cassandra]="7000")
 declare -A MAIN_CLASS=([kafka]=kafka.Kafka [cassandra]=org.apache.cassandra.service.CassandraDaemon)
 
 log() { printf '%s\n' "$*"; }
 die() { printf 'services.sh: %s\n' "$*" >&2; exit 1; }
 
+# ------------------------------------------------------------------------------------ nodes
+# A node is `kafka` or `cassandra` (the one-node stack) or `kafka-N`/`cassandra-N` (the cluster).
+kind() { echo "${1%%-*}"; }
+number() { if [[ $1 == *-* ]]; then echo "${1##*-}"; else echo 1; fi; }
+in_cluster() { [[ $1 == *-* ]]; }
+host() { echo "127.0.0.$(number "$1")"; }
+size() { if in_cluster "$1"; then echo 3; else echo 1; fi; }
+jmx_port() { echo $((7199 + 100 * ($(number "$1") - 1))); }
 pidfile() { echo "$LOCAL/$1/pid"; }
+
+nodes_of() { # kind, size -> its nodes
+  if [[ $2 == 1 ]]; then echo "$1"; else echo "$1-1 $1-2 $1-3"; fi
+}
+
+targets() {
+  [[ $NODES == 1 || $NODES == 3 ]] || die "FANOUT_NODES must be 1 or 3, not '$NODES'"
+  case ${1:-all} in
+    all) echo "$(nodes_of kafka "$NODES") $(nodes_of cassandra "$NODES")" ;;
+    kafka | cassandra) nodes_of "$1" "$NODES" ;;
+    kafka-[123] | cassandra-[123]) echo "$1" ;;
+    *) die "unknown service '$1' (expected kafka, cassandra, all, or a node such as kafka-2)" ;;
+  esac
+}
 
 # True while any thread of process $1 still runs. A JVM's main thread can exit first, leaving
 # the thread-group leader a zombie ("Z") while the other threads (and its sockets) live on.
@@ -43,38 +74,45 @@ alive() {
   [[ ${threads:-0} -gt 1 ]]
 }
 
-# The pid recorded for $1, if that process is alive and is our server (guards against pid reuse).
+# The pid recorded for node $1, if that process is alive and is that node (guards against pid reuse).
 our_pid() {
-  local svc=$1 f pid cmdline
-  f=$(pidfile "$svc")
+  local node=$1 svc f pid cmdline
+  svc=$(kind "$node")
+  f=$(pidfile "$node")
   [[ -f $f ]] || return 1
   pid=$(<"$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   alive "$pid" || return 1
   cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ $cmdline == *"$LOCAL/lib/$svc/"* && $cmdline == *"${MAIN_CLASS[$svc]}"* ]] || return 1
+  [[ $cmdline == *"$LOCAL/lib/$svc/"* && $cmdline == *"${MAIN_CLASS[$svc]}"* && $cmdline == *"$LOCAL/$node/"* ]] \
+    || return 1
   echo "$pid"
 }
 
 rss_mib() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-# Protocol-level probe (Kafka Metadata / CQL SELECT), one attempt.
-answers() { "$PYTHON" "$ROOT/scripts/wait_ready.py" "$1" --once >/dev/null 2>&1; }
-
-server_log() {
-  case $1 in
-    kafka) echo "$LOCAL/kafka/logs/server.log" ;;
-    cassandra) echo "$LOCAL/cassandra/logs/system.log" ;;
+# The readiness check of node $1 (Kafka Metadata / CQL SELECT, expecting every node of its size).
+ready_args() {
+  local node=$1
+  case $(kind "$node") in
+    kafka) echo "kafka --host $(host "$node") --nodes $(size "$node")" ;;
+    cassandra) echo "cassandra --host $(host "$node") --nodes $(size "$node")" ;;
   esac
 }
 
-targets() {
-  case ${1:-all} in
-    all) echo "${ALL_SERVICES[@]}" ;;
-    kafka | cassandra) echo "$1" ;;
-    *) die "unknown service '$1' (expected kafka, cassandra or all)" ;;
+# Protocol-level probe, one attempt.
+answers() {
+  local args
+  read -r -a args <<<"$(ready_args "$1")"
+  "$PYTHON" "$ROOT/scripts/wait_ready.py" "${args[@]}" --once >/dev/null 2>&1
+}
+
+server_log() {
+  case $(kind "$1") in
+    kafka) echo "$LOCAL/$1/logs/server.log" ;;
+    cassandra) echo "$LOCAL/$1/logs/system.log" ;;
   esac
 }
 
@@ -98,22 +136,40 @@ ensure_jars() {
 }
 
 # ----------------------------------------------------------------------------------- config
-render() { # template -> destination, @LOCAL_DIR@ replaced by the absolute .local path
-  sed "s#@LOCAL_DIR@#${LOCAL}#g" "$1" >"$2.tmp"
-  mv "$2.tmp" "$2"
+render() { # template, destination, then placeholder=value pairs: @placeholder@ -> value
+  local template=$1 dest=$2 pair
+  shift 2
+  local args=()
+  for pair in "$@"; do
+    args+=(-e "s#@${pair%%=*}@#${pair#*=}#g")
+  done
+  sed "${args[@]}" "$template" >"$dest.tmp"
+  mv "$dest.tmp" "$dest"
 }
 
 write_config() {
-  local svc=$1 dir=$LOCAL/$1
+  local node=$1 dir=$LOCAL/$1 svc n
+  svc=$(kind "$node")
+  n=$(number "$node")
   mkdir -p "$dir/logs" "$dir/data"
   case $svc in
     kafka)
-      render "$ROOT/services/kafka/server.properties.in" "$dir/server.properties"
+      local quorum="controller.quorum.bootstrap.servers=127.0.0.1:9093" rf=1 isr=1
+      if in_cluster "$node"; then
+        quorum="controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.2:9093,3@127.0.0.3:9093" rf=3 isr=2
+      fi
+      render "$ROOT/services/kafka/server.properties.in" "$dir/server.properties" \
+        "NODE_ID=$n" "HOST=$(host "$node")" "QUORUM=$quorum" "DIR=$dir" "RF=$rf" "MIN_ISR=$isr"
       cp "$ROOT/services/kafka/log4j2.properties" "$dir/log4j2.properties"
       ;;
     cassandra)
+      local token=0 hints=false seeds=127.0.0.1:7000
+      if in_cluster "$node"; then # every node a seed (as ccm does): any two can start without the third
+        token=${CLUSTER_TOKENS[$((n - 1))]} hints=true seeds=127.0.0.1:7000,127.0.0.2:7000,127.0.0.3:7000
+      fi
       mkdir -p "$dir/tmp" "$dir/triggers"
-      render "$ROOT/services/cassandra/cassandra.yaml.in" "$dir/cassandra.yaml"
+      render "$ROOT/services/cassandra/cassandra.yaml.in" "$dir/cassandra.yaml" \
+        "DIR=$dir" "HOST=$(host "$node")" "TOKEN=$token" "HINTS=$hints" "SEEDS=$seeds"
       cp "$ROOT/services/cassandra/logback.xml" "$dir/logback.xml"
       ;;
   esac
@@ -121,9 +177,10 @@ write_config() {
 
 # ------------------------------------------------------------------------------------ Kafka
 kafka_jvm_opts() {
-  local dir=$LOCAL/kafka
+  local dir=$LOCAL/$1 heap=${FANOUT_KAFKA_HEAP:-512m}
+  in_cluster "$1" && heap=${FANOUT_KAFKA_HEAP:-384m}
   KAFKA_OPTS=(
-    "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP"
+    "-Xms$heap" "-Xmx$heap"
     -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
     -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
     -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true
@@ -133,39 +190,56 @@ kafka_jvm_opts() {
   )
 }
 
-kafka_format_once() {
-  local dir=$LOCAL/kafka cluster_id
-  [[ -f $dir/data/meta.properties ]] && return 0
-  kafka_jvm_opts
-  cluster_id=$("$JAVA" "${KAFKA_OPTS[@]}" kafka.tools.StorageTool random-uuid 2>>"$dir/logs/format.log" | tail -n 1)
-  [[ -n $cluster_id ]] || die "kafka: StorageTool random-uuid failed (see $dir/logs/format.log)"
-  log "kafka: formatting storage (cluster id $cluster_id)"
-  # controller.quorum.bootstrap.servers (dynamic quorum) + --standalone; see services.md.
-  if ! "$JAVA" "${KAFKA_OPTS[@]}" kafka.tools.StorageTool format -c "$dir/server.properties" \
-      -t "$cluster_id" --standalone >>"$dir/logs/format.log" 2>&1; then
-    tail -n 20 "$dir/logs/format.log" >&2
-    die "kafka: storage format failed"
+# The cluster id: the one-node stack's own; the cluster's nodes share one (kept in .local/kafka-cluster.id).
+kafka_cluster_id() {
+  local node=$1 idfile id
+  idfile=$LOCAL/$node/cluster.id
+  in_cluster "$node" && idfile=$LOCAL/kafka-cluster.id
+  if [[ -s $idfile ]]; then
+    cat "$idfile"
+    return 0
   fi
-  echo "$cluster_id" >"$dir/cluster.id"
+  id=$("$JAVA" "${KAFKA_OPTS[@]}" kafka.tools.StorageTool random-uuid 2>>"$LOCAL/$node/logs/format.log" | tail -n 1)
+  [[ -n $id ]] || die "$node: StorageTool random-uuid failed (see .local/$node/logs/format.log)"
+  echo "$id" >"$idfile"
+  echo "$id"
+}
+
+kafka_format_once() {
+  local node=$1 dir=$LOCAL/$1 cluster_id
+  [[ -f $dir/data/meta.properties ]] && return 0
+  kafka_jvm_opts "$node"
+  cluster_id=$(kafka_cluster_id "$node")
+  log "$node: formatting storage (cluster id $cluster_id)"
+  # One node: controller.quorum.bootstrap.servers (dynamic quorum) + --standalone; the cluster:
+  # controller.quorum.voters (static quorum) and no quorum flag. See services.md.
+  local quorum_flag=(--standalone)
+  in_cluster "$node" && quorum_flag=()
+  if ! "$JAVA" "${KAFKA_OPTS[@]}" kafka.tools.StorageTool format -c "$dir/server.properties" \
+      -t "$cluster_id" "${quorum_flag[@]}" >>"$dir/logs/format.log" 2>&1; then
+    tail -n 20 "$dir/logs/format.log" >&2
+    die "$node: storage format failed"
+  fi
 }
 
 start_kafka() {
-  local dir=$LOCAL/kafka
-  kafka_format_once
-  kafka_jvm_opts
-  rotate_logs kafka
+  local node=$1 dir=$LOCAL/$1
+  kafka_format_once "$node"
+  kafka_jvm_opts "$node"
+  rotate_logs "$node"
   setsid nohup "$JAVA" "${KAFKA_OPTS[@]}" kafka.Kafka "$dir/server.properties" \
     >>"$dir/logs/console.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$(pidfile kafka)"
+  echo $! >"$(pidfile "$node")"
 }
 
 # -------------------------------------------------------------------------------- Cassandra
 start_cassandra() {
-  local dir=$LOCAL/cassandra lib=$LOCAL/lib/cassandra jamm
+  local node=$1 dir=$LOCAL/$1 lib=$LOCAL/lib/cassandra jamm heap=${FANOUT_CASSANDRA_HEAP:-1G}
+  in_cluster "$node" && heap=${FANOUT_CASSANDRA_HEAP:-768M}
   jamm=$(ls "$lib"/jamm-*.jar 2>/dev/null | head -n 1)
   [[ -n $jamm ]] || die "cassandra: no jamm jar in $lib"
   local opts=(
-    "-Xms$CASSANDRA_HEAP" "-Xmx$CASSANDRA_HEAP" -Xss256k
+    "-Xms$heap" "-Xmx$heap" -Xss256k
     # G1 settings of upstream conf/jvm17-server.options (5.0)
     -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:G1HeapRegionSize=16m
     -XX:G1RSetUpdatingPauseTimePercent=5 -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
@@ -219,155 +293,199 @@ start_cassandra() {
     "-Dcassandra.logdir=$dir/logs"
     "-Dcassandra.triggers_dir=$dir/triggers"
     "-Dlogback.configurationFile=$dir/logback.xml"
-    -Dcassandra.jmx.local.port=7199
+    "-Dcassandra.jmx.local.port=$(jmx_port "$node")"
     -Dcassandra.skip_wait_for_gossip_to_settle=0
     -Dcassandra.ring_delay_ms=1000
     -Dcassandra.superuser_setup_delay_ms=0
-    -cp "$lib/*"
   )
-  rotate_logs cassandra
+  # The cluster's nodes own fixed tokens and never bootstrap: they may start together.
+  in_cluster "$node" && opts+=(-Dcassandra.consistent.rangemovement=false)
+  opts+=(-cp "$lib/*")
+  rotate_logs "$node"
   setsid nohup "$JAVA" "${opts[@]}" org.apache.cassandra.service.CassandraDaemon \
     >>"$dir/logs/console.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$(pidfile cassandra)"
+  echo $! >"$(pidfile "$node")"
 }
 
 # Keep one previous server log, so a failure report shows only this run's lines.
 rotate_logs() {
-  local svc=$1 f
-  for f in "$(server_log "$svc")" "$LOCAL/$svc/logs/console.log"; do
+  local node=$1 f
+  for f in "$(server_log "$node")" "$LOCAL/$node/logs/console.log"; do
     if [[ -s $f ]]; then mv -f "$f" "$f.prev"; else rm -f "$f"; fi
   done
 }
 
 # ---------------------------------------------------------------------------------- commands
-stop_one() {
-  local svc=$1 f pid
-  f=$(pidfile "$svc")
-  if ! pid=$(our_pid "$svc"); then
-    [[ -f $f ]] && log "$svc: not running (removing stale pid file)" || log "$svc: not running"
-    rm -f "$f"
-    return 0
-  fi
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 300; i++)); do
-    alive "$pid" || break
-    sleep 0.1
+# Stop the given nodes: SIGTERM to all of them at once (a cluster shuts down together), then wait
+# for each, SIGKILL after 30s.
+stop_nodes() {
+  local node f pid
+  local -A pids=()
+  for node in "$@"; do
+    f=$(pidfile "$node")
+    if ! pid=$(our_pid "$node"); then
+      if [[ -f $f ]]; then log "$node: not running (removing stale pid file)"; rm -f "$f"; fi
+      continue
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    pids[$node]=$pid
   done
-  if alive "$pid"; then
-    log "$svc: pid $pid still alive after 30s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    sleep 0.5
-  fi
-  rm -f "$f"
-  log "$svc: stopped (pid $pid)"
+  local i
+  for node in "$@"; do
+    [[ -n ${pids[$node]:-} ]] || continue
+    pid=${pids[$node]}
+    for ((i = 0; i < 300; i++)); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    if alive "$pid"; then
+      log "$node: pid $pid still alive after 30s, sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+    fi
+    rm -f "$(pidfile "$node")"
+    log "$node: stopped (pid $pid)"
+  done
 }
 
 cmd_down() {
-  local svc
-  for svc in $(targets "${1:-all}"); do stop_one "$svc"; done
+  local nodes
+  if [[ -z ${1:-} ]]; then
+    nodes=("${ALL_NODES[@]}")
+    local node any=""
+    for node in "${nodes[@]}"; do [[ -f $(pidfile "$node") ]] && any=1; done
+    [[ -n $any ]] || log "nothing running"
+  else
+    read -r -a nodes <<<"$(targets "$1")"
+  fi
+  stop_nodes "${nodes[@]}"
 }
 
 report_failure() {
-  local svc=$1 pid=$2 reason=$3 logf
-  logf=$(server_log "$svc")
-  printf '%s: NOT READY: %s\n' "$svc" "$reason" >&2
+  local node=$1 pid=$2 reason=$3 logf
+  logf=$(server_log "$node")
+  printf '%s: NOT READY: %s\n' "$node" "$reason" >&2
   if [[ -s $logf ]]; then
     printf -- '--- last 40 lines of %s ---\n' "${logf#"$ROOT"/}" >&2
     tail -n 40 "$logf" >&2
   fi
-  local console=$LOCAL/$svc/logs/console.log
+  local console=$LOCAL/$node/logs/console.log
   if [[ -s $console ]]; then
     printf -- '--- last 40 lines of %s ---\n' "${console#"$ROOT"/}" >&2
     tail -n 40 "$console" >&2
   fi
   if alive "$pid"; then
-    printf '%s: stopping pid %s\n' "$svc" "$pid" >&2
-    stop_one "$svc" >&2
+    printf '%s: stopping pid %s\n' "$node" "$pid" >&2
+    stop_nodes "$node" >&2
   fi
-  rm -f "$(pidfile "$svc")"
+  rm -f "$(pidfile "$node")"
+}
+
+# Refuse to start nodes of one size while nodes of the other size run: they share addresses and ports.
+check_other_size() {
+  local wanted=$1 node pid
+  for node in "${ALL_NODES[@]}"; do
+    [[ $(size "$node") == "$wanted" ]] && continue
+    if pid=$(our_pid "$node"); then
+      die "$node (pid $pid) of the $(size "$node")-node stack is running: run \`make down\` first"
+    fi
+  done
 }
 
 cmd_up() {
-  local svcs svc pid p
-  read -r -a svcs <<<"$(targets "${1:-all}")"
+  local nodes node pid p timeout
+  read -r -a nodes <<<"$(targets "${1:-all}")"
   command -v "$JAVA" >/dev/null || die "java not found (OpenJDK 17 is required)"
+  check_other_size "$(size "${nodes[0]}")"
+  timeout=${FANOUT_SERVICES_TIMEOUT:-120}
+  in_cluster "${nodes[0]}" && timeout=${FANOUT_SERVICES_TIMEOUT:-600}
   local -A since=() waiter=() outf=() started=()
-  for svc in "${svcs[@]}"; do
-    if pid=$(our_pid "$svc"); then
-      if answers "$svc"; then
-        log "$svc already running (pid $pid, RSS $(rss_mib "$pid") MiB)"
+  for node in "${nodes[@]}"; do
+    if pid=$(our_pid "$node"); then
+      if answers "$node"; then
+        log "$node already running (pid $pid, RSS $(rss_mib "$pid") MiB)"
         continue
       fi
-      log "$svc: pid $pid is running but not answering yet; waiting for it"
-      since[$svc]=$(date +%s.%N)
-      started[$svc]=$pid
+      log "$node: pid $pid is running but not answering yet; waiting for it"
+      since[$node]=$(date +%s.%N)
+      started[$node]=$pid
       continue
     fi
-    rm -f "$(pidfile "$svc")"
-    for p in ${PORT[$svc]} ${OTHER_PORTS[$svc]}; do
-      if port_open "$p"; then
-        die "$svc: port $p on 127.0.0.1 is already in use by a process that is not ours ($(pidfile "$svc") has no live server)"
+    rm -f "$(pidfile "$node")"
+    local addresses=()
+    for p in ${PORT[$(kind "$node")]} ${OTHER_PORTS[$(kind "$node")]}; do addresses+=("$(host "$node"):$p"); done
+    [[ $(kind "$node") == cassandra ]] && addresses+=("127.0.0.1:$(jmx_port "$node")")
+    for p in "${addresses[@]}"; do
+      if port_open "${p%:*}" "${p#*:}"; then
+        die "$node: $p is already in use by a process that is not ours ($(pidfile "$node") has no live server)"
       fi
     done
-    ensure_jars "$svc"
-    write_config "$svc"
+    ensure_jars "$(kind "$node")"
+    write_config "$node"
   done
   # Start all (concurrently), then wait for all.
-  for svc in "${svcs[@]}"; do
-    [[ -n ${since[$svc]:-} ]] && continue
-    our_pid "$svc" >/dev/null && continue # already running and answering
-    since[$svc]=$(date +%s.%N)
-    "start_$svc"
-    started[$svc]=$(<"$(pidfile "$svc")")
-    log "$svc: starting (pid ${started[$svc]}, logs in .local/$svc/logs/)"
+  for node in "${nodes[@]}"; do
+    [[ -n ${since[$node]:-} ]] && continue
+    our_pid "$node" >/dev/null && continue # already running and answering
+    since[$node]=$(date +%s.%N)
+    "start_$(kind "$node")" "$node"
+    started[$node]=$(<"$(pidfile "$node")")
+    log "$node: starting (pid ${started[$node]}, logs in .local/$node/logs/)"
   done
-  for svc in "${!started[@]}"; do
-    outf[$svc]=$(mktemp)
-    "$PYTHON" "$ROOT/scripts/wait_ready.py" "$svc" --timeout "$TIMEOUT" \
-      --pid "${started[$svc]}" --since "${since[$svc]}" >"${outf[$svc]}" 2>&1 &
-    waiter[$svc]=$!
+  local args
+  for node in "${!started[@]}"; do
+    outf[$node]=$(mktemp)
+    read -r -a args <<<"$(ready_args "$node")"
+    "$PYTHON" "$ROOT/scripts/wait_ready.py" "${args[@]}" --timeout "$timeout" \
+      --pid "${started[$node]}" --since "${since[$node]}" >"${outf[$node]}" 2>&1 &
+    waiter[$node]=$!
   done
   local rc=0 line secs
-  for svc in "${svcs[@]}"; do
-    [[ -n ${waiter[$svc]:-} ]] || continue
-    pid=${started[$svc]}
-    if wait "${waiter[$svc]}"; then
-      line=$(tail -n 1 "${outf[$svc]}")
+  for node in "${nodes[@]}"; do
+    [[ -n ${waiter[$node]:-} ]] || continue
+    pid=${started[$node]}
+    if wait "${waiter[$node]}"; then
+      line=$(tail -n 1 "${outf[$node]}")
       secs=$(awk '{print $2}' <<<"$line")
-      log "$svc ready in ${secs}s (pid $pid, RSS $(rss_mib "$pid") MiB; ${line#ready * })"
+      log "$node ready in ${secs}s (pid $pid, RSS $(rss_mib "$pid") MiB; ${line#ready * })"
     else
-      report_failure "$svc" "$pid" "$(tail -n 1 "${outf[$svc]}")"
+      report_failure "$node" "$pid" "$(tail -n 1 "${outf[$node]}")"
       rc=1
     fi
-    rm -f "${outf[$svc]}"
+    rm -f "${outf[$node]}"
   done
   return $rc
 }
 
 cmd_status() {
-  local svc pid ans
-  for svc in "${ALL_SERVICES[@]}"; do
-    if answers "$svc"; then ans="answers on 127.0.0.1:${PORT[$svc]}"; else ans="port ${PORT[$svc]} not answering"; fi
-    if pid=$(our_pid "$svc"); then
-      printf '%-10s running  pid %-8s RSS %5s MiB  %s\n' "$svc" "$pid" "$(rss_mib "$pid")" "$ans"
+  local node pid ans where
+  for node in "${ALL_NODES[@]}"; do
+    # the cluster's nodes only once they exist
+    in_cluster "$node" && [[ ! -d $LOCAL/$node ]] && continue
+    where="$(host "$node"):${PORT[$(kind "$node")]}"
+    if answers "$node"; then ans="answers on $where"; else ans="$where not answering"; fi
+    if pid=$(our_pid "$node"); then
+      printf '%-12s running  pid %-8s RSS %5s MiB  %s\n' "$node" "$pid" "$(rss_mib "$pid")" "$ans"
     else
-      printf '%-10s stopped  %-34s %s\n' "$svc" "" "$ans"
+      [[ $ans == answers* ]] && ans="$ans (another server: not this node)"
+      printf '%-12s stopped  %-34s %s\n' "$node" "" "$ans"
     fi
   done
 }
 
 cmd_clean_data() {
-  cmd_down all
-  local svc
-  for svc in "${ALL_SERVICES[@]}"; do
-    rm -rf "${LOCAL:?}/$svc/data" "$LOCAL/$svc/cluster.id"
-    log "$svc: data removed (.local/$svc/data)"
+  cmd_down
+  local node
+  for node in "${ALL_NODES[@]}"; do
+    [[ -d $LOCAL/$node ]] || continue
+    rm -rf "${LOCAL:?}/$node/data" "$LOCAL/$node/cluster.id"
+    log "$node: data removed (.local/$node/data)"
   done
+  rm -f "$LOCAL/kafka-cluster.id"
 }
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # up/down/clean-data of one checkout are serialized: two concurrent `up`s would otherwise both
@@ -383,9 +501,10 @@ lock() {
 
 case ${1:-} in
   up) lock; cmd_up "${2:-all}" ;;
-  down) lock; cmd_down "${2:-all}" ;;
+  down) lock; cmd_down "${2:-}" ;;
   status) cmd_status ;;
   clean-data) lock; cmd_clean_data ;;
+  jars) lock; ensure_jars kafka; ensure_jars cassandra ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

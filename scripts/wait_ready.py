@@ -3,14 +3,15 @@
 
 A service is ready when it answers its real wire protocol, not merely when its port is open:
 
-* kafka:     ApiVersions v0, then Metadata v1 must list at least one broker and a controller.
+* kafka:     ApiVersions v0, then Metadata v1 must list ``--nodes`` brokers (default 1) and a controller.
 * cassandra: CQL native protocol v4 OPTIONS, STARTUP, then
-             ``SELECT release_version FROM system.local`` must return a row.
+             ``SELECT release_version FROM system.local`` must return a row, and with ``--nodes N``
+             above 1, ``system.peers`` must list the N - 1 other nodes of the cluster.
 
 Usage::
 
-    wait_ready.py kafka     [--host 127.0.0.1] [--port 9092] [--timeout 120] [--pid PID] [--since EPOCH]
-    wait_ready.py cassandra [--host 127.0.0.1] [--port 9042] [--timeout 120] [--pid PID] [--since EPOCH]
+    wait_ready.py kafka     [--host 127.0.0.1] [--port 9092] [--nodes 1] [--timeout 120] [--pid PID] [--since EPOCH]
+    wait_ready.py cassandra [--host 127.0.0.1] [--port 9042] [--nodes 1] [--timeout 120] [--pid PID] [--since EPOCH]
     wait_ready.py kafka --once      # a single probe, for `services.sh status`
 
 Exit status 0 when ready (prints one line: ``ready <seconds> <detail>``); 1 on timeout or when
@@ -84,7 +85,7 @@ def _kafka_request(sock: socket.socket, api_key: int, version: int, corr: int, b
     return reader
 
 
-def check_kafka(host: str, port: int, timeout: float = 5.0) -> str:
+def check_kafka(host: str, port: int, timeout: float = 5.0, nodes: int = 1) -> str:
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         # ApiVersions (18) v0: empty body.
@@ -104,8 +105,8 @@ def check_kafka(host: str, port: int, timeout: float = 5.0) -> str:
             r.string(nullable=True)  # rack
             brokers.append(f"{node_id}@{bhost}:{bport}")
         controller = r.take(">i")
-        if not brokers:
-            raise NotReady("metadata lists no broker yet")
+        if len(brokers) < nodes:
+            raise NotReady(f"metadata lists {len(brokers)} of {nodes} broker(s) yet")
         if controller < 0:
             raise NotReady("metadata has no controller yet")
         return f"apis={n_apis} brokers={','.join(brokers)} controller={controller}"
@@ -143,7 +144,38 @@ def _cql_frame(sock: socket.socket, stream: int, opcode: int, body: bytes) -> tu
     return got_op, reader
 
 
-def check_cassandra(host: str, port: int, timeout: float = 5.0) -> str:
+def _cql_query(sock: socket.socket, stream: int, cql: str) -> tuple[int, _Reader]:
+    """Run ``cql`` at consistency ONE; return the number of rows and a reader at the first row."""
+    # QUERY: <long string><consistency ONE=0x0001><flags byte 0>
+    op, r = _cql_frame(sock, stream, _OP_QUERY, _cql_long_string(cql) + struct.pack(">HB", 1, 0))
+    if op != _OP_RESULT:
+        raise NotReady(f"QUERY answered opcode {op}")
+    kind = r.take(">i")
+    if kind != 2:  # Rows
+        raise NotReady(f"QUERY result kind {kind}, expected rows")
+    flags = r.take(">i")
+    n_cols = r.take(">i")
+    if flags & 0x0002:  # has_more_pages: paging state <bytes>
+        n = r.take(">i")
+        r.pos += max(n, 0)
+    if flags & 0x0004:  # no_metadata
+        raise NotReady("no column metadata in result")
+    global_spec = flags & 0x0001
+    if global_spec:
+        r.string()
+        r.string()
+    for _ in range(n_cols):
+        if not global_spec:
+            r.string()
+            r.string()
+        r.string()  # column name
+        type_id = r.take(">H")
+        if type_id == 0x0000:  # custom type: class name
+            r.string()
+    return r.take(">i"), r
+
+
+def check_cassandra(host: str, port: int, timeout: float = 5.0, nodes: int = 1) -> str:
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         op, _ = _cql_frame(sock, 1, _OP_OPTIONS, b"")
@@ -155,39 +187,18 @@ def check_cassandra(host: str, port: int, timeout: float = 5.0) -> str:
             raise NotReady("server requires authentication")
         if op != _OP_READY:
             raise NotReady(f"STARTUP answered opcode {op}")
-        # QUERY: <long string><consistency ONE=0x0001><flags byte 0>
-        query = _cql_long_string("SELECT release_version FROM system.local") + struct.pack(">HB", 1, 0)
-        op, r = _cql_frame(sock, 3, _OP_QUERY, query)
-        if op != _OP_RESULT:
-            raise NotReady(f"QUERY answered opcode {op}")
-        kind = r.take(">i")
-        if kind != 2:  # Rows
-            raise NotReady(f"QUERY result kind {kind}, expected rows")
-        flags = r.take(">i")
-        n_cols = r.take(">i")
-        if flags & 0x0002:  # has_more_pages: paging state <bytes>
-            n = r.take(">i")
-            r.pos += max(n, 0)
-        if flags & 0x0004:  # no_metadata
-            raise NotReady("no column metadata in result")
-        global_spec = flags & 0x0001
-        if global_spec:
-            r.string()
-            r.string()
-        for _ in range(n_cols):
-            if not global_spec:
-                r.string()
-                r.string()
-            r.string()  # column name
-            type_id = r.take(">H")
-            if type_id == 0x0000:  # custom type: class name
-                r.string()
-        n_rows = r.take(">i")
+        n_rows, r = _cql_query(sock, 3, "SELECT release_version FROM system.local")
         if n_rows < 1:
             raise NotReady("system.local returned no row")
         n = r.take(">i")
         value = r.data[r.pos : r.pos + n].decode("utf-8", "replace") if n >= 0 else None
-        return f"release_version={value}"
+        detail = f"release_version={value}"
+        if nodes > 1:
+            peers, _ = _cql_query(sock, 4, "SELECT peer FROM system.peers")
+            if peers < nodes - 1:
+                raise NotReady(f"system.peers lists {peers} of the {nodes - 1} other node(s) yet")
+            detail += f" peers={peers}"
+        return detail
 
 
 CHECKS = {"kafka": check_kafka, "cassandra": check_cassandra}
@@ -216,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("service", choices=sorted(CHECKS))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--nodes", type=int, default=1, help="nodes the cluster must show (default 1)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (default 120)")
     parser.add_argument("--pid", type=int, help="give up early if this process dies")
     parser.add_argument("--since", type=float, help="epoch seconds the elapsed time is counted from")
@@ -229,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     last_error = "not probed"
     while True:
         try:
-            detail = check(args.host, port, timeout=3.0 if args.once else 5.0)
+            detail = check(args.host, port, timeout=3.0 if args.once else 5.0, nodes=args.nodes)
         except (OSError, NotReady) as exc:
             last_error = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else str(exc)
         else:

@@ -15,11 +15,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fanout import MemoryStore, Settings, StoreError
+
+_CHAOS_DIR = Path(__file__).parent / "chaos"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The chaos suite restarts the servers: it runs only when asked for (``make chaos``, the slice
+    in ``make test``, ``-m chaos`` or a path inside tests/chaos), never as part of a plain run."""
+    if "chaos" in (config.option.markexpr or ""):
+        return
+    for arg in config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path == _CHAOS_DIR or _CHAOS_DIR in path.parents:
+            return
+    chaos = [item for item in items if item.get_closest_marker("chaos")]
+    if chaos:
+        config.hook.pytest_deselected(items=chaos)
+        items[:] = [item for item in items if not item.get_closest_marker("chaos")]
 
 
 @pytest.fixture

@@ -1,95 +1,86 @@
-"""Case 1, the ceiling: raw timeline-row inserts per second on this node with this driver.
+"""Case 1, the ceiling: the pipeline's own rows written raw, by the best strategy the driver allows.
 
-``case1_raw_writer`` processes (as many as the pipeline has writers) insert one pass's rows into
-fanout's own ``timeline`` table with ``execute_concurrent``, single rows and one UNLOGGED batch per
-feed partition (fanout's batch limits); an in-flight sweep picks the best concurrency, then the
-repeats run at it. Beside them: one process, and the same rows through ``CassandraStore.apply``.
+The same rows as a pipeline pass (``harness/rawload.py``: the workload's planned rows, every
+follower feed and the author's feed) go into fanout's ``timeline`` table from client processes
+with cassandra-driver and nothing else: single rows, one batch per feed partition, and
+multi-partition batches per replica set of several sizes, each at a few in-flight depths and
+process counts (a sweep over part of a pass); then whole passes at each strategy's best. The
+best of them is the ceiling the pipeline is compared with. Beside it: the Cassandra JVM's own CPU
+per row ("Cassandra alone": the rows/s the node could take with every core to itself), client CPU
+per row, a native-core client (acsylla, the ``bench-native`` extra) on the same rows, and the
+same rows through ``CassandraStore.apply``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import json
-import sys
+import importlib.util
+import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.harness.context import ROOT, Context
+from benchmarks.harness.context import Context
 from benchmarks.harness.inputs import activity
-from benchmarks.harness.processes import child_env
+from benchmarks.harness.processes import cpu_seconds
+from benchmarks.harness.rawload import NATIVE_PROTOCOL, RawRun, RawWriters, Strategy
 from benchmarks.harness.stats import median, row
 from benchmarks.harness.stores import connect_store
 from benchmarks.harness.workload import Workload, user_id
 from fanout import TimelineWrite
-from fanout.cassandra import BATCH_MAX_BYTES, BATCH_MAX_STATEMENTS
 
-IN_FLIGHT = (32, 64, 128, 256)
-BATCH_LIMITS = f"<= {BATCH_MAX_STATEMENTS} statements / {BATCH_MAX_BYTES // 1024} KiB of values"
+DRIVER = "benchmarks.cases.case1_raw_writer"
+NATIVE = "benchmarks.cases.case1_native_writer"
+SWEEP: tuple[Strategy, ...] = (
+    Strategy("single", 1, 64), Strategy("single", 1, 256),
+    Strategy("partition", 1, 64), Strategy("partition", 1, 256),
+    *(Strategy("replica", rows, n) for rows in (10, 25, 40, 64) for n in (8, 32)),
+)
+NATIVE_SWEEP: tuple[Strategy, ...] = (Strategy("single", 1, 256), Strategy("replica", 25, 32),
+                                      Strategy("replica", 40, 32))
 
 
-class RawWriters:
-    """``parts`` persistent ``case1_raw_writer`` processes (the ceiling's client processes)."""
+def idle_cpu_rate(pid: int | None, seconds: float = 2.0) -> float:
+    """Cores the node burns with no bench load (others' requests, compaction, its own timers)."""
+    if not pid:
+        return 0.0
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / seconds
 
-    def __init__(self, ctx: Context, keyspace: str, parts: int) -> None:
-        self.ctx = ctx
-        self.keyspace = keyspace
-        self.parts = parts
-        self.procs: list[asyncio.subprocess.Process] = []
 
-    async def __aenter__(self) -> RawWriters:
-        for _ in range(self.parts):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "benchmarks.cases.case1_raw_writer", self.keyspace, cwd=ROOT,
-                env=child_env(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            )
-            self.procs.append(proc)
-        for proc in self.procs:
-            await self._answer(proc, 120)
-        return self
+def record(runs: Sequence[RawRun], idle: float) -> dict[str, float]:
+    """Medians of the runs: rows/s, requests per pass, client and server (minus idle) CPU per row."""
+    return {
+        "rate": median([r.rate for r in runs]),
+        "rows_per_request": median([r.rows / r.requests for r in runs if r.requests]),
+        "client_us_per_row": median([r.client_us_per_row for r in runs]),
+        "server_us_per_row": median([max(0.0, r.server_cpu_s - idle * r.seconds) / r.rows * 1e6 for r in runs]),
+        "server_gross_us_per_row": median([r.server_us_per_row for r in runs]),  # idle not subtracted
+    }
 
-    @staticmethod
-    async def _answer(proc: asyncio.subprocess.Process, limit_s: float) -> dict[str, Any]:
-        assert proc.stdout is not None  # started with stdout=PIPE
-        line = await asyncio.wait_for(proc.stdout.readline(), limit_s)
-        if not line:
-            raise RuntimeError(f"raw writer {proc.pid} exited (code {await proc.wait()})")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
 
-    @staticmethod
-    async def _tell(procs: list[asyncio.subprocess.Process], lines: list[bytes]) -> None:
-        for proc, line in zip(procs, lines, strict=True):
-            assert proc.stdin is not None  # started with stdin=PIPE
-            proc.stdin.write(line)
-        await asyncio.gather(*(proc.stdin.drain() for proc in procs if proc.stdin is not None))
+async def sweep(ctx: Context, writers: RawWriters, wl: Workload, strategies: Sequence[Strategy],
+                process_counts: Sequence[int], sweep_rows: int, pass_no: int) -> dict[tuple[Strategy, int], float]:
+    """Rows/s of every (strategy, processes) on the first ``sweep_rows`` rows of a pass."""
+    rates = {}
+    for parts in process_counts:
+        for strategy in strategies:
+            pass_no += 1
+            done = await writers.run(wl, ctx.t0_us, strategy, run=pass_no, parts=parts, limit=sweep_rows)
+            rates[(strategy, parts)] = done.rate
+        best = max((k for k in rates if k[1] == parts), key=lambda k: rates[k])
+        ctx.log(f"case 1: sweep, {parts} processes: best {best[0].name} {rates[best]:,.0f} rows/s")
+    return rates
 
-    async def run(self, wl: Workload, *, mode: str, concurrency: int, run: int, parts: int, limit: int = 0) -> float:
-        """Rows/s of one pass written by ``parts`` processes together."""
-        procs = self.procs[:parts]
-        commands = []
-        for i in range(parts):
-            cmd = {"users": wl.graph.users, "activities": len(wl.activities), "t0_us": self.ctx.t0_us, "run": run,
-                   "part": i, "parts": parts, "mode": mode, "concurrency": concurrency,
-                   "limit": limit // parts if limit else 0}
-            commands.append((json.dumps(cmd) + "\n").encode())
-        await self._tell(procs, commands)
-        for proc in procs:
-            await self._answer(proc, 300)
-        await self._tell(procs, [b"go\n"] * parts)
-        done = [await self._answer(proc, 900) for proc in procs]
-        return float(sum(d["rows"] for d in done) / (max(d["end"] for d in done) - min(d["start"] for d in done)))
 
-    async def __aexit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            if proc.returncode is None and proc.stdin is not None:
-                proc.stdin.close()
-        for proc in self.procs:
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+def best_per_kind(rates: dict[tuple[Strategy, int], float]) -> dict[str, tuple[Strategy, int]]:
+    best: dict[str, tuple[Strategy, int]] = {}
+    for key, rate in rates.items():
+        kind = key[0].kind
+        if kind not in best or rate > rates[best[kind]]:
+            best[kind] = key
+    return best
 
 
 async def store_rates(ctx: Context, wl: Workload, keyspace: str, in_flight: int, small: int,
@@ -121,62 +112,114 @@ async def store_rates(ctx: Context, wl: Workload, keyspace: str, in_flight: int,
     return rates
 
 
+async def measure(ctx: Context, module: str, ks: str, wl: Workload, strategies: Sequence[Strategy],
+                  counts: Sequence[int], sweep_rows: int, pass_no: int, idle: float
+                  ) -> tuple[dict[tuple[Strategy, int], float], dict[str, tuple[Strategy, int]],
+                             dict[str, list[RawRun]]]:
+    """Sweep with ``module``'s client processes, then whole passes at each kind's best."""
+    server = ctx.service_pids.get("cassandra")
+    async with RawWriters(module, [ks], max(counts), server) as writers:
+        await writers.run(wl, ctx.t0_us, Strategy("single", 1, 64), run=pass_no, limit=2000)  # warm-up
+        rates = await sweep(ctx, writers, wl, strategies, counts, sweep_rows, pass_no)
+        best = best_per_kind(rates)
+        passes: dict[str, list[RawRun]] = {kind: [] for kind in best}
+        pass_no += 1000
+        for _ in range(ctx.repeats):
+            for kind, (strategy, parts) in best.items():
+                pass_no += 1
+                passes[kind].append(await writers.run(wl, ctx.t0_us, strategy, run=pass_no, parts=parts))
+    ctx.log(f"case 1 ({module.rsplit('_', 2)[-2]}): " + "; ".join(
+        f"{s.name} x{p}: {median([r.rate for r in passes[k]]):,.0f} rows/s" for k, (s, p) in best.items()))
+    return rates, best, passes
+
+
 async def run(ctx: Context) -> dict[str, Any]:
-    """The physical limit: raw timeline inserts with the driver, no fanout code in the way."""
+    """The ceiling: the pipeline's own rows written raw by the best strategy the driver allows."""
     wl = ctx.standard_workload()
     ks = ctx.keyspace("ceiling")
     store = await connect_store(ctx.settings, ks)  # the same table (fanout's own DDL)
     await store.close()
-    parts = ctx.high_writers + ctx.low_writers  # as many client processes as the pipeline has writers
-    sweep_rows = 30_000 if not ctx.quick else 4_000
+    writers = ctx.high_writers + ctx.low_writers
+    counts = sorted({1, 2, writers})
+    sweep_rows = 20_000 if not ctx.quick else 6_000
+    server = ctx.service_pids.get("cassandra")
+    if server is None:
+        raise RuntimeError("no Cassandra process listens on the CQL port here: its CPU per row cannot be read "
+                           "(run the bench on the machine that runs the node)")
+    idle = idle_cpu_rate(server)
+    ctx.log(f"case 1: the node burns {idle:.2f} cores idle (subtracted); sweep of {len(SWEEP)} strategies x "
+            f"{counts} processes on {sweep_rows:,} rows")
+    rates, best, passes = await measure(ctx, DRIVER, ks, wl, SWEEP, counts, sweep_rows, 10_000, idle)
+    kinds = {kind: record(runs, idle) for kind, runs in passes.items()}
+    top = max(kinds, key=lambda k: kinds[k]["rate"])
+    cores = os.cpu_count() or 1
+    ceiling = kinds[top]
+    alone = cores / (ceiling["server_us_per_row"] / 1e6) if ceiling["server_us_per_row"] else float("nan")
+    gross = ceiling["server_gross_us_per_row"]
+    alone_low = cores / (gross / 1e6) if gross else float("nan")
+    ctx.shared["ceiling"] = {"rate": ceiling["rate"], "strategy": best[top][0].name, "processes": best[top][1]}
+    rows = [row(f"ceiling: raw {best[top][0].name}, {best[top][1]} processes (cassandra-driver)",
+                [r.rate for r in passes[top]], "rows/s", **ceiling)]
+    rows += [row(f"raw {best[k][0].name}, {best[k][1]} processes (cassandra-driver)", [r.rate for r in passes[k]],
+                 "rows/s", **kinds[k]) for k in kinds if k != top]
+    rows.append({"name": "Cassandra alone: node CPU per row at the ceiling, minus its idle rate", "unit": "us/row",
+                 "median": ceiling["server_us_per_row"], "runs": []})
+    rows.append({"name": f"Cassandra alone: rows/s with all {cores} cores to the node (from the line above)",
+                 "unit": "rows/s", "median": alone, "runs": []})
+    rows.append({"name": "Cassandra alone, gross: all the node's CPU during the passes per row (an upper bound "
+                 "when others use the node)", "unit": "us/row", "median": gross, "runs": []})
+    rows.append({"name": f"Cassandra alone, gross: rows/s with all {cores} cores to the node (a lower bound)",
+                 "unit": "rows/s", "median": alone_low, "runs": []})
+    notes = []
+    native: dict[str, Any] = {}
+    if importlib.util.find_spec("acsylla") is None:
+        reason = "acsylla is not installed (pip install -e '.[bench-native]'); the native reference line is skipped"
+        ctx.log(f"[yellow]case 1: {reason}[/]")
+        notes.append(reason)
+    else:
+        try:
+            n_rates, n_best, n_passes = await measure(ctx, NATIVE, ks, wl, NATIVE_SWEEP, [max(counts)], sweep_rows,
+                                                      50_000, idle)
+        except Exception as exc:  # an optional reference line: the ceiling stands without it, the reason is kept
+            reason = f"the native reference line (acsylla) failed: {type(exc).__name__}: {exc}"
+            ctx.log(f"[red]case 1: {reason}[/]")
+            notes.append(reason)
+        else:
+            n_kinds = {kind: record(runs, idle) for kind, runs in n_passes.items()}
+            for k in n_kinds:
+                rows.append(row(f"native reference: acsylla {n_best[k][0].name}, {n_best[k][1]} processes "
+                                f"(protocol v{NATIVE_PROTOCOL})", [r.rate for r in n_passes[k]], "rows/s",
+                                **n_kinds[k]))
+            native = {f"{s.name} x{p}": v for (s, p), v in n_rates.items()}
     small = 20_000 if not ctx.quick else 5_000
-    sweep: dict[str, dict[int, float]] = {"single": {}, "grouped": {}}
-    pass_no = 1000
-    ctx.log(f"case 1: in-flight sweep {IN_FLIGHT} per process, {parts} processes, {sweep_rows:,} rows each")
-    finals: dict[str, list[float]] = {k: [] for k in ("single_n", "grouped_n", "single_1", "grouped_1")}
-    async with RawWriters(ctx, ks, parts) as writers:
-        await writers.run(wl, mode="single", concurrency=64, run=pass_no, parts=parts, limit=2000)  # warm-up
-        for n in IN_FLIGHT:
-            for mode in sweep:
-                pass_no += 1
-                sweep[mode][n] = await writers.run(wl, mode=mode, concurrency=n, run=pass_no, parts=parts,
-                                                   limit=sweep_rows)
-        best = {mode: max(rates, key=lambda k: rates[k]) for mode, rates in sweep.items()}
-        ctx.log(f"case 1: sweep { {m: {k: round(v) for k, v in r.items()} for m, r in sweep.items()} }; best {best}")
-        for _ in range(ctx.repeats):
-            for key, mode, n_parts, limit in (("single_n", "single", parts, 0), ("grouped_n", "grouped", parts, 0),
-                                              ("single_1", "single", 1, small), ("grouped_1", "grouped", 1, 0)):
-                pass_no += 1
-                finals[key].append(await writers.run(wl, mode=mode, concurrency=best[mode], run=pass_no,
-                                                     parts=n_parts, limit=limit))
-    ctx.log(f"case 1: {parts} processes: single {median(finals['single_n']):,.0f}/s, grouped "
-            f"{median(finals['grouped_n']):,.0f}/s")
-    store_runs = await store_rates(ctx, wl, ks, best["single"], small, pass_no)
-    ctx.shared["ceiling"] = {"single": median(finals["single_n"]), "grouped": median(finals["grouped_n"]),
-                             "processes": parts}
+    store_runs = await store_rates(ctx, wl, ks, 256, small, 90_000)
+    rows.append(row("fanout CassandraStore.apply concurrent, 1 process x 256", store_runs["concurrent"]))
+    rows.append(row("fanout CassandraStore.apply partition_batch, 1 process x 256", store_runs["partition_batch"]))
     return {
-        "title": "Ceiling: raw Cassandra timeline inserts (same driver, node and table)",
-        "inputs": {**wl.describe(), "rows_per_pass": wl.deliveries(), "client_processes": parts,
-                   "sweep_rows": sweep_rows, "in_flight_sweep": list(IN_FLIGHT),
-                   "one_process_single_rows": small, "batch_limits": BATCH_LIMITS},
-        "rows": [
-            row(f"raw single-row inserts, {parts} processes x {best['single']} in flight", finals["single_n"],
-                in_flight=best["single"]),
-            row(f"raw unlogged batch per partition, {parts} processes x {best['grouped']} in flight",
-                finals["grouped_n"], in_flight=best["grouped"]),
-            row(f"raw single-row inserts, 1 process x {best['single']} in flight", finals["single_1"]),
-            row(f"raw unlogged batch per partition, 1 process x {best['grouped']} in flight", finals["grouped_1"]),
-            row(f"fanout CassandraStore.apply concurrent, 1 process x {best['single']}", store_runs["concurrent"]),
-            row(f"fanout CassandraStore.apply partition_batch, 1 process x {best['single']}",
-                store_runs["partition_batch"]),
-        ],
-        "sweep": {mode: {str(k): v for k, v in rates.items()} for mode, rates in sweep.items()},
+        "title": "Ceiling: the pipeline's own rows written raw (same driver, node, table and rows)",
+        "inputs": {**wl.describe(), "rows_per_pass": wl.deliveries(), "sweep_rows": sweep_rows,
+                   "process_counts": counts, "strategies": [s.name for s in SWEEP],
+                   "node_idle_cores": round(idle, 3), "protocol_version": ctx.settings.cassandra_protocol_version},
+        "rows": rows,
+        "ceiling": {"rate": ceiling["rate"], "strategy": best[top][0].to_json(), "processes": best[top][1],
+                    **ceiling, "cassandra_alone_rows_per_s": alone,
+                    "cassandra_alone_gross_rows_per_s": alone_low, "cassandra_pid": server},
+        "sweep_table": [{"strategy": s.name, "processes": p, "rate": v} for (s, p), v in rates.items()],
+        "native_sweep": native,
+        "summary": {"ceiling_rows_per_s": ceiling["rate"]},
+        "summary_runs": {"ceiling_rows_per_s": len(passes[top])},
         "notes": [
-            "Raw writes: cassandra.concurrent.execute_concurrent (the driver's fastest path), prepared "
-            f"statements, {parts} client processes (as many as the pipeline's writers) each owning a share of "
-            "the feeds, started together; grouped = a pass's rows grouped by feed partition, one UNLOGGED "
-            f"batch per partition ({BATCH_LIMITS}: fanout.cassandra's BATCH_MAX_STATEMENTS and "
-            "BATCH_MAX_BYTES, the limits of its partition_batch write mode).",
-            "The pipeline's ratio to the ceiling uses the multi-process single-row and grouped rates.",
+            *notes,
+            "Rows: one pass of the workload's planned rows (each follower feed and the author's feed), the rows the "
+            "pipeline writes, into fanout's own timeline table; each client process owns a share of the feeds.",
+            "Strategies: single = one prepared INSERT per row; partition = one UNLOGGED batch per feed partition "
+            "(fanout's partition_batch limits); replica = rows grouped by replica set (driver token map), sorted "
+            "by feed, cut into N-row UNLOGGED batches. Requests built while timed, sent with execute_concurrent.",
+            "Server CPU per row: the Cassandra JVM's utime+stime (/proc/<pid>/stat) over each pass, minus its idle "
+            f"rate ({idle:.2f} cores), per row; exact only when nothing else writes to the node. "
+            "Client CPU per row: the client processes' own CPU (all threads).",
+            "Cassandra alone = cores / server CPU per row: the rows/s the node would take if clients cost nothing. "
+            "On a node others use too, their load moves between the idle measurement and the passes, so the net "
+            "figure can read near 0; the gross one (nothing subtracted) is then the honest upper bound per row.",
         ],
     }

@@ -23,8 +23,8 @@ async def run(ctx: Context) -> dict[str, Any]:
     ratios = {}
     ceiling = ctx.shared.get("ceiling")
     if ceiling:
-        ratios["pipeline / ceiling (raw single-row)"] = median(rates) / ceiling["single"]
-        ratios["pipeline / ceiling (raw grouped)"] = median(rates) / ceiling["grouped"]
+        ratios[f"pipeline / ceiling ({ceiling['strategy']}, {ceiling['processes']} processes)"] = (
+            median(rates) / ceiling["rate"])
     cpu = {k: median([r.extra["cpu_s"].get(k, 0.0) for r in results]) for k in results[0].extra["cpu_s"]}
     wall = median([r.seconds for r in results])
     cores = os.cpu_count() or 0
@@ -34,10 +34,15 @@ async def run(ctx: Context) -> dict[str, Any]:
                    f"{ctx.low_writers} low writers (one process each)",
                    "batch_max_records": ctx.settings.batch_max_records, "max_in_flight": ctx.settings.max_in_flight,
                    "verified": results[0].verified},
-        "rows": [row("pipeline deliveries/s", rates)],
+        "rows": [row("pipeline deliveries/s", rates),
+                 *(row(f"{p.upper()} p{q} under full load", [r.pcts(p)[i] for r in results], "s")
+                   for p in ("high", "low") for i, q in ((0, 50), (2, 99)))],
         "latency": latency_rows(results),
         "latency_runs": [{"high": r.pcts("high"), "low": r.pcts("low")} for r in results],
         "ratios": ratios,
+        "summary": {"pipeline_rows_per_s": median(rates),
+                    "high_p99_s_loaded": median([r.pcts("high")[2] for r in results])},
+        "summary_runs": {"pipeline_rows_per_s": len(rates), "high_p99_s_loaded": len(results)},
         "series": {"case3": series(mid)},
         "cpu_per_pass_s": {**cpu, "wall": round(wall, 2), "cores": cores},
         "notes": [f"CPU seconds per pass (median; wall {wall:.1f}s x {os.cpu_count()} cores = "

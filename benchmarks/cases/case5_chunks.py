@@ -26,9 +26,15 @@ async def run(ctx: Context) -> dict[str, Any]:
         rates = [r.rate for r in results]
         lat = latency_rows(results)
         rows.append(row(f"chunk size {cs}", rates, chunks_per_pass=wl.chunks(cs)))
-        table.append({"chunk_size": cs, "rate": median(rates), "chunks": wl.chunks(cs),
+        spread = {}
+        for p in ("high", "low"):
+            for i, q in ((0, "p50"), (2, "p99")):
+                per_run = [r.pcts(p)[i] for r in results]
+                spread[f"{p}_{q}_min"], spread[f"{p}_{q}_max"] = min(per_run), max(per_run)
+        table.append({"chunk_size": cs, "rate": median(rates), "rate_min": min(rates), "rate_max": max(rates),
+                      "chunks": wl.chunks(cs),
                       **{f"high_{k}": v for k, v in lat["high"].items()},
-                      **{f"low_{k}": v for k, v in lat["low"].items()}})
+                      **{f"low_{k}": v for k, v in lat["low"].items()}, **spread})
     await session(ctx, 100)
     return {
         "title": "Chunk size sweep: throughput and latency",
@@ -36,5 +42,5 @@ async def run(ctx: Context) -> dict[str, Any]:
         "rows": rows,
         "sweep": table,
         "notes": ["The same writers throughout; only the planner restarts with each chunk size. Latency "
-                  "percentiles per follower, pooled over the runs."],
+                  "percentiles per follower, pooled over the runs; the plot's error bars span the runs (min-max)."],
     }

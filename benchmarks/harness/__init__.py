@@ -7,7 +7,10 @@ inputs          fanout events, activities and follow edges made from the workloa
 stores          Cassandra keyspaces (connect, drop) and loading follow graphs into a store
 eager           one eager pass through ``Fanout``; planner sinks that count or keep chunks
 pipeline        ``Session``: the real Kafka pipeline under measurement (topics, tracker, watcher)
-workers         the pipeline's worker processes (planner, writers)
+workers         the pipeline's worker processes (planner, writers, follows agents)
+rawload         raw timeline writes: the workload's planned rows, write strategies, client processes
+stack           the servers measured: waiting for the node and the group coordinator, --fresh-stack
+summary         the results' top-level ``summary`` (numbers only) and its run counts
 tracking        chunks seen, committed offsets over time, ``PassResult``, latency percentiles
 processes       child environments, stopping processes, CPU seconds, is a service reachable
 memory          RSS from /proc (sampled while something runs), tracemalloc peaks

@@ -35,6 +35,7 @@ class Context:
     stamp: str = ""  # names the result files of this run
     high_writers: int = 2
     low_writers: int = 1
+    follows_workers: int = 1  # case 8: follows agent processes
     large: int = 0  # followers of case 6's account through Cassandra and the pipeline (0: default)
     keep: bool = False
     profile_workers: bool = False  # run the pipeline's workers under cProfile
@@ -42,6 +43,7 @@ class Context:
     keyspaces: list[str] = field(default_factory=list)  # created by this run: dropped at the end
     topic_prefixes: list[str] = field(default_factory=list)
     shared: dict[str, Any] = field(default_factory=dict)  # results one case hands to another
+    service_pids: dict[str, int] = field(default_factory=dict)  # "cassandra", "kafka": the servers measured
     t0_us: int = field(default_factory=lambda: now_micros() - 3_600_000_000)
 
     @property

@@ -28,6 +28,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fanout import ActivityEvent, CassandraStore, Settings
@@ -36,6 +37,7 @@ from fanout.codec import decode_chunk, encode
 from .context import DAY_US, Context
 from .errors import PipelineUnavailable
 from .inputs import Edge, edges_of, events
+from .stack import wait_for_coordinator
 from .stores import connect_store, ensure_edges
 from .tracking import POLL_S, ChunkRec, CommitHistory, Latency, PassResult
 from .workers import Workers
@@ -99,9 +101,11 @@ class Session:
             "planner": group_id(s.topic_prefix, "planner"),
             "high": group_id(s.topic_prefix, "writer", "high"),
             "low": group_id(s.topic_prefix, "writer", "low"),
+            "follows": group_id(s.topic_prefix, "follows"),
         }
         self.admin = KafkaClients(s).admin_client()
         await self.admin.start()
+        await self._coordinator()
         parts = await describe_topics(s)
         self.tracker = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap, enable_auto_commit=False,
                                         group_id=None, auto_offset_reset="earliest", client_id="bench-tracker")
@@ -117,15 +121,29 @@ class Session:
         await self._ready()
         return self
 
+    async def _coordinator(self) -> None:
+        """Wait for the group coordinator, as the agents do (``stack.wait_for_coordinator``)."""
+        try:
+            waited = await wait_for_coordinator(self.settings)
+        except RuntimeError as exc:
+            raise PipelineUnavailable(str(exc)) from exc
+        if waited > 1:
+            self.ctx.log(f"pipeline: the group coordinator answered after {waited:.1f}s (a fresh broker)")
+
+    async def _describe(self, group: str) -> tuple[str, int]:
+        """(state, members) of a consumer group; retriable errors (no coordinator yet) are retried."""
+        from fanout.retry import retry
+
+        described = await retry(partial(self.admin.describe_consumer_groups, [group]), within=60.0,
+                                first_delay=0.1, max_delay=2.0)
+        g = described[0].to_object()["groups"][0]
+        return g["state"], len(g["members"])
+
     async def _members(self, want: dict[str, int]) -> None:
         deadline = time.monotonic() + 90
         while True:
             self.workers.check_alive()
-            states = {}
-            for key in want:
-                described = await self.admin.describe_consumer_groups([self.groups[key]])
-                g = described[0].to_object()["groups"][0]
-                states[key] = (g["state"], len(g["members"]))
+            states = {key: await self._describe(self.groups[key]) for key in want}
             if all(states[k] == ("Stable", n) for k, n in want.items()):
                 return
             if time.monotonic() > deadline:
@@ -152,6 +170,13 @@ class Session:
         self.settings = self.settings.replace(chunk_size=chunk_size)
         self.workers.spawn(self.settings, [("planner", [])])
         await self._ready()
+
+    async def start_follows(self, count: int) -> None:
+        """Start ``count`` follows agents (once per session) and wait until they joined their group."""
+        running = sum(1 for name, _ in self.workers.procs if name.startswith("follows"))
+        if running < count:
+            self.workers.spawn(self.settings, [("follows", [])] * (count - running))
+        await self._members({"follows": count})
 
     async def stop(self) -> None:
         self.workers.stop()

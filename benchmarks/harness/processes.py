@@ -67,10 +67,39 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def service_pids() -> dict[str, int]:
-    """Pids of the local Kafka and Cassandra (``scripts/services.sh`` writes them)."""
+def listening_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` in this network namespace (root sees every
+    process; None when nobody listens or the owner is not visible)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as fh:
+            for line in list(fh)[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                        return pid
+    return None
+
+
+def service_pids(cassandra_port: int = 9042, kafka_port: int = 9092) -> dict[str, int]:
+    """Pids of the Cassandra node and the Kafka broker this bench talks to, found by the port they
+    listen on (whichever checkout started them), plus this checkout's cluster nodes (``cassandra-1``
+    ... ``kafka-3``, from the pid files ``scripts/services.sh`` writes) when they run."""
     out = {}
-    for name in ("cassandra", "kafka"):
+    for name, port in (("cassandra", cassandra_port), ("kafka", kafka_port)):
+        pid = listening_pid(port)
+        if pid is not None:
+            out[name] = pid
+    for name in (f"{kind}-{n}" for kind in ("cassandra", "kafka") for n in (1, 2, 3)):  # make up's cluster nodes
         with contextlib.suppress(OSError, ValueError):
-            out[name] = int((ROOT / ".local" / name / "pid").read_text().split()[0])
+            pid = int((ROOT / ".local" / name / "pid").read_text().split()[0])
+            os.kill(pid, 0)
+            out[name] = pid
     return out

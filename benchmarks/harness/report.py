@@ -62,6 +62,13 @@ def print_table(console: Console, results: dict[str, Any]) -> None:
     for row in summary_rows(results):
         table.add_row(*row)
     console.print(table)
+    console.print("summary: " + ", ".join(f"{k} {_number(v)}" for k, v in results.get("summary", {}).items()))
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "null"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def write_json(path: Path, results: dict[str, Any]) -> None:
@@ -74,6 +81,20 @@ def write_markdown(path: Path, results: dict[str, Any], plots: list[str]) -> Non
         "",
         f"{'Quick' if results['quick'] else 'Full'} run, medians of {results['repeats']} runs per case; "
         f"machine: {results['machine']}. Reproduce: `make bench` (see `benchmarks/README.md`).",
+        "",
+        f"Stack: {results.get('stack', '')}.",
+        "",
+        "## Summary",
+        "",
+        "Medians of the runs (`summary` in the JSON, the run counts in `summary_runs`; null = the case did "
+        "not run).",
+        "",
+        "| key | value | median of |",
+        "| --- | ---: | ---: |",
+        *(f"| `{k}` | {_number(v)} | {results.get('summary_runs', {}).get(k, 0)} runs |"
+          for k, v in results.get("summary", {}).items()),
+        "",
+        "## All measurements",
         "",
         "| case | measure | median | runs |",
         "| ---: | --- | ---: | --- |",
@@ -89,6 +110,10 @@ def write_markdown(path: Path, results: dict[str, Any], plots: list[str]) -> Non
             continue
         lines.append("Inputs: " + "; ".join(f"{k}: {v}" for k, v in case.get("inputs", {}).items()))
         lines.append("")
+        if "load_average" in case:
+            before, after = case["load_average"]
+            lines += [f"Took {case.get('elapsed_s', 0):.0f} s; machine load average {before} before, {after} after.",
+                      ""]
         for note in case.get("notes", []):
             lines.append(f"- {note}")
         if "sweep" in case and isinstance(case["sweep"], list):
@@ -97,11 +122,17 @@ def write_markdown(path: Path, results: dict[str, Any], plots: list[str]) -> Non
             for r in case["sweep"]:
                 lines.append(f"| {r['chunk_size']} | {r['chunks']} | {r['rate']:,.0f} | {r['high_p50']:.2f}s | "
                              f"{r['high_p99']:.2f}s | {r['low_p50']:.2f}s | {r['low_p99']:.2f}s |")
-        elif "sweep" in case:
-            lines += ["", "| in flight | " + " | ".join(case["sweep"]["single"]) + " |",
-                      "| --- |" + " ---: |" * len(case["sweep"]["single"])]
-            for mode, rates in case["sweep"].items():
-                lines.append(f"| {mode} rows/s | " + " | ".join(f"{v:,.0f}" for v in rates.values()) + " |")
+        if "sweep_table" in case:
+            lines += ["", "| sweep (part of a pass) | processes | rows/s |", "| --- | ---: | ---: |"]
+            lines += [f"| {r['strategy']} | {r['processes']} | {r['rate']:,.0f} |" for r in case["sweep_table"]]
+        if "ceiling" in case:
+            lines += ["", "| strategy | rows/s | rows/request | client CPU us/row | Cassandra CPU us/row, minus idle "
+                      "| Cassandra CPU us/row, gross |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+            for r in case["rows"]:
+                if "client_us_per_row" in r:
+                    lines.append(f"| {r['name']} | {r['median']:,.0f} | {r['rows_per_request']:.1f} | "
+                                 f"{r['client_us_per_row']:.1f} | {r['server_us_per_row']:.1f} | "
+                                 f"{r.get('server_gross_us_per_row', math.nan):.1f} |")
         if "profile" in case:
             for label, section in case["profile"].items():
                 lines += ["", f"**{label}**: wall {section['wall_s']} s, process CPU {section['process_cpu_s']} s, "

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from fanout import CassandraStore, Settings, Store
@@ -23,6 +24,17 @@ async def connect_store(settings: Settings, keyspace: str, *, migrate: bool = Tr
     if migrate:
         await store.migrate()
     return store
+
+
+async def wait_for_cassandra(settings: Settings, within: float = 300.0) -> float:
+    """Connect until the node takes a driver session (a fresh node on a loaded machine answers its
+    readiness probe well before the driver's schema queries); seconds waited."""
+    from fanout.retry import retry
+
+    started = time.monotonic()
+    store = await retry(partial(CassandraStore.connect, settings), within=within, first_delay=1.0, max_delay=10.0)
+    await store.close()
+    return time.monotonic() - started
 
 
 async def drop_keyspaces(settings: Settings, names: Sequence[str]) -> None:

@@ -81,7 +81,7 @@ class Workers:
         for name, proc in self.procs:
             role = name.rsplit("-", 1)[0]
             out[role] = out.get(role, 0.0) + cpu_seconds(proc.pid)
-        for name, pid in service_pids().items():
+        for name, pid in (self.ctx.service_pids or service_pids()).items():  # run.py sets them per case
             out[name] = cpu_seconds(pid)
         out["bench"] = cpu_seconds()
         return out

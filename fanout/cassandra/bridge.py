@@ -94,9 +94,10 @@ class DriverBridge:
             rows.extend(more)
         return rows
 
-    async def run_all(self, requests: Iterable[Any], what: str) -> None:
-        """Send every request with at most ``max_in_flight`` outstanding; return when all are
-        acknowledged; on the first failure stop sending, wait for the rest, raise StoreError."""
+    async def run_all(self, requests: Iterable[Any], what: str, *, limit: int | None = None) -> None:
+        """Send every request with at most ``max_in_flight`` outstanding (and at most ``limit`` of
+        this call's); return when all are acknowledged; on the first failure stop sending, wait
+        for the rest, raise StoreError."""
         if self.closed:
             raise closed_error()
         loop = asyncio.get_running_loop()
@@ -106,11 +107,14 @@ class DriverBridge:
         submitting = True
         errors: list[BaseException] = []
         sem = self.in_flight
+        mine = asyncio.Semaphore(limit) if limit is not None else None
 
         def finish(exc: BaseException | None) -> None:
             nonlocal pending
             pending -= 1
             sem.release()
+            if mine is not None:
+                mine.release()
             if exc is not None:
                 errors.append(exc)
             if pending == 0 and not submitting and not all_done.done():
@@ -126,11 +130,15 @@ class DriverBridge:
             for request in requests:
                 if errors:
                     break
+                if mine is not None:
+                    await mine.acquire()
                 await sem.acquire()
                 try:
                     response = self._submit(request, None, None)
                 except BaseException:
                     sem.release()
+                    if mine is not None:
+                        mine.release()
                     raise
                 pending += 1
                 response.add_callbacks(ok, failed)

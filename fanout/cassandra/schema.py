@@ -38,7 +38,8 @@ def create_schema(ks: str, replication: int) -> list[str]:
           AND comment = 'fanout: one partition per feed, newest first'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.activities (
             activity_id text PRIMARY KEY,
-            actor text, verb text, object text, target text, ts bigint, extra text, removed boolean
+            actor text, verb text, object text, target text, ts bigint, extra text, removed boolean,
+            to_feeds list<text>
         ) WITH comment = 'fanout: activity registry'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.followers (
             followee text, follower text, following boolean, active_until bigint,
@@ -48,6 +49,10 @@ def create_schema(ks: str, replication: int) -> list[str]:
             follower text, followee text, following boolean, decided_at bigint,
             PRIMARY KEY ((follower), followee)
         ) WITH comment = 'fanout: follow graph by follower'""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.notification_marks (
+            feed text, group_id text, seen bigint, read bigint,
+            PRIMARY KEY ((feed), group_id)
+        ) WITH comment = 'fanout: seen/read marks of notification feeds, the greatest value wins'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.users (
             user text PRIMARY KEY, last_active bigint
         ) WITH comment = 'fanout: when a user was last active'""",
@@ -70,7 +75,7 @@ def create_schema(ks: str, replication: int) -> list[str]:
 
 #: Columns added to a table after its first release, as (table, column, CQL type): ``migrate`` adds
 #: the ones an older keyspace lacks (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is).
-ADDED_COLUMNS: Final = (("following", "decided_at", "bigint"),)
+ADDED_COLUMNS: Final = (("following", "decided_at", "bigint"), ("activities", "to_feeds", "list<text>"))
 
 #: Which columns a table of a keyspace has (bound: keyspace name, table name).
 TABLE_COLUMNS: Final = "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?"

@@ -36,9 +36,11 @@ class Statements:
 
     Every statement but ``truncate`` is marked idempotent: sending it twice changes nothing, since
     writes carry their own write timestamps, so the driver may send it again after a timeout.
+    Reads run at ``read_consistency`` (the driver's value; None: the session's default, which is
+    the write consistency, ``routing``).
     """
 
-    def __init__(self, prepare: Callable[[str], Any], ks: str, ttl: int) -> None:
+    def __init__(self, prepare: Callable[[str], Any], ks: str, ttl: int, read_consistency: int | None = None) -> None:
         using_ttl = f" AND TTL {ttl}" if ttl > 0 else ""
         reg_ttl = f" USING TTL {ttl}" if ttl > 0 else ""
         select = f"SELECT {ACTIVITY_COLUMNS} FROM {ks}.timeline WHERE feed = ?"
@@ -49,6 +51,8 @@ class Statements:
         def p(cql: str, idempotent: bool = True) -> Any:
             stmt = prepare(cql)
             stmt.is_idempotent = idempotent
+            if read_consistency is not None and cql.startswith("SELECT"):
+                stmt.consistency_level = read_consistency
             return stmt
 
         self.insert = p(
@@ -69,11 +73,12 @@ class Statements:
         self.truncate = p(f"TRUNCATE {ks}.timeline", idempotent=False)
 
         self.get_activity = p(
-            f"SELECT actor, verb, object, target, ts, extra, removed FROM {ks}.activities WHERE activity_id = ?"
+            f"SELECT actor, verb, object, target, ts, extra, removed, to_feeds FROM {ks}.activities "
+            "WHERE activity_id = ?"
         )
         self.put_activity = p(
-            f"INSERT INTO {ks}.activities (activity_id, actor, verb, object, target, ts, extra) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?){reg_ttl}"
+            f"INSERT INTO {ks}.activities (activity_id, actor, verb, object, target, ts, extra, to_feeds) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?){reg_ttl}"
         )
         self.mark_removed = p(f"UPDATE {ks}.activities{reg_ttl} SET removed = true WHERE activity_id = ?")
 
@@ -107,5 +112,10 @@ class Statements:
         edge = f"SELECT followee, following, decided_at, WRITETIME(following) FROM {ks}.following WHERE follower = ?"
         self.follow_edges = p(edge)
         self.follow_edge = p(f"{edge} AND followee = ?")
+        # notification marks (fanout.marks): value == write timestamp, so the greatest value wins
+        self.read_marks = p(f"SELECT group_id, seen, read FROM {ks}.notification_marks WHERE feed = ?")
+        mark = f"UPDATE {ks}.notification_marks USING TIMESTAMP ? SET"
+        self.mark_seen = p(f"{mark} seen = ? WHERE feed = ? AND group_id = ?")
+        self.mark_read = p(f"{mark} read = ? WHERE feed = ? AND group_id = ?")
         self.last_active = p(f"SELECT last_active FROM {ks}.users WHERE user = ?")
         self.set_last_active = p(f"UPDATE {ks}.users USING TIMESTAMP ? SET last_active = ? WHERE user = ?")

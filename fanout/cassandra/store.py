@@ -9,16 +9,27 @@ through ``bridge`` (bounded in flight, failures as ``StoreError`` by ``errors``)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from typing import Any, Final
+
+import msgspec
 
 from ..activity import Activity
 from ..errors import ConfigError, StoreError
 from ..settings import Settings
 from ..store import Edge, FollowerRow, Key, RegistryEntry, TimelineWrite
-from .batching import WRITE_MODES, row_deletes, timeline_requests
+from .batching import (
+    REPLICA_BATCH_ROWS,
+    ROWS_IN_FLIGHT,
+    WRITE_MODES,
+    ReplicaKey,
+    replica_requests,
+    row_deletes,
+    timeline_requests,
+)
 from .bridge import DriverBridge
 from .errors import closed_error, store_error
+from .marks import CassandraMarks
 from .pulled import PulledAccounts
 from .rows import activity_from_row, encode_extra
 from .schema import ADDED_COLUMNS, DDL_TIMEOUT, TABLE_COLUMNS, add_column, check_name, create_schema, drop_schema
@@ -40,7 +51,7 @@ def _connection_class() -> Any:
     return LibevConnection
 
 
-class CassandraStore(PulledAccounts, DeliveryTables):
+class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
     """The ``Store`` on Cassandra. Build it with ``await CassandraStore.connect(settings)``."""
 
     def __init__(
@@ -70,26 +81,17 @@ class CassandraStore(PulledAccounts, DeliveryTables):
     async def connect(
         cls, settings: Settings, *, keyspace: str | None = None, write_mode: str | None = None
     ) -> CassandraStore:
-        """Connect to ``settings.cassandra_hosts`` (the keyspace need not exist yet: ``migrate``)."""
-        from cassandra import ConsistencyLevel
+        """Connect to ``settings.cassandra_hosts`` (the keyspace need not exist yet: ``migrate``).
+
+        Requests are routed to a replica of their partition and run at the settings' write and read
+        consistency levels (``routing``)."""
         from cassandra.auth import PlainTextAuthProvider
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-        from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-        from cassandra.query import tuple_factory
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster
+
+        from .routing import execution_profile
 
         name = check_name(keyspace or settings.cassandra_keyspace)
-        try:
-            consistency = ConsistencyLevel.name_to_value[settings.cassandra_consistency.upper()]
-        except KeyError:
-            raise ConfigError(
-                f"FANOUT_CASSANDRA_CONSISTENCY={settings.cassandra_consistency!r} is not a consistency level"
-            ) from None
-        profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-            consistency_level=consistency,
-            request_timeout=_REQUEST_TIMEOUT,
-            row_factory=tuple_factory,
-        )
+        profile = execution_profile(settings, request_timeout=_REQUEST_TIMEOUT)
         auth = None
         if settings.cassandra_username:
             auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
@@ -143,8 +145,25 @@ class CassandraStore(PulledAccounts, DeliveryTables):
         if not writes:
             return
         s = await self._statements()
-        requests = timeline_requests(self.write_mode, writes, insert=s.insert, delete=s.delete)
-        await self._bridge.run_all(requests, "timeline write")
+        if self.write_mode != "replica_batch":
+            requests = timeline_requests(self.write_mode, writes, insert=s.insert, delete=s.delete)
+            await self._bridge.run_all(requests, "timeline write")
+            return
+        requests = replica_requests(writes, insert=s.insert, delete=s.delete, replicas=self._replica_key())
+        await self._bridge.run_all(requests, "timeline write", limit=ROWS_IN_FLIGHT // REPLICA_BATCH_ROWS)
+
+    def _replica_key(self) -> ReplicaKey | None:
+        """A feed's replica set from the driver's token map; None (one set) on one node."""
+        metadata = self.cluster.metadata
+        token_map = metadata.token_map
+        if token_map is None or len(metadata.all_hosts()) <= 1:
+            return None
+        from_key, keyspace = token_map.token_class.from_key, self.keyspace
+
+        def replicas(feed: str) -> Hashable:
+            return tuple(token_map.get_replicas(keyspace, from_key(feed.encode())))
+
+        return replicas
 
     async def read(
         self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None
@@ -208,17 +227,20 @@ class CassandraStore(PulledAccounts, DeliveryTables):
         rows = await self._bridge.fetch_all(s.get_activity.bind((activity_id,)), "get_activity")
         if not rows:
             return None
-        actor, verb, obj, target, ts, extra, removed = rows[0]
+        actor, verb, obj, target, ts, extra, removed, to = rows[0]
         activity = None
         if actor is not None:
             activity = activity_from_row((ts, activity_id, actor, verb, obj, target, extra))
+            if to:
+                activity = msgspec.structs.replace(activity, to=tuple(to))
         return RegistryEntry(activity, bool(removed))
 
     async def put_activity(self, activity: Activity) -> None:
         s = await self._statements()
         a = activity
         extra = None if a.extra is None else encode_extra(a.extra)
-        bound = s.put_activity.bind((a.id, a.actor, a.verb, a.object, a.target, a.ts, extra))
+        to = None if a.to is None else list(a.to)
+        bound = s.put_activity.bind((a.id, a.actor, a.verb, a.object, a.target, a.ts, extra, to))
         await self._bridge.execute(bound, what="put_activity")
 
     async def mark_removed(self, activity_id: str) -> None:
@@ -305,17 +327,27 @@ class CassandraStore(PulledAccounts, DeliveryTables):
             "set_active",
         )
 
+    def requests_by_host(self) -> dict[str, int]:
+        """Requests this store sent to each Cassandra node (address -> count) since it connected:
+        the coordinators token-aware routing chose (``fanout.cassandra.routing``)."""
+        from .routing import requests_by_host
+
+        return requests_by_host(self.cluster)
+
     # plumbing --------------------------------------------------------------------------
     async def _statements(self) -> Statements:
         if self._stmts is not None:
             return self._stmts
         if self.closed:
             raise closed_error()
+        from .routing import consistency_level
+
         async with self._prepare_lock:
             if self._stmts is None:
                 try:
                     self._stmts = await asyncio.to_thread(
-                        Statements, self.session.prepare, self.keyspace, self.settings.cassandra_ttl_seconds
+                        Statements, self.session.prepare, self.keyspace, self.settings.cassandra_ttl_seconds,
+                        consistency_level(self.settings.read_consistency),
                     )
                 except Exception as exc:
                     raise store_error(exc, f"preparing statements in keyspace {self.keyspace!r}") from exc

@@ -4,6 +4,7 @@
     pipeline  topics create|check, worker ROLE
     publish   publish
     read      feed, lag
+    groups    notifications (and feed of an aggregated kind)
     dead      dead [--redrive]
     replay    replay, rebuild
     serve     serve                               (the HTTP API)
@@ -24,9 +25,9 @@ from fanout._version import __version__
 from fanout.errors import FanoutError
 from fanout.settings import Settings
 
-from . import basic, dead, pipeline, publish, read, replay, serve
+from . import basic, dead, groups, pipeline, publish, read, replay, serve
 
-_COMMAND_MODULES = (basic, pipeline, publish, read, replay, dead, serve)
+_COMMAND_MODULES = (basic, pipeline, publish, read, groups, replay, dead, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -39,6 +39,8 @@ def register(subparsers: Any) -> None:
     publish.add_argument("--op", choices=["add", "remove"])
     publish.add_argument("--time", help="RFC 3339 time with a zone (default: the broker's timestamp)")
     publish.add_argument("--extra", help="a JSON object")
+    publish.add_argument("--to", action="append", metavar="KIND:USER",
+                         help="also deliver to this feed, e.g. notification:7 (repeatable)")
     group = publish.add_mutually_exclusive_group()
     group.add_argument("--follow", nargs=2, metavar=("FOLLOWER", "FOLLOWEE"))
     group.add_argument("--unfollow", nargs=2, metavar=("FOLLOWER", "FOLLOWEE"))
@@ -89,7 +91,7 @@ def _event_from_flags(args: argparse.Namespace, settings: Settings) -> Any:
     from fanout.codec import activity_event, check_event_time
 
     fields: dict[str, Any] = {
-        k: getattr(args, k) for k in ("actor", "verb", "object", "target", "id", "op", "time")
+        k: getattr(args, k) for k in ("actor", "verb", "object", "target", "id", "op", "time", "to")
     }
     fields = {k: v for k, v in fields.items() if v is not None}
     if args.extra:

@@ -1,6 +1,6 @@
 """``fanout feed``, ``fanout lag`` and ``fanout trace``: a feed, the agents' consumer lag, a delivery.
 
-    fanout feed USER [--kind timeline|user] [--limit N] [--before ID] [--json]
+    fanout feed USER [--kind timeline|user|aggregated|notification] [--limit N] [--before ID] [--json]
     fanout lag [--json]
     fanout trace ACTIVITY_ID [--json]
 """
@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
     """``feed`` and ``lag``."""
     feed = subparsers.add_parser("feed", help="read a feed from the Cassandra store, newest first")
     feed.add_argument("user")
-    feed.add_argument("--kind", default="timeline", help="timeline (default) or user")
+    feed.add_argument("--kind", default="timeline",
+                      help="timeline (default), user, or an aggregated kind (groups; notification: with counts)")
     feed.add_argument("--limit", type=int, default=25)
     feed.add_argument("--before", metavar="ID", help="only activities older than this activity id")
     feed.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -46,6 +47,10 @@ async def _feed_async(args: argparse.Namespace, settings: Settings) -> int:
     from fanout.agents.worker import open_store
     from fanout.core import Fanout
 
+    if args.kind in settings.aggregation():
+        from .groups import show
+
+        return await show(args, settings, notification=args.kind in settings.notification_kinds)
     store = await open_store(settings)
     async with Fanout(store, settings) as fanout:
         page = await fanout.read(args.user, kind=args.kind, limit=args.limit, before=args.before)

@@ -57,6 +57,10 @@ def create_app(
         ("GET", "/openapi.json", openapi),
         ("GET", "/metrics", prometheus),
         ("GET", "/v1/feeds/{kind}/{user:path}", api.feed),
+        # the marks first: their paths also match the read's `{user:path}` (a 405 names the first match's methods)
+        ("POST", "/v1/notifications/{user:path}/seen", api.mark_seen),
+        ("POST", "/v1/notifications/{user:path}/read", api.mark_read),
+        ("GET", "/v1/notifications/{user:path}", api.notifications),
         ("POST", "/v1/activities", api.post_activity),
         ("GET", "/v1/activities/{id:path}/delivery", api.delivery),
         ("DELETE", "/v1/activities/{id:path}", api.delete_activity),

@@ -5,6 +5,8 @@ A cursor is the base64url text (no padding) of a version byte, a tag byte and th
     feed cursor      1 'f' ts (8 bytes, signed big-endian) activity id (UTF-8)   the key of the
                      last entry served: the next page holds the entries older than it
     user cursor      1 'u' user id (UTF-8)                                       the last user served
+    group cursor     1 'g' ts, activity id, as a feed cursor                     the newest activity of
+                     the last group served: the next page holds the groups whose newest one is older
 
 Positions are keys, not offsets, so a cursor stays valid while entries are added or removed: a
 page never repeats or skips an entry that was there when the walk began and still is. Anything
@@ -24,6 +26,7 @@ from fanout.store import Key
 VERSION: Final = 1
 _FEED: Final = ord("f")
 _USER: Final = ord("u")
+_GROUP: Final = ord("g")
 MAX_CURSOR_CHARS: Final = 4 * (2 + 8 + MAX_ID_BYTES + 2) // 3
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -32,16 +35,25 @@ class InvalidCursor(ValueError):
     """The text is not a cursor of this kind; the message says which rule it broke."""
 
 
-def feed_cursor(key: Key) -> str:
+def feed_cursor(key: Key, tag: int = _FEED) -> str:
     ts, activity_id = key
-    return _encode(_FEED, ts.to_bytes(8, "big", signed=True) + activity_id.encode())
+    return _encode(tag, ts.to_bytes(8, "big", signed=True) + activity_id.encode())
 
 
-def decode_feed_cursor(text: str) -> Key:
-    body = _decode(text, _FEED, "a feed cursor")
+def decode_feed_cursor(text: str, tag: int = _FEED) -> Key:
+    what = "a feed cursor" if tag == _FEED else "a group cursor"
+    body = _decode(text, tag, what)
     if len(body) < 9:
-        raise InvalidCursor("a feed cursor holds a time and an activity id")
+        raise InvalidCursor(f"{what} holds a time and an activity id")
     return int.from_bytes(body[:8], "big", signed=True), _text(body[8:])
+
+
+def group_cursor(key: Key) -> str:
+    return feed_cursor(key, _GROUP)
+
+
+def decode_group_cursor(text: str) -> Key:
+    return decode_feed_cursor(text, _GROUP)
 
 
 def user_cursor(user: str) -> str:

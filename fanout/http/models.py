@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from fanout.activity import Activity, from_micros
+from fanout.aggregation import Group
 from fanout.codec import ActivityEvent, FollowEvent
 from fanout.tracing import Delivery
 
@@ -29,6 +30,56 @@ class FeedPage(msgspec.Struct, kw_only=True):
 
     items: list[ActivityDoc]
     next: str | None
+
+
+class GroupDoc(msgspec.Struct, kw_only=True):
+    """A group of an aggregated feed: its newest activities (up to the maximum) and counts over all."""
+
+    id: str
+    verb: str
+    activity_count: int
+    actor_count: int
+    first_time: datetime
+    last_time: datetime
+    activities: list[ActivityDoc]
+
+
+class NotificationDoc(GroupDoc, kw_only=True):
+    """A group of a notification feed, with its state."""
+
+    seen: bool
+    read: bool
+
+
+class GroupPage(msgspec.Struct, kw_only=True):
+    """Groups newest first (by their newest activity); ``next``: the cursor of the following page."""
+
+    groups: list[GroupDoc]
+    next: str | None
+
+
+class NotificationPage(msgspec.Struct, kw_only=True):
+    """Notification groups newest first, and the feed's counts of groups not seen and not read."""
+
+    groups: list[NotificationDoc]
+    unseen: int
+    unread: int
+    next: str | None
+
+
+class Marked(msgspec.Struct, kw_only=True):
+    """The feed's counts after a mark."""
+
+    unseen: int
+    unread: int
+
+
+class MarkRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which notification groups to mark: ``{"groups": [ids]}`` or ``{"all": true}``."""
+
+    groups: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
+                      msgspec.Meta(max_length=1000)] | None = None
+    all: bool = False
 
 
 class UserPage(msgspec.Struct, kw_only=True):
@@ -66,9 +117,25 @@ def activity_doc(activity: Activity) -> ActivityDoc:
     )
 
 
-#: Request bodies (validated by ``fanout.codec``) and responses, for the OpenAPI document.
-REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = (ActivityEvent, FollowEvent)
-RESPONSE_TYPES: tuple[type[msgspec.Struct], ...] = (ActivityDoc, FeedPage, UserPage, Accepted, Health, Delivery)
+def group_doc(group: Group) -> GroupDoc:
+    return GroupDoc(**_group_fields(group))
+
+
+def notification_doc(group: Group, seen: bool, read: bool) -> NotificationDoc:
+    return NotificationDoc(**_group_fields(group), seen=seen, read=read)
+
+
+def _group_fields(g: Group) -> dict[str, Any]:
+    return {"id": g.id, "verb": g.verb, "activity_count": g.activity_count, "actor_count": g.actor_count,
+            "first_time": from_micros(g.first_ts), "last_time": from_micros(g.last_ts),
+            "activities": [activity_doc(a) for a in g.activities]}
+
+
+#: Request bodies (validated by ``fanout.codec``, ``MarkRequest`` here) and responses, for the OpenAPI document.
+REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = (ActivityEvent, FollowEvent, MarkRequest)
+RESPONSE_TYPES: tuple[type[msgspec.Struct], ...] = (
+    ActivityDoc, FeedPage, GroupPage, NotificationPage, Marked, UserPage, Accepted, Health, Delivery
+)
 
 _encoder = msgspec.json.Encoder()
 

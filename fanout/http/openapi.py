@@ -29,7 +29,7 @@ def openapi_document(settings: Settings) -> bytes:
     _, components = msgspec.json.schema_components((*REQUEST_TYPES, *RESPONSE_TYPES, ProblemDoc), ref_template=_REF)
     for contract in ("activity.v1.json", "follow.v1.json"):  # the bodies exactly as schemas/*.v1.json say
         components.update(json_schemas()[contract]["$defs"])
-    kinds = [*settings.feed_kinds, settings.user_feed_kind]
+    kinds = list(dict.fromkeys((*settings.feed_kinds, settings.user_feed_kind, *settings.aggregation())))
     limit = {"type": "integer", "minimum": 1, "maximum": settings.http_max_limit, "default": DEFAULT_LIMIT}
     page = [
         _param("limit", "query", limit, "entries per page"),
@@ -49,10 +49,21 @@ def openapi_document(settings: Settings) -> bytes:
             "/healthz": {"get": _op("healthz", "The process is up.", {200: "Health"})},
             "/readyz": {"get": _op("readyz", "Kafka and Cassandra answer.", {200: "Health", 503: "Health"})},
             "/v1/feeds/{kind}/{user}": {"get": _op(
-                "readFeed", "A page of a feed, newest first. Reading a timeline marks its user active.",
+                "readFeed", "A page of a feed, newest first (of groups for an aggregated kind). Reading a "
+                "timeline marks its user active.",
                 {200: "FeedPage", 400: None, 404: None, 503: None},
                 [_param("kind", "path", {"type": "string", "enum": kinds}, "the feed kind"), user, *page],
             )},
+            "/v1/notifications/{user}": {"get": _op(
+                "readNotifications", "A page of notification groups (newest activity first) with seen/read, "
+                "and the feed's unseen and unread counts. Marks the reader active.",
+                {200: "NotificationPage", 400: None, 404: None, 503: None}, [user, *page],
+            )},
+            **{f"/v1/notifications/{{user}}/{field}": {"post": _op(
+                f"markNotifications{field.title()}", f"Mark groups {field} (`groups`: ids) or all of them "
+                f"(`all`: true){', and so seen' if field == 'read' else ''}; answers the counts after.",
+                {200: "Marked", 400: None, 404: None, 413: None, 422: None, 503: None}, [user], body="MarkRequest",
+            )} for field in ("seen", "read")},
             "/v1/activities": {"post": _op(
                 "postActivity", "Produce an activity event (an add, or a remove by `op`).",
                 {202: "Accepted", 400: None, 413: None, 422: None, 503: None}, body="ActivityEvent",
@@ -83,6 +94,8 @@ def openapi_document(settings: Settings) -> bytes:
         },
         "components": {"schemas": components},
     }
+    feed_page = doc["paths"]["/v1/feeds/{kind}/{user}"]["get"]["responses"]["200"]["content"]["application/json"]
+    feed_page["schema"] = {"oneOf": [{"$ref": _REF.format(name=name)} for name in ("FeedPage", "GroupPage")]}
     return msgspec.json.encode(doc)
 
 

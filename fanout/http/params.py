@@ -10,7 +10,7 @@ from starlette.requests import Request
 from fanout.codec import MAX_ID_BYTES
 from fanout.store import Key
 
-from .cursors import InvalidCursor, decode_feed_cursor, decode_user_cursor
+from .cursors import InvalidCursor, decode_feed_cursor, decode_group_cursor, decode_user_cursor
 from .problems import Problem, invalid_parameter
 
 DEFAULT_LIMIT: Final = 25
@@ -62,6 +62,10 @@ def limit(params: dict[str, str], maximum: int) -> int:
 
 def feed_cursor(params: dict[str, str]) -> Key | None:
     return _cursor(params, decode_feed_cursor)
+
+
+def group_cursor(params: dict[str, str]) -> Key | None:
+    return _cursor(params, decode_group_cursor)
 
 
 def user_cursor(params: dict[str, str]) -> str | None:

@@ -43,6 +43,10 @@ class FeedReader:
             next=feed_cursor(entries[-1].key) if more else None,
         )
 
+    async def touch(self, fanout: Fanout, user: str) -> None:
+        """Mark ``user`` active: they read their own feed (aggregated timelines, notifications)."""
+        await self._mark_active(fanout, user)
+
     async def _mark_active(self, fanout: Fanout, user: str) -> None:
         now = time.monotonic()
         marked = self._marked.get(user)

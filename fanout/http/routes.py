@@ -2,7 +2,10 @@
 
     GET    /healthz                              the process is up
     GET    /readyz                               Kafka and Cassandra answer (503 when one does not)
-    GET    /v1/feeds/{kind}/{user}               a page of a feed, newest first (?limit=&cursor=)
+    GET    /v1/feeds/{kind}/{user}               a page of a feed, newest first (?limit=&cursor=);
+                                                 of groups for an aggregated kind (``groups``)
+    GET    /v1/notifications/{user}              a page of notification groups, with the counts
+    POST   /v1/notifications/{user}/seen|read    mark groups (or all) seen or read
     POST   /v1/activities                        produce an activity event (202: id, partition, offset)
     DELETE /v1/activities/{id}?actor=            produce its removal
     GET    /v1/activities/{id}/delivery          how far its fanout (and its removal's) got
@@ -32,15 +35,18 @@ from fanout.codec import (
     removed_id,
     to_activity,
 )
+from fanout.core import Fanout
 from fanout.errors import InvalidEvent
+from fanout.marks import Field
 from fanout.producer import Delivery
 from fanout.settings import Settings
+from fanout.store import Key
 
-from . import params
+from . import groups, params
 from .backends import Backends
 from .graph import GraphReader
 from .models import Accepted, Health, encode
-from .problems import invalid_body, too_large
+from .problems import Problem, invalid_body, too_large
 from .reader import FeedReader
 
 JSON = "application/json"
@@ -53,7 +59,8 @@ class Api:
         self.backends = backends
         self.reader = FeedReader(settings)
         self.graph = GraphReader(settings)
-        self.kinds = (*settings.feed_kinds, settings.user_feed_kind)
+        self.aggregated = tuple(settings.aggregation())
+        self.kinds = tuple(dict.fromkeys((*settings.feed_kinds, settings.user_feed_kind, *self.aggregated)))
 
     # health ----------------------------------------------------------------------------
     async def healthz(self, request: Request) -> Response:
@@ -72,6 +79,10 @@ class Api:
         user = params.path_id(request, "user")
         query = params.query(request, "limit", "cursor")
         limit = params.limit(query, self.settings.http_max_limit)
+        if kind in self.aggregated:
+            after_group = params.group_cursor(query)
+            return _json(await self.backends.call_store(
+                lambda fanout: self._read_groups(fanout, kind, user, limit, after_group)))
         before = params.feed_cursor(query)
         page = await self.backends.call_store(lambda fanout: self.reader.page(fanout, kind, user, limit, before))
         return _json(page)
@@ -80,6 +91,48 @@ class Api:
         activity_id = params.path_id(request, "id")
         params.query(request)
         return _json(await self.backends.call_store(lambda fanout: fanout.delivery(activity_id)))
+    async def _read_groups(self, fanout: Fanout, kind: str, user: str, limit: int, before: Key | None
+                           ) -> groups.GroupPage:
+        if kind in self.settings.feed_kinds:
+            await self.reader.touch(fanout, user)
+        return await groups.group_page(fanout, kind, user, limit, before)
+
+    async def notifications(self, request: Request) -> Response:
+        kind = self._notification_kind()
+        user = params.path_id(request, "user")
+        if user.endswith(("/seen", "/read")):  # the marks' paths (only POST): not a user id ending so
+            response = Problem(405, "method-not-allowed", "Method not allowed",
+                               f"{request.method} is not allowed on {request.url.path}").response()
+            response.headers["Allow"] = "POST"
+            return response
+        query = params.query(request, "limit", "cursor")
+        limit = params.limit(query, self.settings.http_max_limit)
+        before = params.group_cursor(query)
+
+        async def read(fanout: Fanout) -> groups.NotificationPage:
+            await self.reader.touch(fanout, user)  # the owner reads their notifications: active
+            return await groups.notification_page(fanout, kind, user, limit, before)
+
+        return _json(await self.backends.call_store(read))
+
+    async def mark_seen(self, request: Request) -> Response:
+        return await self._mark(request, "seen")
+
+    async def mark_read(self, request: Request) -> Response:
+        return await self._mark(request, "read")
+
+    async def _mark(self, request: Request, field: Field) -> Response:
+        kind = self._notification_kind()
+        user = params.path_id(request, "user")
+        params.query(request)
+        ids = groups.mark_request(await self._body(request))
+        return _json(await self.backends.call_store(lambda fanout: groups.mark(fanout, kind, user, field, ids)))
+
+    def _notification_kind(self) -> str:
+        if not self.settings.notification_kinds:
+            raise Problem(404, "unknown-feed-kind", "No such feed kind", "no notification kind is configured "
+                          "(FANOUT_NOTIFICATION_KINDS)", field="kind", rule="a notification kind")
+        return self.settings.notification_kinds[0]
 
     async def followers(self, request: Request) -> Response:
         user, limit, after = self._user_page(request)

@@ -10,7 +10,7 @@ from fanout.store import Store
 from fanout.tracing import ChunkLanded, PlannedChunks, delivery_report
 from fanout.writer import TimelineWriter
 
-from .test_store_contract import Recorder, at, make_fanout
+from .helpers import Recorder, at, make_fanout
 
 Names = Callable[[str], str]
 

@@ -18,7 +18,7 @@ from fanout.feeds import feed_id
 from fanout.pullmerge import merge_pages
 from fanout.store import PullState, Store
 
-from .test_store_contract import act, at, ids
+from .helpers import act, at, ids
 
 Names = Callable[[str], str]
 THRESHOLD = 4

@@ -84,7 +84,7 @@ async def _never_past_unwritten(
 
 
 async def test_a_failing_partition_holds_neither_other_partitions_nor_a_rebalance() -> None:
-    settings = pipeline_settings(low_partitions=2, batch_max_records=10)
+    settings = pipeline_settings(low_partitions=2, batch_max_records=10, low_batch_max_records=10)
     group = group_id(settings.topic_prefix, "writer", "low")
     feeds = [f"timeline:w{i}" for i in range(3)]
     # partition 0: the bad records first (they fail until healed), then good ones behind them;

@@ -43,3 +43,33 @@ async def test_migrate_adds_decided_at_to_an_older_follow_graph() -> None:
             await store.drop_keyspace()
         finally:
             await store.close()
+
+
+async def test_migrate_adds_the_targets_column_and_the_notification_marks_table() -> None:
+    from fanout import Activity
+    from fanout.marks import ALL, MarkWrite
+
+    store = await CassandraStore.connect(Settings(cassandra_consistency="ONE"),
+                                         keyspace=f"fanout_up_{uuid.uuid4().hex[:16]}")
+    ks = store.keyspace
+
+    async def run(cql: str) -> None:
+        await asyncio.to_thread(store.session.execute, cql)
+
+    try:
+        await store.migrate()
+        await run(f"DROP TABLE {ks}.notification_marks")  # the keyspace as fanout made it before issue 15
+        await run(f"ALTER TABLE {ks}.activities DROP to_feeds")
+        await store.migrate()
+        await store.migrate()  # idempotent
+        liked = Activity(id="a1", actor="u", verb="like", object="p", ts=5, to=("notification:7",))
+        await store.put_activity(liked)
+        entry = await store.get_activity("a1")
+        assert entry is not None and entry.activity == liked
+        await store.write_marks("notification:7", [MarkWrite(ALL, "seen", 5)])
+        assert (await store.read_marks("notification:7")).seen == {ALL: 5}
+    finally:
+        try:
+            await store.drop_keyspace()
+        finally:
+            await store.close()

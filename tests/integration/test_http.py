@@ -17,7 +17,7 @@ from fanout.http import create_app
 from fanout.settings import Settings
 from tests.http_helpers import TcpProxy, assert_problem, served, walk
 from tests.integration.pipeline_helpers import InProcess, pipeline, pipeline_settings, produce_raw, wait_drained
-from tests.integration.test_pipeline import ACTORS, FOLLOWERS, Script, _eager, _mark_active, _records
+from tests.integration.scenario import ACTORS, FOLLOWERS, Script, eager, mark_active, records
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ async def entries(client: httpx.AsyncClient, path: str, limit: int) -> list[tupl
 async def agents_running() -> AsyncIterator[tuple[Settings, Any]]:
     settings = pipeline_settings()
     async with pipeline(settings) as store:
-        await _mark_active(store, settings)
+        await mark_active(store, settings)
         agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
                   InProcess(settings, store, "writer", "high"), InProcess(settings, store, "writer", "low")]
         try:
@@ -64,7 +64,7 @@ async def test_feeds_read_over_http_equal_the_eager_mode(agents_running: tuple[S
     settings, _store = agents_running
     script = Script(seed=11)
     phases = [script.phase1(), script.phase2(), script.phase3()]
-    expected = await _eager(settings, phases)
+    expected = await eager(settings, phases)
     async with served(create_app(settings)) as client:
         assert (await client.get("/readyz")).json() == {"status": "ok", "checks": {"cassandra": "ok", "kafka": "ok"}}
         for i, phase in enumerate(phases):
@@ -74,8 +74,8 @@ async def test_feeds_read_over_http_equal_the_eager_mode(agents_running: tuple[S
                     assert response.status_code == 202, response.text
                     assert response.json()["partition"] >= 0 and response.json()["offset"] >= 0
             else:
-                await produce_raw(settings, "follows", _records(phase, "follows"))
-                await produce_raw(settings, "activities", _records(phase, "activities"))
+                await produce_raw(settings, "follows", records(phase, "follows"))
+                await produce_raw(settings, "activities", records(phase, "activities"))
             await wait_drained(settings, within=90)
         feeds = [("timeline", u) for u in FOLLOWERS + ACTORS] + [("user", a) for a in ACTORS]
         total = 0

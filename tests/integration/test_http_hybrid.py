@@ -13,8 +13,8 @@ from fanout.feeds import feed_id
 from fanout.http import create_app
 from tests.http_helpers import served
 from tests.integration.pipeline_helpers import InProcess, pipeline, pipeline_settings, produce_raw, wait_drained
+from tests.integration.scenario import ACTORS, FOLLOWERS, Script, eager, mark_active, records
 from tests.integration.test_http import entries
-from tests.integration.test_pipeline import ACTORS, FOLLOWERS, Script, _eager, _mark_active, _records
 
 pytestmark = pytest.mark.integration
 
@@ -26,17 +26,17 @@ async def test_feeds_over_http_with_one_pulled_account_equal_the_eager_mode() ->
     (big, most), (_, second) = counts.most_common(2)
     assert most > second + 2, counts  # one actor clearly over the threshold, the others under it
     settings = pipeline_settings(pull_threshold=second + 1)
-    expected = await _eager(settings.replace(pull_threshold=0), phases)
+    expected = await eager(settings.replace(pull_threshold=0), phases)
     async with pipeline(settings) as store:
-        await _mark_active(store, settings)
+        await mark_active(store, settings)
         agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
                   InProcess(settings, store, "writer", "high"), InProcess(settings, store, "writer", "low")]
         try:
             for agent in agents:
                 await agent.ready()
             for phase in phases:
-                await produce_raw(settings, "follows", _records(phase, "follows"))
-                await produce_raw(settings, "activities", _records(phase, "activities"))
+                await produce_raw(settings, "follows", records(phase, "follows"))
+                await produce_raw(settings, "activities", records(phase, "activities"))
                 await wait_drained(settings, within=90)
         finally:
             for agent in agents:

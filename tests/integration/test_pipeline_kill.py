@@ -64,7 +64,7 @@ async def _check_feeds(store: Any, feeds: list[str], expected: list[str]) -> Non
 
 
 async def test_sigkilled_writer_resumes_and_every_timeline_is_exact(capsys: pytest.CaptureFixture[str]) -> None:
-    settings = pipeline_settings(batch_max_records=50, low_partitions=2)
+    settings = pipeline_settings(batch_max_records=50, low_batch_max_records=50, low_partitions=2)
     low = group_id(settings.topic_prefix, "writer", "low")
     followers = [f"f{i:05d}" for i in range(FOLLOWERS)]
     t0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -146,7 +146,9 @@ class FlakyStore:
 
 
 async def test_offsets_are_committed_only_after_the_store_acknowledged() -> None:
-    settings = pipeline_settings(batch_max_records=5, low_partitions=2)
+    # no trim falls due (trim_every huge): each batch is one store call, so the calls counted below
+    # are whole batches (a trim splits a batch's writes into rounds)
+    settings = pipeline_settings(batch_max_records=5, low_batch_max_records=5, low_partitions=2, trim_every=1 << 40)
     low = group_id(settings.topic_prefix, "writer", "low")
     feeds = [f"timeline:g{i}" for i in range(10)]
     activities = [

@@ -11,7 +11,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "services" / "kafka" / "server.pr
 
 def _properties() -> dict[str, str]:
     lines = [line.strip() for line in CONFIG.read_text().splitlines()]
-    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    pairs = [line.split("=", 1) for line in lines if "=" in line and not line.startswith("#")]  # @QUORUM@: lines
     return {key.strip(): value.strip() for key, value in pairs}
 
 

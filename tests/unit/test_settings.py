@@ -45,6 +45,14 @@ def test_environment_overrides_each_type() -> None:
         ({"FANOUT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "FANOUT_KAFKA_SASL_MECHANISM": "GSSAPI",
           "FANOUT_KAFKA_SASL_USERNAME": "u", "FANOUT_KAFKA_SASL_PASSWORD": "p"}, "FANOUT_KAFKA_SASL_MECHANISM"),
         ({"FANOUT_KAFKA_SSL_KEYFILE": "/k.pem"}, "needs FANOUT_KAFKA_SSL_CERTFILE"),
+        ({"FANOUT_KAFKA_REPLICATION_FACTOR": "-1"}, "FANOUT_KAFKA_REPLICATION_FACTOR and"),
+        ({"FANOUT_KAFKA_REPLICATION_FACTOR": "2", "FANOUT_KAFKA_MIN_INSYNC_REPLICAS": "3"},
+         "FANOUT_KAFKA_MIN_INSYNC_REPLICAS=3 is above FANOUT_KAFKA_REPLICATION_FACTOR=2"),
+        ({"FANOUT_CASSANDRA_REPLICATION": "0"}, "FANOUT_CASSANDRA_REPLICATION must be >= 1"),
+        ({"FANOUT_CASSANDRA_CONSISTENCY": "MOST"}, "FANOUT_CASSANDRA_CONSISTENCY='MOST' is not one of"),
+        ({"FANOUT_CASSANDRA_WRITE_CONSISTENCY": "SERIAL"}, "FANOUT_CASSANDRA_WRITE_CONSISTENCY='SERIAL'"),
+        ({"FANOUT_CASSANDRA_READ_CONSISTENCY": "quorum!"}, "FANOUT_CASSANDRA_READ_CONSISTENCY"),
+        ({"FANOUT_LOW_BATCH_MAX_RECORDS": "0"}, "FANOUT_LOW_BATCH_MAX_RECORDS must be >= 1"),
     ],
 )
 def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
@@ -70,3 +78,26 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         settings.chunk_size = 5  # type: ignore[misc]
     assert settings.replace(chunk_size=5).chunk_size == 5
+
+
+def test_reads_and_writes_take_the_one_consistency_unless_told_apart() -> None:
+    default = Settings.from_env({})
+    assert (default.write_consistency, default.read_consistency) == ("LOCAL_QUORUM", "LOCAL_QUORUM")
+    both = Settings.from_env({"FANOUT_CASSANDRA_CONSISTENCY": "one"})
+    assert (both.write_consistency, both.read_consistency) == ("ONE", "ONE")
+    apart = Settings.from_env({"FANOUT_CASSANDRA_CONSISTENCY": "ONE", "FANOUT_CASSANDRA_WRITE_CONSISTENCY": "QUORUM",
+                               "FANOUT_CASSANDRA_READ_CONSISTENCY": "local_one"})
+    assert (apart.write_consistency, apart.read_consistency) == ("QUORUM", "LOCAL_ONE")
+
+
+def test_a_cluster_from_the_environment() -> None:
+    settings = Settings.from_env({
+        "FANOUT_KAFKA_BOOTSTRAP": "127.0.0.1:9092,127.0.0.2:9092,127.0.0.3:9092",
+        "FANOUT_CASSANDRA_HOSTS": "127.0.0.1,127.0.0.2,127.0.0.3",
+        "FANOUT_CASSANDRA_REPLICATION": "3",
+        "FANOUT_KAFKA_REPLICATION_FACTOR": "3",
+        "FANOUT_KAFKA_MIN_INSYNC_REPLICAS": "2",
+    })
+    assert settings.cassandra_hosts == ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+    assert (settings.cassandra_replication, settings.kafka_replication_factor) == (3, 3)
+    assert settings.kafka_min_insync_replicas == 2

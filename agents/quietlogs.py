@@ -1,0 +1,71 @@
+"""Readable logs while Cassandra is away: the driver's warnings once a minute, on one line.
+
+During a Cassandra outage cassandra-driver logs every reconnection attempt of every connection
+as a WARNING with a full traceback ("[control connection] Error connecting to ...": about twenty
+lines each). ``QuietDriverLogs`` is a logging filter on the driver's loggers: a warning or error
+keeps its first line and the exception's type and message (the traceback goes), and each distinct
+message is printed at most once a minute; the others are counted in ``suppressed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+REPEAT_EVERY_S = 60.0
+DRIVER_LOGGER = "cassandra"
+
+
+class LoggerFamilyFilter(logging.Filter):
+    """A filter installed on a logger and every logger below it (``aiokafka``, ``aiokafka.conn``, ...):
+    a filter on a logger sees only that logger's own records, so it goes on each of them."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._last: dict[tuple[str, object], float] = {}
+
+    def repeated(self, record: logging.LogRecord, every: float) -> bool:
+        """Whether the same message (logger and format) was let through less than ``every`` s ago;
+        if not, it counts as let through now."""
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < every:
+            return True
+        self._last[key] = now
+        return False
+
+    def _loggers(self) -> list[logging.Logger]:
+        names = [n for n in logging.root.manager.loggerDict if n.startswith(self.name + ".")]
+        return [logging.getLogger(n) for n in [self.name, *names]]
+
+    def install(self) -> None:
+        for logger in self._loggers():
+            logger.addFilter(self)
+
+    def uninstall(self) -> None:
+        for logger in self._loggers():
+            logger.removeFilter(self)
+
+
+class QuietDriverLogs(LoggerFamilyFilter):
+    """Filter for cassandra-driver's loggers (``install``/``uninstall``); see the module docstring."""
+
+    def __init__(self, repeat_every: float = REPEAT_EVERY_S) -> None:
+        super().__init__(DRIVER_LOGGER)
+        self.repeat_every = repeat_every
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        if self.repeated(record, self.repeat_every):
+            self.suppressed += 1
+            return False
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} {type(error).__name__}: {error}".replace("\n", " ")
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
