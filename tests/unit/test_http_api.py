@@ -229,10 +229,17 @@ async def test_bad_writes_are_problems_naming_the_field(
 
 
 async def test_unknown_routes_and_methods_are_problems(shared_api: Any) -> None:
-    client, _ = shared_api
+    client, publisher = shared_api
     assert_problem(await client.get("/v2/feeds/timeline/u"), 404)
     assert_problem(await client.get("/v1/activities"), 405)
     assert_problem(await client.put("/v1/follows", content=b"{}"), 405)
+    for path, allow in [("/v1/activities/a/delivery", "GET"), (f"/v1/activities/{'x' * 300}/delivery", "GET"),
+                        (f"/v1/notifications/{'x' * 300}/seen", "POST")]:
+        method = client.delete if allow == "GET" else client.get
+        response = await method(path)  # the other route's path, whatever the id: 405, not a 400 on the id
+        assert_problem(response, 405)
+        assert response.headers["allow"] == allow
+    assert publisher.activities == []
 
 
 async def test_a_store_that_fails_answers_503(api: Any) -> None:
