@@ -3,7 +3,7 @@ large fanout is acknowledged, and re-delivered chunks are not counted twice.
 
 FANOUT_TEST_TRACE_FOLLOWERS sets the size; the default is the issue's 100,000 followers (100,000
 rows, then each chunk re-delivered: 200,000 rows): 250 s on the 2-core development box at load
-average 11 (other developers' tests running), half of it writing the follow edges. The threshold of
+average 11 (other developers' tests running), the 100,000 follow edges written first. The threshold of
 hybrid fanout is off here (``pull_threshold=0``): at 10,000 this account would be pulled."""
 
 from __future__ import annotations
