@@ -49,10 +49,13 @@ from .graph import FollowGraph
 from .grouping import GroupingRule
 from .notifications import AggregatedFeeds, Counts, NotificationPage
 from .planner import Chunker
+from .pull import PullPolicy
+from .pullmerge import MergedReader
 from .settings import Settings
-from .store import Key, RegistryEntry, Store, TimelineWrite
+from .store import Key, PullState, RegistryEntry, Store, TimelineWrite
 from .targeting import placed, target_chunks
 from .targets import check_targets
+from .tracing import Delivery, PlanCounter, delivery_report
 from .writer import TimelineWriter
 
 _DAY_US = 86_400 * 1_000_000
@@ -106,6 +109,9 @@ class Fanout:
         )
         self.sink: ChunkSink = sink or _EagerSink(self.writer)
         self.graph = FollowGraph(store, self.settings, self.writer)
+        hybrid = followers is None  # hybrid fanout needs the store's follow graph (fanout.pull)
+        self.pull = PullPolicy(store, self.settings, self.followers, enabled=hybrid)
+        self.reader = MergedReader(store, self.settings, enabled=hybrid)  # every feed read goes through it
         self.aggregated = AggregatedFeeds(store, self.settings, grouping)  # rules: settings, then `grouping`
         self._window = int(self.settings.active_window_days * _DAY_US)
 
@@ -178,30 +184,64 @@ class Fanout:
         return await self._fan(activity, "remove", REMOVED_WRITE_TS, now)
 
     async def _fan(self, activity: Activity, op: str, write_ts: int, now: int) -> PlanResult:
+        if op != "add":  # removes are always fanned out (fanout.pull)
+            return await self._push(activity, op, write_ts, now)
+        plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
+        if plan.pulled:  # its `to` targets are still pushed: they are not followers
+            result = PlanResult(activity, op, skipped="pulled: merged into the followers' timelines when read")
+            sink = PlanCounter(self.sink)
+            await self._send_targets(activity, op, write_ts, now, result, sink)
+            await self.store.record_plan(sink.plans(activity.id, op, now_micros()))
+            return result
+        for missed in plan.backfill:  # crossing down: what was never pushed
+            await self._push(missed, op, missed.ts, now)
+        return await self._push(activity, op, write_ts, now, watch=True, state=plan.state)
+
+    async def _push(
+        self, activity: Activity, op: str, write_ts: int, now: int, *, watch: bool = False,
+        state: PullState | None = None,
+    ) -> PlanResult:
         result = PlanResult(activity, op)
         chunker = Chunker(self.settings.chunk_size)
-        async for priority, ids in self.followers.pages(activity.actor, now):
+        sink = PlanCounter(self.sink)  # delivery tracing: the plan is recorded once every chunk is sent
+        pages = self.followers.pages(activity.actor, now)
+        if watch:  # crossing up: the fanout stops once the followers pass the pull threshold
+            pages = self.pull.watch(activity, state, pages)
+        async for priority, ids in pages:
             for chunk in chunker.add(priority, ids):
-                await self._send(activity, op, write_ts, chunk, result)
+                await self._send(activity, op, write_ts, chunk, result, sink)
         for chunk in chunker.flush():
-            await self._send(activity, op, write_ts, chunk, result)
-        for priority, feeds in await target_chunks(self.store, activity, now, self._window, self.settings.chunk_size):
-            await self._send_feeds(activity, op, write_ts, priority, feeds)
-            result.chunks += 1
-            result.feeds += len(feeds)
+            await self._send(activity, op, write_ts, chunk, result, sink)
+        await self._send_targets(activity, op, write_ts, now, result, sink)
+        await self.store.record_plan(sink.plans(activity.id, op, now_micros()))
         return result
 
     async def _send(
-        self, activity: Activity, op: str, write_ts: int, chunk: tuple[Priority, list[str]], result: PlanResult
+        self,
+        activity: Activity,
+        op: str,
+        write_ts: int,
+        chunk: tuple[Priority, list[str]],
+        result: PlanResult,
+        sink: ChunkSink,
     ) -> None:
         priority, users = chunk
         feeds = feed_ids(self.settings.feed_kinds, users)
-        await self._send_feeds(activity, op, write_ts, priority, feeds)
+        await self._send_feeds(activity, op, write_ts, priority, feeds, sink)
         result.chunks += 1
         result.feeds += len(users)
 
+    async def _send_targets(
+        self, activity: Activity, op: str, write_ts: int, now: int, result: PlanResult, sink: ChunkSink
+    ) -> None:
+        """The chunks of the activity's ``to`` targets (``fanout.targeting``)."""
+        for priority, feeds in await target_chunks(self.store, activity, now, self._window, self.settings.chunk_size):
+            await self._send_feeds(activity, op, write_ts, priority, feeds, sink)
+            result.chunks += 1
+            result.feeds += len(feeds)
+
     async def _send_feeds(
-        self, activity: Activity, op: str, write_ts: int, priority: Priority, feeds: list[str]
+        self, activity: Activity, op: str, write_ts: int, priority: Priority, feeds: list[str], sink: ChunkSink
     ) -> None:
         message = ChunkMessage(
             op="add" if op == "add" else "remove",
@@ -210,7 +250,7 @@ class Fanout:
             feeds=feeds,
             write_ts=write_ts,
         )
-        await self.sink.send(message)
+        await sink.send(message)
 
     async def import_activities(self, actor: str, activities: Iterable[ActivityEvent | Mapping[str, Any]]) -> int:
         """Bulk-load ``actor``'s history; every activity must be ``actor``'s (checked first)."""
@@ -262,14 +302,15 @@ class Fanout:
         after: str | None = None,
         touch: bool = False,
     ) -> list[Activity]:
-        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids.
+        """A page of ``user``'s feed, newest first; ``before``/``after`` are activity ids. Pulled
+        accounts' posts are merged in (``fanout.pullmerge``).
 
         A read writes nothing; ``touch=True`` also marks ``user`` active (``mark_active``)."""
         before_key = await self._cursor(before)
         after_key = await self._cursor(after)
         if touch:
             await self.mark_active(user)
-        return await self.store.read(feed_id(kind, user), limit=limit, before=before_key, after=after_key)
+        return await self.reader.read(kind, user, limit=limit, before=before_key, after=after_key)
 
     # aggregated and notification feeds (fanout.notifications) ---------------------------
     async def read_aggregated(
@@ -303,6 +344,11 @@ class Fanout:
         if entry is None or entry.activity is None:
             raise UnknownActivity(f"unknown activity id {activity_id!r} in cursor")
         return entry.activity.key
+
+    async def delivery(self, activity_id: str) -> Delivery:
+        """How far the fanout of ``activity_id`` (and of its removal) got (``fanout.tracing``)."""
+        plans, landed = await self.store.delivery(activity_id)
+        return delivery_report(activity_id, plans, landed)
 
     async def rebuild(self, user: str) -> int:
         """Rebuild ``user``'s timeline feeds from their followees' user feeds; returns the entries.

@@ -31,8 +31,10 @@ from typing import Final, NamedTuple
 
 from .activity import Activity
 from .marks import MemoryMarks
+from .pull import MemoryPulledAccounts
 from .settings import Settings
 from .store import Edge, FollowerRow, Key, PriorityPage, RegistryEntry, TimelineWrite
+from .tracing import DEFAULT_TRACE_TTL_SECONDS, MemoryTraces
 
 DEFAULT_GRACE_SECONDS: Final = 10 * 86_400  # Cassandra's default gc_grace_seconds
 
@@ -89,7 +91,7 @@ def _wins(new_ts: int, new_is_delete: bool, old: _Cell | None) -> bool:
     return new_is_delete  # on a tie a delete wins (and a repeated delete restarts the horizon)
 
 
-class MemoryStore(MemoryMarks):
+class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
     """Dictionaries with the same last-write-wins rules as the Cassandra store, bounded by the same
     horizon and TTL (see the module docstring)."""
 
@@ -98,9 +100,12 @@ class MemoryStore(MemoryMarks):
         *,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         ttl_seconds: float = 0,
+        trace_ttl_seconds: float = DEFAULT_TRACE_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__()  # notification marks (fanout.marks)
+        MemoryMarks.__init__(self)  # notification marks (fanout.marks)
+        MemoryPulledAccounts.__init__(self)  # hybrid fanout (fanout.pull)
+        MemoryTraces.__init__(self, trace_ttl_seconds)  # delivery tracing (fanout.tracing)
         self.grace_seconds = grace_seconds
         self.ttl_seconds = ttl_seconds
         self.clock = clock
@@ -120,7 +125,7 @@ class MemoryStore(MemoryMarks):
     def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.time) -> MemoryStore:
         """The store with ``FANOUT_MEMORY_GRACE_SECONDS`` and ``FANOUT_CASSANDRA_TTL_SECONDS``."""
         return cls(grace_seconds=settings.memory_grace_seconds, ttl_seconds=settings.cassandra_ttl_seconds,
-                   clock=clock)
+                   trace_ttl_seconds=settings.trace_ttl_seconds, clock=clock)
 
     def footprint(self) -> MemoryFootprint:
         """How much the store holds now (after forgetting what the horizon and TTLs let go)."""
@@ -262,6 +267,7 @@ class MemoryStore(MemoryMarks):
             registered = self._registry.get(expired_id)
             if registered is not None and registered.entry(now) is None:
                 del self._registry[expired_id]
+        self._expire_traces(now)
         self._forget(now - self.grace_seconds)
         return now
 

@@ -42,6 +42,9 @@ class Settings:
     trim_every: int = 50  # a feed is trimmed about once every this many inserts into it (README: Trimming)
     trim_tracked_feeds: int = 500_000  # feeds whose inserts a writer counts exactly (~200 B each); 0: none
     active_window_days: float = 7.0
+    # hybrid fanout (fanout.pull): accounts with more followers are merged at read time; 0 = off
+    pull_threshold: int = 10_000
+    pull_drain_seconds: float = 600.0  # an account that crossed back down is merged this long more
     feed_kinds: tuple[str, ...] = ("timeline",)  # feeds of followers that an activity fans into
     user_feed_kind: str = "user"
     # aggregated feeds (fanout.aggregation): `kind=rule` (fanout.grouping.RULES); notification kinds
@@ -101,6 +104,9 @@ class Settings:
     cassandra_password: str = ""
     cassandra_username: str = ""
 
+    # delivery traces (fanout.tracing) expire this long after they are written; 0 = never
+    trace_ttl_seconds: int = 7 * 86_400
+
     # the memory store: deletes are forgotten after this long, as Cassandra's gc_grace_seconds
     memory_grace_seconds: int = 864_000
 
@@ -142,6 +148,10 @@ class Settings:
             raise ConfigError(
                 "FANOUT_TRIM_TRACKED_FEEDS, FANOUT_MEMORY_GRACE_SECONDS and FANOUT_CASSANDRA_TTL_SECONDS must be >= 0"
             )
+        if self.pull_threshold < 0 or self.pull_drain_seconds < 0:
+            raise ConfigError("FANOUT_PULL_THRESHOLD and FANOUT_PULL_DRAIN_SECONDS must be >= 0 (threshold 0: off)")
+        if self.trace_ttl_seconds < 0:
+            raise ConfigError("FANOUT_TRACE_TTL_SECONDS must be >= 0 (0: traces never expire)")
         if self.max_in_flight < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
         if min(self.batch_max_records, self.low_batch_max_records) < 1 or min(

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from .activity import Activity
+from .tracing import ChunkLanded, PlannedChunks
 
 Key = tuple[int, str]  # (ts, activity id): feeds are ordered by it, descending
 
@@ -52,6 +53,14 @@ PriorityPage = tuple[list[str], list[str]]  # a page of followers split: (HIGH i
 class FollowerRow(NamedTuple):
     follower: str
     active_until: int  # microseconds; the follower counts as active (HIGH) before this time
+
+
+class PullState(NamedTuple):
+    """A pulled account (hybrid fanout, ``fanout.pull``): reads merge its user-feed entries at or
+    after ``since``; ``leaving`` is 0 while it is pulled, else when it crossed back down."""
+
+    since: int  # microseconds (an activity time)
+    leaving: int = 0
 
 
 @runtime_checkable
@@ -118,6 +127,27 @@ class Store(Protocol):
 
     async def set_active(self, user: str, active_until: int, at: int) -> None:
         """Record ``user`` as active until ``active_until`` in all their follow edges."""
+
+    # pulled accounts (hybrid fanout: fanout.pull, fanout.pullmerge) ----------------------
+    async def pull_state(self, account: str) -> PullState | None:
+        """The account's state, None when it is pushed."""
+
+    async def pulled_accounts(self) -> dict[str, PullState]:
+        """Every pulled (or leaving) account: few, the accounts over the pull threshold."""
+
+    async def set_pull_state(self, account: str, state: PullState | None) -> None:
+        """Write the account's state (None: pushed, merged no more)."""
+
+    # delivery tracing (fanout.tracing) ------------------------------------------------
+    async def record_plan(self, plans: Sequence[PlannedChunks]) -> None:
+        """Record what was planned for an activity's op, per priority (a repeat overwrites)."""
+
+    async def record_landed(self, landed: Sequence[ChunkLanded]) -> None:
+        """Record chunks whose rows were acknowledged: one record per (activity, op, chunk); a
+        repeat overwrites (a re-delivered chunk counts once)."""
+
+    async def delivery(self, activity_id: str) -> tuple[list[PlannedChunks], list[ChunkLanded]]:
+        """Every plan and landing record of ``activity_id``."""
 
     # lifecycle -------------------------------------------------------------------------
     async def close(self) -> None: ...

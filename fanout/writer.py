@@ -27,9 +27,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from typing import Final, cast
 
-from .activity import REMOVED_WRITE_TS, Activity
+from .activity import REMOVED_WRITE_TS, Activity, now_micros
 from .codec import ChunkMessage
 from .store import FeedColumnStore, Store, TimelineWrite, class_defines
+from .tracing import landings
 
 #: Feeds whose insert counts a writer keeps by default: about 100 MB at ~200 bytes a feed.
 DEFAULT_TRACKED_FEEDS: Final = 500_000
@@ -73,6 +74,8 @@ class TimelineWriter:
         fanned out after this write (it wins) or, for a follower who unfollowed before it was
         planned, met by the unfollow's deletes (the unfollow read the author's feed, which held the
         activity, or this follower's, which held this write). See ``fanout.core``.
+
+        Last, each chunk's landing is recorded for delivery tracing (``fanout.tracing``).
         """
         if len(chunks) == 1 and self._columns is not None:  # the eager mode: one chunk a call
             chunk = chunks[0]
@@ -88,6 +91,7 @@ class TimelineWriter:
             written = len(writes)
         undone = await self._removed_since(chunks)
         await self.write(undone)
+        await self.store.record_landed(landings(chunks, now_micros()))  # one trace row per chunk
         return written + len(undone)
 
     async def _removed_since(self, chunks: Sequence[ChunkMessage]) -> list[TimelineWrite]:

@@ -9,6 +9,9 @@ Nothing connects at import time: ``await CassandraStore.connect(settings)`` buil
     followers  (followee, follower)    -> following, active_until
     following  (follower, followee)    -> following, decided_at
     users      (user)                  -> last_active
+    pulled_accounts (shard, account)            -> since, leaving  hybrid fanout (``pulled``)
+    delivery_plans  (activity_id, op, priority) -> chunks, feeds   delivery tracing (``tracing``)
+    delivery_chunks (activity_id, op, chunk)    -> priority, feeds, landed
     notification_marks (feed, group_id) -> seen, read     max-wins watermarks (fanout.cassandra.marks)
 
 Semantics are the memory twin's (``fanout.memory``): every cell is written ``USING TIMESTAMP``
@@ -85,6 +88,8 @@ The modules, each one concept (imports point down this list, never up)::
     errors      driver exceptions as StoreError(retriable=...)
     schema      the keyspace and table DDL, keyspace name checks
     rows        an Activity as columns and back (extra as JSON)
+    tracing     the delivery tracing tables (a mixin of CassandraStore)
+    pulled      the pulled accounts of hybrid fanout (a mixin of CassandraStore)
 """
 
 from . import errors as _errors

@@ -56,6 +56,20 @@ def create_schema(ks: str, replication: int) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {ks}.users (
             user text PRIMARY KEY, last_active bigint
         ) WITH comment = 'fanout: when a user was last active'""",
+        # hybrid fanout (fanout.pull): the pulled accounts, all in one small partition (shard 0)
+        f"""CREATE TABLE IF NOT EXISTS {ks}.pulled_accounts (
+            shard int, account text, since bigint, leaving bigint,
+            PRIMARY KEY ((shard), account)
+        ) WITH comment = 'fanout: accounts merged at read time instead of fanned out'""",
+        # delivery tracing (fanout.tracing): a row per op and priority planned, a row per chunk landed
+        f"""CREATE TABLE IF NOT EXISTS {ks}.delivery_plans (
+            activity_id text, op text, priority text, chunks int, feeds int, planned_at bigint,
+            PRIMARY KEY ((activity_id), op, priority)
+        ) WITH comment = 'fanout: chunks and feeds planned per activity, op and priority'""",
+        f"""CREATE TABLE IF NOT EXISTS {ks}.delivery_chunks (
+            activity_id text, op text, chunk text, priority text, feeds int, landed bigint,
+            PRIMARY KEY ((activity_id), op, chunk)
+        ) WITH comment = 'fanout: chunks written per activity and op, keyed by their first feed'""",
     ]
 
 

@@ -6,10 +6,29 @@ settings) are formatted into the text; every value is bound.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from .errors import store_error
 from .rows import ACTIVITY_COLUMNS
+
+S = TypeVar("S")
+
+
+def idempotent(prepare: Callable[[str], Any], cql: str) -> Any:
+    """``cql`` prepared and marked idempotent (the driver may send it again after a timeout)."""
+    stmt = prepare(cql)
+    stmt.is_idempotent = True
+    return stmt
+
+
+async def prepare_all(statements: Callable[[Callable[[str], Any], str], S], session: Any, ks: str, what: str) -> S:
+    """``statements(session.prepare, ks)`` in a thread; a failure is a ``StoreError`` naming ``what``."""
+    try:
+        return await asyncio.to_thread(statements, session.prepare, ks)
+    except Exception as exc:
+        raise store_error(exc, f"preparing the {what} statements in {ks!r} (fanout migrate?)") from exc
 
 
 class Statements:

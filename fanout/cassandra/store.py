@@ -30,9 +30,11 @@ from .batching import (
 from .bridge import DriverBridge
 from .errors import closed_error, store_error
 from .marks import CassandraMarks
+from .pulled import PulledAccounts
 from .rows import activity_from_row, encode_extra
 from .schema import ADDED_COLUMNS, DDL_TIMEOUT, TABLE_COLUMNS, add_column, check_name, create_schema, drop_schema
 from .statements import Statements
+from .tracing import DeliveryTables
 
 TRIM_PAGE: Final = 1000  # rows a trim reads (and then deletes) per page past the first max_length
 _REQUEST_TIMEOUT: Final = 12.0
@@ -49,7 +51,7 @@ def _connection_class() -> Any:
     return LibevConnection
 
 
-class CassandraStore(CassandraMarks):
+class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
     """The ``Store`` on Cassandra. Build it with ``await CassandraStore.connect(settings)``."""
 
     def __init__(

@@ -1,7 +1,8 @@
-"""``fanout feed`` and ``fanout lag``: reading a feed and the agents' consumer lag.
+"""``fanout feed``, ``fanout lag`` and ``fanout trace``: a feed, the agents' consumer lag, a delivery.
 
     fanout feed USER [--kind timeline|user|aggregated|notification] [--limit N] [--before ID] [--json]
     fanout lag [--json]
+    fanout trace ACTIVITY_ID [--json]
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def register(subparsers: Any) -> None:
     lag = subparsers.add_parser("lag", help="consumer lag of every agent group, per partition")
     lag.add_argument("--json", action="store_true", help="one JSON object per partition")
     lag.set_defaults(func=_lag)
+
+    trace = subparsers.add_parser("trace", help="how far an activity's fanout (and its removal's) got")
+    trace.add_argument("activity_id")
+    trace.add_argument("--json", action="store_true", help="the report as one JSON object")
+    trace.set_defaults(func=_trace)
 
 
 def _feed(args: argparse.Namespace, settings: Settings) -> int:
@@ -92,3 +98,39 @@ def _lag(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("no pipeline topics found: run `fanout topics create`", file=sys.stderr)
     return 0
+
+
+def _trace(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 when every recorded op is complete, 1 while one is not (or nothing is recorded)."""
+    return asyncio.run(_trace_async(args, settings))
+
+
+async def _trace_async(args: argparse.Namespace, settings: Settings) -> int:
+    from fanout.agents.worker import open_store
+    from fanout.core import Fanout
+
+    store = await open_store(settings)
+    async with Fanout(store, settings) as fanout:
+        report = await fanout.delivery(args.activity_id)
+    ops = [op for op in (report.add, report.remove) if op is not None]
+    done = 0 if ops and all(op.complete for op in ops) else 1
+    if args.json:
+        print(msgspec.json.encode(report).decode())
+        return done
+    if not ops:
+        print(f"{args.activity_id}: nothing recorded (unknown id, not planned yet, or its trace expired)")
+        return done
+    for name, op in (("add", report.add), ("remove", report.remove)):
+        if op is None:
+            continue
+        state = "complete" if op.complete else ("in progress" if op.planned else "planning")
+        print(f"{name}: {state}; planned at {_when(op.planned_at)}, first landed {_when(op.first_landed)}, "
+              f"last landed {_when(op.last_landed)}")
+        for priority, d in op.priorities.items():
+            planned = "?" if d.chunks_planned is None else f"{d.chunks_planned} chunks / {d.feeds_planned} feeds"
+            print(f"  {priority:<5} planned {planned}, written {d.chunks_written} chunks / {d.feeds_written} feeds")
+    return done
+
+
+def _when(value: Any) -> str:
+    return "-" if value is None else value.isoformat()

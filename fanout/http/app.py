@@ -62,6 +62,7 @@ def create_app(
         ("POST", "/v1/notifications/{user:path}/read", api.mark_read),
         ("GET", "/v1/notifications/{user:path}", api.notifications),
         ("POST", "/v1/activities", api.post_activity),
+        ("GET", "/v1/activities/{id:path}/delivery", api.delivery),
         ("DELETE", "/v1/activities/{id:path}", api.delete_activity),
         ("POST", "/v1/follows", api.post_follow),
         ("GET", "/v1/users/{user:path}/followers", api.followers),

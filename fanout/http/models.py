@@ -10,6 +10,7 @@ import msgspec
 from fanout.activity import Activity, from_micros
 from fanout.aggregation import Group
 from fanout.codec import ActivityEvent, FollowEvent
+from fanout.tracing import Delivery
 
 
 class ActivityDoc(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -133,7 +134,7 @@ def _group_fields(g: Group) -> dict[str, Any]:
 #: Request bodies (validated by ``fanout.codec``, ``MarkRequest`` here) and responses, for the OpenAPI document.
 REQUEST_TYPES: tuple[type[msgspec.Struct], ...] = (ActivityEvent, FollowEvent, MarkRequest)
 RESPONSE_TYPES: tuple[type[msgspec.Struct], ...] = (
-    ActivityDoc, FeedPage, GroupPage, NotificationPage, Marked, UserPage, Accepted, Health
+    ActivityDoc, FeedPage, GroupPage, NotificationPage, Marked, UserPage, Accepted, Health, Delivery
 )
 
 _encoder = msgspec.json.Encoder()

@@ -74,6 +74,11 @@ def openapi_document(settings: Settings) -> bytes:
                 [_param("id", "path", _ID, "the activity id"),
                  _param("actor", "query", _ID, "the activity's actor", required=True)],
             )},
+            "/v1/activities/{id}/delivery": {"get": _op(
+                "activityDelivery", "How many chunks and feeds of an activity (and of its removal) were planned "
+                "and written, per priority, and when the first and last landed (null: nothing recorded).",
+                {200: "Delivery", 400: None, 503: None}, [_param("id", "path", _ID, "the activity id")],
+            )},
             "/v1/users/{user}/followers": {"get": _op(
                 "listFollowers", "Who follows a user, ascending by id, with the count.",
                 {200: "UserPage", 400: None, 503: None}, [user, *page],

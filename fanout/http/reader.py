@@ -16,7 +16,6 @@ from collections import OrderedDict
 from typing import Final
 
 from fanout.core import Fanout
-from fanout.feeds import feed_id
 from fanout.settings import Settings
 from fanout.store import Key
 
@@ -36,7 +35,7 @@ class FeedReader:
         """Up to ``limit`` entries older than ``before`` (newest first) and the next cursor."""
         if kind in self.settings.feed_kinds:
             await self._mark_active(fanout, user)
-        entries = await fanout.store.read(feed_id(kind, user), limit=limit + 1, before=before)
+        entries = await fanout.reader.read(kind, user, limit=limit + 1, before=before)  # merges pulled accounts
         more = len(entries) > limit
         entries = entries[:limit]
         return FeedPage(

@@ -8,6 +8,7 @@
     POST   /v1/notifications/{user}/seen|read    mark groups (or all) seen or read
     POST   /v1/activities                        produce an activity event (202: id, partition, offset)
     DELETE /v1/activities/{id}?actor=            produce its removal
+    GET    /v1/activities/{id}/delivery          how far its fanout (and its removal's) got
     POST   /v1/follows                           produce a follow or unfollow event
     GET    /v1/users/{user}/following            whom a user follows, paged, with the count
     GET    /v1/users/{user}/followers            who follows a user, paged, with the count
@@ -86,6 +87,10 @@ class Api:
         page = await self.backends.call_store(lambda fanout: self.reader.page(fanout, kind, user, limit, before))
         return _json(page)
 
+    async def delivery(self, request: Request) -> Response:
+        activity_id = params.path_id(request, "id")
+        params.query(request)
+        return _json(await self.backends.call_store(lambda fanout: fanout.delivery(activity_id)))
     async def _read_groups(self, fanout: Fanout, kind: str, user: str, limit: int, before: Key | None
                            ) -> groups.GroupPage:
         if kind in self.settings.feed_kinds:
@@ -94,12 +99,9 @@ class Api:
 
     async def notifications(self, request: Request) -> Response:
         kind = self._notification_kind()
+        if str(request.path_params["user"]).endswith(("/seen", "/read")):  # the marks' paths: not a user id
+            return _not_allowed(request, "POST")
         user = params.path_id(request, "user")
-        if user.endswith(("/seen", "/read")):  # the marks' paths (only POST): not a user id ending so
-            response = Problem(405, "method-not-allowed", "Method not allowed",
-                               f"{request.method} is not allowed on {request.url.path}").response()
-            response.headers["Allow"] = "POST"
-            return response
         query = params.query(request, "limit", "cursor")
         limit = params.limit(query, self.settings.http_max_limit)
         before = params.group_cursor(query)
@@ -151,6 +153,8 @@ class Api:
         return _accepted(delivery, activity_id)
 
     async def delete_activity(self, request: Request) -> Response:
+        if str(request.path_params["id"]).endswith("/delivery"):  # the trace's path: not an activity id
+            return _not_allowed(request, "GET")
         activity_id = params.path_id(request, "id")
         actor = params.required_id(params.query(request, "actor"), "actor")
         try:
@@ -212,3 +216,11 @@ def _accepted(delivery: Delivery, activity_id: str | None) -> Response:
 
 def _json(doc: msgspec.Struct, status: int = 200) -> Response:
     return Response(encode(doc), status_code=status, media_type=JSON)
+
+
+def _not_allowed(request: Request, allow: str) -> Response:
+    """405 for a path whose `{...:path}` parameter caught another route's path (``Allow``: its methods)."""
+    response = Problem(405, "method-not-allowed", "Method not allowed",
+                       f"{request.method} is not allowed on {request.url.path}").response()
+    response.headers["Allow"] = allow
+    return response

@@ -20,8 +20,11 @@ pytestmark = pytest.mark.integration
 # positive_data_acceptance is left out: the document's schemas cannot say everything the codec
 # checks (ids of at most 256 *bytes*, the one supported `v`, opaque cursors), so some schema-valid
 # requests are rightly refused with a 4xx.
+# use_after_free is left out too: DELETE /v1/activities/{id} asks for a removal (202), and
+# GET /v1/activities/{id}/delivery then reports how far that removal got: the trace is meant to
+# outlive the DELETE.
 CHECKS = "all"
-EXCLUDED = "positive_data_acceptance"
+EXCLUDED = "positive_data_acceptance,use_after_free"
 
 
 async def test_generated_requests_never_get_a_server_error(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from fanout.activity import REMOVED_WRITE_TS, Activity
 from fanout.codec import ChunkMessage
 from fanout.followers import ActiveWindowPolicy, FollowerPage
 from fanout.store import FollowerRow, RegistryEntry, TimelineWrite, class_defines
+from fanout.tracing import ChunkLanded
 from fanout.writer import TimelineWriter
 
 T0 = 1_700_000_000_000_000
@@ -35,6 +36,9 @@ class RowByRow:
 
     def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         return self.inner.followers(followee, page_size=page_size)
+
+    async def record_landed(self, landed: Sequence[ChunkLanded]) -> None:
+        await self.inner.record_landed(landed)
 
 
 async def state(store: MemoryStore) -> dict[str, list[tuple[str, int]]]:

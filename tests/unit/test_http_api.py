@@ -229,10 +229,17 @@ async def test_bad_writes_are_problems_naming_the_field(
 
 
 async def test_unknown_routes_and_methods_are_problems(shared_api: Any) -> None:
-    client, _ = shared_api
+    client, publisher = shared_api
     assert_problem(await client.get("/v2/feeds/timeline/u"), 404)
     assert_problem(await client.get("/v1/activities"), 405)
     assert_problem(await client.put("/v1/follows", content=b"{}"), 405)
+    for path, allow in [("/v1/activities/a/delivery", "GET"), (f"/v1/activities/{'x' * 300}/delivery", "GET"),
+                        (f"/v1/notifications/{'x' * 300}/seen", "POST")]:
+        method = client.delete if allow == "GET" else client.get
+        response = await method(path)  # the other route's path, whatever the id: 405, not a 400 on the id
+        assert_problem(response, 405)
+        assert response.headers["allow"] == allow
+    assert publisher.activities == []
 
 
 async def test_a_store_that_fails_answers_503(api: Any) -> None:
@@ -307,3 +314,23 @@ def _refs(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*(_refs(v) for v in node))
     return set()
+
+
+async def test_delivery_reports_the_fanout_of_an_activity_and_its_removal(api: Any) -> None:
+    client, store, _ = api
+    fanout = Fanout(store, SETTINGS.replace(chunk_size=2))
+    for fan in ("1", "2", "3"):
+        await fanout.follow(fan, "42")
+    pinned = await fanout.add(actor="42", verb="pin", object="pin:1")
+    doc = (await client.get(f"/v1/activities/{pinned.id}/delivery")).json()
+    assert doc["id"] == pinned.id and doc["remove"] is None
+    assert doc["add"]["complete"] is True
+    assert doc["add"]["priorities"]["low"] == {"chunks_planned": 2, "feeds_planned": 3, "chunks_written": 2,
+                                               "feeds_written": 3}
+    assert datetime.fromisoformat(doc["add"]["first_landed"]) <= datetime.fromisoformat(doc["add"]["last_landed"])
+    await fanout.remove(pinned.id, actor="42")
+    doc = (await client.get(f"/v1/activities/{pinned.id}/delivery")).json()
+    assert doc["remove"]["complete"] is True and doc["remove"]["priorities"]["low"]["feeds_written"] == 3
+    unknown = (await client.get("/v1/activities/nope/delivery")).json()
+    assert unknown == {"id": "nope", "add": None, "remove": None}
+    assert_problem(await client.get("/v1/activities/nope/delivery", params={"x": "1"}), 400, "x")
