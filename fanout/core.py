@@ -112,7 +112,7 @@ class Fanout:
         hybrid = followers is None  # hybrid fanout needs the store's follow graph (fanout.pull)
         self.pull = PullPolicy(store, self.settings, self.followers, enabled=hybrid)
         self.reader = MergedReader(store, self.settings, enabled=hybrid)  # every feed read goes through it
-        self.aggregated = AggregatedFeeds(store, self.settings, grouping)  # rules: settings, then `grouping`
+        self.aggregated = AggregatedFeeds(store, self.settings, grouping, self.reader)  # rules: settings, `grouping`
         self._window = int(self.settings.active_window_days * _DAY_US)
 
     async def __aenter__(self) -> Fanout:

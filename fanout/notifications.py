@@ -20,6 +20,7 @@ from .errors import ConfigError
 from .feeds import feed_id
 from .grouping import RULES, GroupingRule
 from .marks import ALL, Field, Marks, MarkStore, MarkWrite
+from .pullmerge import MergedReader
 from .settings import Settings
 from .store import Key, Store
 
@@ -45,9 +46,13 @@ class NotificationPage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AggregatedFeeds:
-    def __init__(self, store: Store, settings: Settings, grouping: Mapping[str, GroupingRule] | None = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, grouping: Mapping[str, GroupingRule] | None = None,
+        reader: MergedReader | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.reader = reader or MergedReader(store, settings, enabled=False)  # hybrid fanout's merge (pullmerge)
         self.rules: dict[str, GroupingRule] = {kind: RULES[name] for kind, name in settings.aggregation().items()}
         self.rules.update(grouping or {})
 
@@ -57,7 +62,7 @@ class AggregatedFeeds:
         if rule is None:
             raise ConfigError(f"feed kind {kind!r} is not aggregated (FANOUT_AGGREGATED_KINDS: "
                               f"{', '.join(self.rules) or 'none'})")
-        members = await self.store.read(feed_id(kind, user), limit=self.settings.max_length)
+        members = await self.reader.read(kind, user, limit=self.settings.max_length)
         return aggregate(members, rule, self.settings.aggregated_max_activities)
 
     async def notifications(self, user: str, kind: str, limit: int, before: Key | None) -> NotificationPage:

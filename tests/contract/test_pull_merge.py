@@ -109,6 +109,23 @@ async def test_a_pulled_account_is_merged_in_order_with_both_cursors(
                                                                                                     limit=100))
 
 
+async def test_an_aggregated_followers_kind_merges_pulled_accounts_too(
+    store: Store, settings: Settings, unique_name: Names
+) -> None:
+    twin = Twin(store, settings, unique_name, feed_kinds=("timeline", "aggregated"))
+    big, small, users = await _network(twin, 6)
+    for n in (3, 9, 1):
+        await twin.add(big, n)
+        await twin.add(small, n + 20)
+    assert await twin.pulled(big) is not None
+    for user in users:
+        want = await twin.eager.read_aggregated(user, limit=100)
+        got = await twin.hybrid.read_aggregated(user, limit=100)
+        assert [sorted(ids(list(g.activities))) for g in got.groups] == \
+            [sorted(ids(list(g.activities))) for g in want.groups], user
+        assert any(a.actor == big for g in got.groups for a in g.activities), user
+
+
 @pytest.mark.parametrize("edge_reads", [16, 0], ids=["edge-reads", "follows-read"])
 async def test_removes_and_unfollows_hide_merged_posts(
     store: Store, settings: Settings, unique_name: Names, edge_reads: int, monkeypatch: pytest.MonkeyPatch
