@@ -3,25 +3,38 @@
 Group ``<prefix>follows`` consumes ``follows`` (key = follower) and runs
 ``Fanout.handle_follow(event, accepted_ts=record timestamp, in_order=...)`` for each record: a
 follow records the edge and copies the followee's newest ``follow_activity_limit`` activities
-into the follower's feeds; an unfollow removes them. Records of a partition are handled in order
-(so one follower's follow/unfollow sequence is applied as produced), partitions concurrently;
-a
-partition's offsets are committed once its store writes and dead letters are acknowledged.
+into the follower's feeds; an unfollow removes them. A partition's offsets are committed once its
+store writes and dead letters are acknowledged.
 
 The partition order is the truth (``fanout.graph``): a record in its follower's own partition
 (``in_home_partition``: Kafka's default partitioner on the key ``follower``) is applied after
 the follower's earlier events whatever its timestamp says; a record produced under another key
 counts only when its record timestamp is newer than the edge's last decision.
+
+Concurrency within a batch (``follower_lanes``, ``run_lanes``)
+    A follow costs several store round trips one after the other (``FollowGraph.apply``), so a
+    batch is not applied record by record. Its records are decoded first (an undecodable one is
+    dead-lettered at once) and grouped into one lane per follower, each lane in partition order;
+    up to ``follows_concurrency`` lanes run at once and ``process`` returns when every one has
+    finished, so the commit after it covers only acknowledged writes. Running different followers
+    concurrently ends in the state the partition order gives: an event reads and writes only its
+    follower's rows (the edges keyed by follower, the follower's last activity and own feeds) and
+    reads the followee's user feed, which no follow event writes; the events of one follower keep
+    their order, mis-keyed ones included. A record's failure is handled in its lane as before (a
+    dead letter); any other failure cancels the other lanes, waits for them and is raised as it
+    is, so the batch is retried or stops the agent, uncommitted.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.partitioner import murmur2
 
-from fanout.codec import decode_follow_event
+from fanout.codec import FollowEvent, decode_follow_event
 from fanout.core import Fanout
 from fanout.errors import InvalidEvent, StoreError
 from fanout.settings import Settings
@@ -31,12 +44,60 @@ from . import group_id, metrics
 from .base import Agent, record_time_us, retry_store
 from .poison import tied_to_record
 
+T = TypeVar("T")
+
+#: One follower's records of a batch, in partition order, with their decoded events.
+Lane = list[tuple[Any, FollowEvent]]
+
 
 def in_home_partition(record: Any, follower: str, partitions: int) -> bool:
     """Whether ``record`` is in the partition Kafka's default partitioner gives the key
     ``follower`` (murmur2, as every Kafka client does by default) of a topic of ``partitions``."""
     hashed: int = murmur2(follower.encode())
     return bool(record.partition == (hashed & 0x7FFFFFFF) % partitions)
+
+
+def follower_lanes(records: Sequence[Any], max_bytes: int) -> tuple[list[Lane], list[tuple[Any, InvalidEvent]]]:
+    """The records decoded and grouped by follower: one lane per follower, in the order of each
+    follower's first record, each lane in record order; and the undecodable records, in order,
+    with why."""
+    lanes: dict[str, Lane] = {}
+    invalid: list[tuple[Any, InvalidEvent]] = []
+    for record in records:
+        try:
+            if record.value is None:
+                raise InvalidEvent("follow event: the record has no value", reason="json")
+            event = decode_follow_event(record.value, max_bytes=max_bytes)
+        except InvalidEvent as exc:
+            invalid.append((record, exc))
+            continue
+        lanes.setdefault(event.follower, []).append((record, event))
+    return list(lanes.values()), invalid
+
+
+async def run_lanes(lanes: Sequence[T], run: Callable[[T], Awaitable[None]], concurrency: int) -> None:
+    """``run`` every lane, at most ``concurrency`` at once; return when all have finished.
+
+    The first failure cancels the lanes still running, waits for them and is raised as it is (not
+    in an ``ExceptionGroup``: the partition task asks its ``retriable`` flag); no task outlives
+    the call, also when the call itself is cancelled.
+    """
+    if concurrency <= 1 or len(lanes) <= 1:
+        for lane in lanes:
+            await run(lane)
+        return
+    todo = iter(lanes)
+
+    async def worker() -> None:
+        for lane in todo:  # shared: each lane is taken by one worker
+            await run(lane)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(concurrency, len(lanes))):
+                group.create_task(worker())
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # the lane's own error, with its own traceback
 
 
 class FollowsAgent(Agent):
@@ -56,23 +117,29 @@ class FollowsAgent(Agent):
     def _partitions(self, topic: str) -> int:
         """How many partitions ``topic`` has (the consumer's metadata; the settings' count before
         the first metadata answer)."""
-        known = self.consumer.partitions_for_topic(topic)
+        known = self.consumer.partitions_for_topic(topic) if self.consumer is not None else None
         return len(known) if known else self.settings.follows_partitions
 
     async def process(self, records: list[Any]) -> None:
-        for record in records:
-            try:
-                if record.value is None:
-                    raise InvalidEvent("follow event: the record has no value", reason="json")
-                event = decode_follow_event(record.value, max_bytes=self.settings.max_event_bytes)
-                accepted = record_time_us(record)
-                in_order = in_home_partition(record, event.follower, self._partitions(record.topic))
-                handle = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order)
-                await retry_store(self.role, handle, **self.retry_options())
-            except InvalidEvent as exc:
-                await self.dead.send(record, exc)
-                continue
-            except StoreError as exc:  # dead-lettered when tied to this record, else raised
-                await self.dead.send(record, await tied_to_record(self.fanout.store, exc))
-                continue
-            metrics.EVENTS.labels(self.role, "ok").inc()
+        lanes, invalid = follower_lanes(records, self.settings.max_event_bytes)
+        for record, exc in invalid:
+            await self.dead.send(record, exc)
+        await run_lanes(lanes, self._apply_lane, self.settings.follows_concurrency)
+
+    async def _apply_lane(self, lane: Lane) -> None:
+        for record, event in lane:
+            await self._apply(record, event)
+
+    async def _apply(self, record: Any, event: FollowEvent) -> None:
+        try:
+            accepted = record_time_us(record)
+            in_order = in_home_partition(record, event.follower, self._partitions(record.topic))
+            handle = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order)
+            await retry_store(self.role, handle, **self.retry_options())
+        except InvalidEvent as exc:
+            await self.dead.send(record, exc)
+            return
+        except StoreError as exc:  # dead-lettered when tied to this record, else raised
+            await self.dead.send(record, await tied_to_record(self.fanout.store, exc))
+            return
+        metrics.EVENTS.labels(self.role, "ok").inc()

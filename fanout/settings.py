@@ -84,6 +84,8 @@ class Settings:
     low_batch_max_records: int = 100
     low_batch_max_wait_ms: int = 50
     max_in_flight: int = 128
+    # followers whose events of one batch the follows agent applies at once (each follower's in order)
+    follows_concurrency: int = 32
 
     # agents' runtime (fanout.agents.base, fanout.agents.health)
     agent_retry_attempts: int = 5  # tries of a retriable store error inside a batch, then re-fetch it
@@ -152,8 +154,8 @@ class Settings:
             raise ConfigError("FANOUT_PULL_THRESHOLD and FANOUT_PULL_DRAIN_SECONDS must be >= 0 (threshold 0: off)")
         if self.trace_ttl_seconds < 0:
             raise ConfigError("FANOUT_TRACE_TTL_SECONDS must be >= 0 (0: traces never expire)")
-        if self.max_in_flight < 1:
-            raise ConfigError("FANOUT_MAX_IN_FLIGHT must be >= 1")
+        if self.max_in_flight < 1 or self.follows_concurrency < 1:
+            raise ConfigError("FANOUT_MAX_IN_FLIGHT and FANOUT_FOLLOWS_CONCURRENCY must be >= 1")
         if min(self.batch_max_records, self.low_batch_max_records) < 1 or min(
             self.batch_max_wait_ms, self.low_batch_max_wait_ms
         ) < 0:
