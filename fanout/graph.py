@@ -33,8 +33,10 @@ Rebuild is what a replay of the user's follows gives
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 from .activity import FOLLOW_BAND, Activity
 from .feeds import feed_id
@@ -42,8 +44,10 @@ from .settings import Settings
 from .store import Edge, Key, Store, TimelineWrite
 from .writer import TimelineWriter
 
+T = TypeVar("T")
+
 _DAY_US = 86_400 * 1_000_000
-_PAGE = 1000
+_PAGE = 5000  # entries a read of a whole feed asks for at a time (one page of the Cassandra store's reads)
 #: How many of a followee's newest activities an unfollow deletes even if they are not (yet) in
 #: the follower's feed: chunks of these may still be in flight.
 UNFOLLOW_IN_FLIGHT = 100
@@ -61,6 +65,14 @@ def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool) -> int | 
     return clock if clock > stored.at else None
 
 
+def _result(outcome: T | BaseException) -> T:
+    """An outcome of ``asyncio.gather(..., return_exceptions=True)``: reads run at once are all
+    awaited, none left running, before a failure is raised."""
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
 class FollowGraph:
     """Follows and unfollows applied to the graph and the follower's timelines; rebuilds."""
 
@@ -73,14 +85,19 @@ class FollowGraph:
     async def apply(self, follower: str, followee: str, following: bool, clock: int, *, in_order: bool) -> int:
         """Apply one follow (``following``) or unfollow event ordered by ``clock``; returns the
         entries copied (or removed), 0 when the event lost to a newer decision."""
-        stored = await self.store.follow_edge(follower, followee)
+        if following:  # both reads at once: one round trip
+            edge_read, active_read = await asyncio.gather(
+                self.store.follow_edge(follower, followee), self.store.last_active(follower), return_exceptions=True
+            )
+            stored, last = _result(edge_read), _result(active_read)
+        else:
+            stored, last = await self.store.follow_edge(follower, followee), 0
         at = edge_timestamp(clock, stored, in_order=in_order)
         if at is None:
             return 0
         if not following:
             await self.store.set_follow(follower, followee, False, at)
             return await self._remove_from(follower, followee, FOLLOW_BAND + at, in_flight=True)
-        last = await self.store.last_active(follower)
         active_until = last + self._window if last else 0
         await self.store.set_follow(follower, followee, True, at, active_until)
         copied = await self._copy_in(follower, followee, FOLLOW_BAND + at)
@@ -94,18 +111,13 @@ class FollowGraph:
         return False
 
     async def _copy_in(self, follower: str, followee: str, write_ts: int) -> int:
+        """Copy the followee's newest ``follow_activity_limit`` activities (one read) into the
+        follower's feeds (one write: the store batches it)."""
         source = feed_id(self.settings.user_feed_kind, followee)
-        copied = 0
-        async for page in self._pages(source, self.settings.follow_activity_limit):
-            await self.writer.write(
-                [
-                    TimelineWrite(feed_id(kind, follower), activity, write_ts)
-                    for activity in page
-                    for kind in self.settings.feed_kinds
-                ]
-            )
-            copied += len(page)
-        return copied
+        newest = await self._read_all(source, self.settings.follow_activity_limit)
+        kinds = self.settings.feed_kinds
+        await self.writer.write([TimelineWrite(feed_id(kind, follower), a, write_ts) for a in newest for kind in kinds])
+        return len(newest)
 
     async def _remove_from(self, follower: str, followee: str, write_ts: int, *, in_flight: bool) -> int:
         """Delete the followee's entries from the follower's feeds at ``write_ts``.
@@ -114,20 +126,28 @@ class FollowGraph:
         deleted too, found or not: a chunk planned before the unfollow may still be on its way to
         a writer (activities and follows travel on different topics), and its late add must lose.
         """
-        recent: list[Activity] = []
-        if in_flight:
-            source = feed_id(self.settings.user_feed_kind, followee)
-            recent = [a async for page in self._pages(source, UNFOLLOW_IN_FLIGHT) for a in page]
+        feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
+        source = feed_id(self.settings.user_feed_kind, followee)
+        # the reads at once (the followee's newest, each of the follower's feeds), then one write
+        reads = await asyncio.gather(
+            self._read_all(source, UNFOLLOW_IN_FLIGHT if in_flight else 0),
+            *(self._read_all(feed, None) for feed in feeds),
+            return_exceptions=True,
+        )
+        recent, *found = [_result(read) for read in reads]
         removed = 0
-        for kind in self.settings.feed_kinds:
-            feed = feed_id(kind, follower)
-            doomed: dict[str, Activity] = {}
-            async for page in self._pages(feed, None):
-                doomed.update((a.id, a) for a in page if a.actor == followee)
+        writes: list[TimelineWrite] = []
+        for feed, entries in zip(feeds, found, strict=True):
+            doomed = {a.id: a for a in entries if a.actor == followee}
             removed += len(doomed)
             doomed.update((a.id, a) for a in recent)
-            await self.writer.write([TimelineWrite(feed, a, write_ts, remove=True) for a in doomed.values()])
+            writes += [TimelineWrite(feed, a, write_ts, remove=True) for a in doomed.values()]
+        await self.writer.write(writes)
         return removed
+
+    async def _read_all(self, feed: str, limit: int | None) -> list[Activity]:
+        """The feed's newest ``limit`` entries (None: all), newest first."""
+        return [a async for page in self._pages(feed, limit) for a in page]
 
     async def rebuild(self, user: str) -> int:
         """Rebuild ``user``'s timeline feeds from their followees' user feeds; returns the entries.
@@ -173,7 +193,7 @@ class FollowGraph:
         before: Key | None = None
         remaining = limit
         while remaining is None or remaining > 0:
-            size = _PAGE if remaining is None else min(_PAGE, remaining)
+            size = _PAGE if remaining is None else remaining  # a bounded read asks for exactly its limit
             page = await self.store.read(feed, limit=size, before=before)
             if not page:
                 return
