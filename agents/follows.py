@@ -19,10 +19,11 @@ Concurrency within a batch (``follower_lanes``, ``run_lanes``)
     finished, so the commit after it covers only acknowledged writes. Running different followers
     concurrently ends in the state the partition order gives: an event reads and writes only its
     follower's rows (the edges keyed by follower, the follower's last activity and own feeds) and
-    reads the followee's user feed, which no follow event writes; the events of one follower keep
-    their order, mis-keyed ones included. A record's failure is handled in its lane as before (a
-    dead letter); any other failure cancels the other lanes, waits for them and is raised as it
-    is, so the batch is retried or stops the agent, uncommitted.
+    reads the followee's user feed, which no follow event writes (it is not one of the followers'
+    ``feed_kinds``); the events of one follower keep their order, mis-keyed ones included. A
+    record's failure is handled in its lane as before (a dead letter); any other failure cancels
+    the other lanes, waits for them and is raised as it is, so the batch is retried or stops the
+    agent, uncommitted.
 """
 
 from __future__ import annotations
