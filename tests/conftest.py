@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from fanout import MemoryStore, Settings, StoreError
+
+# No per-example deadline: hypothesis' default (200 ms an example) is a timing assertion, and on a
+# loaded 2-core CI box an example of test_times took 708 ms. Speed lives in benchmarks/.
+hypothesis_settings.register_profile("fanout", deadline=None)
+hypothesis_settings.load_profile("fanout")
 
 _CHAOS_DIR = Path(__file__).parent / "chaos"
 
