@@ -18,6 +18,12 @@
 # Env: FANOUT_NODES (1 or 3), FANOUT_KAFKA_HEAP (default 512m, 384m per node of 3),
 #      FANOUT_CASSANDRA_HEAP (default 1G, 768M per node of 3), FANOUT_SERVICES_TIMEOUT (readiness
 #      timeout in seconds, default 120, 600 for 3 nodes), JAVA (default: java).
+# Cassandra server config (benchmarks/server_config.py compares them; defaults = the chosen ones):
+#      FANOUT_CASSANDRA_MEMTABLE            skiplist | trie                        (default skiplist)
+#      FANOUT_CASSANDRA_MEMTABLE_ALLOCATION heap_buffers | offheap_buffers | offheap_objects
+#                                                                                  (default heap_buffers)
+#      FANOUT_CASSANDRA_CONCURRENT_WRITES   write threads, 1-1024                  (default 8)
+#      They are written into .local/<node>/cassandra.yaml when the node starts (`up` of a stopped node).
 # Ports on each node's address: Kafka 9092 (PLAINTEXT) + 9093 (CONTROLLER); Cassandra 9042 (CQL) +
 # 7000 (storage); Cassandra JMX on 127.0.0.1:7199 (7199, 7299, 7399 for the cluster's nodes).
 set -euo pipefail
@@ -147,6 +153,20 @@ render() { # template, destination, then placeholder=value pairs: @placeholder@ 
   mv "$dest.tmp" "$dest"
 }
 
+one_of() { # variable name, allowed values (the first is the default) -> its value, or die
+  local name=$1 value=${!1:-$2} allowed
+  shift
+  for allowed in "$@"; do [[ $value == "$allowed" ]] && { echo "$value"; return 0; }; done
+  die "$name must be one of $*, not '$value'"
+}
+
+concurrent_writes() {
+  local value=${FANOUT_CASSANDRA_CONCURRENT_WRITES:-8}
+  [[ $value =~ ^[1-9][0-9]{0,3}$ && $value -le 1024 ]] \
+    || die "FANOUT_CASSANDRA_CONCURRENT_WRITES must be a number of threads from 1 to 1024, not '$value'"
+  echo "$value"
+}
+
 write_config() {
   local node=$1 dir=$LOCAL/$1 svc n
   svc=$(kind "$node")
@@ -167,9 +187,14 @@ write_config() {
       if in_cluster "$node"; then # every node a seed (as ccm does): any two can start without the third
         token=${CLUSTER_TOKENS[$((n - 1))]} hints=true seeds=127.0.0.1:7000,127.0.0.2:7000,127.0.0.3:7000
       fi
+      local memtable allocation writes # checked first: a bad value stops `up` before any file is written
+      memtable=$(one_of FANOUT_CASSANDRA_MEMTABLE skiplist trie)
+      allocation=$(one_of FANOUT_CASSANDRA_MEMTABLE_ALLOCATION heap_buffers offheap_buffers offheap_objects)
+      writes=$(concurrent_writes)
       mkdir -p "$dir/tmp" "$dir/triggers"
       render "$ROOT/services/cassandra/cassandra.yaml.in" "$dir/cassandra.yaml" \
-        "DIR=$dir" "HOST=$(host "$node")" "TOKEN=$token" "HINTS=$hints" "SEEDS=$seeds"
+        "DIR=$dir" "HOST=$(host "$node")" "TOKEN=$token" "HINTS=$hints" "SEEDS=$seeds" \
+        "MEMTABLE=$memtable" "MEMTABLE_ALLOCATION=$allocation" "CONCURRENT_WRITES=$writes"
       cp "$ROOT/services/cassandra/logback.xml" "$dir/logback.xml"
       ;;
   esac
@@ -485,7 +510,7 @@ cmd_clean_data() {
 }
 
 usage() {
-  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 # up/down/clean-data of one checkout are serialized: two concurrent `up`s would otherwise both

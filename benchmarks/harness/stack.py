@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,12 +94,20 @@ class FreshStack:
         self.restarts += 1
         return out
 
+    def restart_node(self, service: str, config: Mapping[str, str]) -> str:
+        """Stop ``service`` and start it again (its data kept) with the server config ``config``
+        (``FANOUT_CASSANDRA_*`` variables of ``scripts/services.sh``); the launcher's output."""
+        out = self._services("down", service) + self._services("up", service, config=config)
+        self.restarts += 1
+        return out
+
     def pids(self) -> dict[str, int]:
         return {s: pid for s in SERVICES if (pid := recorded_pid(self.root, s)) is not None}
 
-    def _services(self, *args: str) -> str:
+    def _services(self, *args: str, config: Mapping[str, str] | None = None) -> str:
         script = self.root / "scripts" / "services.sh"
-        env = {**os.environ, "FANOUT_SERVICES_TIMEOUT": os.environ.get("FANOUT_SERVICES_TIMEOUT", "600")}
+        env = {**os.environ, "FANOUT_SERVICES_TIMEOUT": os.environ.get("FANOUT_SERVICES_TIMEOUT", "600"),
+               **(config or {})}
         done = subprocess.run(["bash", str(script), *args], cwd=self.root, env=env, capture_output=True,
                               text=True, check=False)
         if done.returncode != 0:

@@ -86,6 +86,15 @@ def add_column(ks: str, table: str, column: str, cql_type: str) -> str:
     return f"ALTER TABLE {ks}.{table} ADD {column} {cql_type}"
 
 
+#: The compaction strategies the timeline table may use (``FANOUT_CASSANDRA_TIMELINE_COMPACTION``).
+TIMELINE_COMPACTIONS: Final = {"LCS": "LeveledCompactionStrategy", "UCS": "UnifiedCompactionStrategy"}
+
+
+def timeline_compaction(ks: str, strategy: str) -> str:
+    """The statement that makes ``ks.timeline`` compact with ``strategy`` (a key of ``TIMELINE_COMPACTIONS``)."""
+    return f"ALTER TABLE {ks}.timeline WITH compaction = {{'class': '{TIMELINE_COMPACTIONS[strategy]}'}}"
+
+
 def drop_schema(ks: str) -> str:
     """The statement that drops the keyspace ``ks`` and everything in it."""
     return f"DROP KEYSPACE IF EXISTS {ks}"
