@@ -181,12 +181,17 @@ def markdown(results: dict[str, Any]) -> str:
         cells = []
         for key in METRICS:
             c = s[key]
-            text = f"{c['median']:,.1f} ({c['min']:,.1f}-{c['max']:,.1f})".replace(".0 ", " ").replace(".0-", "-")
+            text = f"{_number(c['median'])} ({_number(c['min'])}-{_number(c['max'])})"
             if "ratio" in c:
                 text += f" [{c['ratio']:.2f}" + (f", {c['verdict']}]" if c["verdict"] != "same" else "]")
             cells.append(text)
         lines.append(f"| {name} | {s['config']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """Rates without decimals, microseconds with one."""
+    return f"{value:,.0f}" if value >= 1000 else f"{value:,.1f}"
 
 
 def save(results: dict[str, Any]) -> str:
@@ -218,7 +223,7 @@ async def main(args: argparse.Namespace) -> int:
     print(f"{stamp}: {owner}; {len(variants)} variants x {args.rounds} rounds, {n:,} rows each; "
           f"load average {load0:.2f}", flush=True)
     runs: dict[str, list[dict[str, float]]] = {v.name: [] for v in variants}
-    results: dict[str, Any] = {"stamp": stamp, "command": "python -m benchmarks.server_config " + " ".join(args.argv),
+    results: dict[str, Any] = {"stamp": stamp, "command": " ".join(["python -m benchmarks.server_config", *args.argv]),
                                "machine": machine(), "rounds": args.rounds, "rows": n,
                                "write_mode": settings.cassandra_write_mode, "runs": runs}
     try:
