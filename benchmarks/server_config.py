@@ -76,7 +76,7 @@ VARIANTS = {v.name: v for v in (
     Variant("protocol_v4", client={"cassandra_protocol_version": 4}),
 )}
 METRICS = {  # key -> (label, unit, True when more is better)
-    "rows_per_s": ("rows/s", "rows/s", True),
+    "rows_per_s": ("rows/s", "", True),
     "client_us_per_row": ("client CPU/row", "us", False),
     "server_us_per_row": ("server CPU/row (while writing)", "us", False),
     "server_settled_us_per_row": ("server CPU/row (until quiet)", "us", False),
@@ -175,7 +175,8 @@ def markdown(results: dict[str, Any]) -> str:
              f"retried after a timeout: {sum(r['retries'] for rs in results['runs'].values() for r in rs)}.", "",
              "Median (min-max) [ratio of medians to the baseline; `better`/`worse`: > 5 % and the ranges "
              "do not overlap].", "",
-             "| variant | config | " + " | ".join(f"{label} ({unit})" for label, unit, _ in METRICS.values()) + " |",
+             "| variant | config | " + " | ".join(f"{label} ({unit})" if unit else label
+                                                 for label, unit, _ in METRICS.values()) + " |",
              "|---|---|" + "---|" * len(METRICS)]
     for name, s in results["summary"].items():
         cells = []
