@@ -86,7 +86,8 @@ def add_column(ks: str, table: str, column: str, cql_type: str) -> str:
     return f"ALTER TABLE {ks}.{table} ADD {column} {cql_type}"
 
 
-#: The compaction strategies the timeline table may use (``FANOUT_CASSANDRA_TIMELINE_COMPACTION``).
+#: The compaction strategies measured for the timeline table (``benchmarks/server_config.py``): LCS
+#: stays (``create_schema``), UCS did not clear the bar (README: Cassandra server settings).
 TIMELINE_COMPACTIONS: Final = {"LCS": "LeveledCompactionStrategy", "UCS": "UnifiedCompactionStrategy"}
 
 
