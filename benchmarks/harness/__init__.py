@@ -9,7 +9,8 @@ eager           one eager pass through ``Fanout``; planner sinks that count or k
 pipeline        ``Session``: the real Kafka pipeline under measurement (topics, tracker, watcher)
 workers         the pipeline's worker processes (planner, writers, follows agents)
 rawload         raw timeline writes: the workload's planned rows, write strategies, client processes
-stack           the servers measured: waiting for the node and the group coordinator, --fresh-stack
+stack           the servers measured: waiting for the node and the group coordinator, --fresh-stack,
+                restarting one node with a server config (server_config.py)
 summary         the results' top-level ``summary`` (numbers only) and its run counts
 tracking        chunks seen, committed offsets over time, ``PassResult``, latency percentiles
 processes       child environments, stopping processes, CPU seconds, is a service reachable
