@@ -14,6 +14,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from aiokafka.errors import KafkaError
+
 from fanout.activity import now_micros
 from fanout.agents import group_id
 from fanout.retry import retry
@@ -61,8 +63,10 @@ class StarFanout:
         await produce_raw(self.settings, "activities", [(AUTHOR.encode(), json.dumps(e).encode()) for e in self.events])
 
     async def written(self) -> int:
-        """Chunk messages the writers (both priorities) have committed."""
-        state = await lags(self.settings)
+        """Chunk messages the writers (both priorities) have committed. Asked of the brokers that
+        answer: while one is down (the broker-kill test) the admin client may pick it and fail."""
+        state = await retry(partial(lags, self.settings), retriable=lambda e: isinstance(e, KafkaError),
+                            within=60.0, first_delay=0.2)
         prefix = self.settings.topic_prefix
         return sum(state.get(group_id(prefix, "writer", p), (0, 0))[0] for p in ("high", "low"))
 
