@@ -243,10 +243,20 @@ async def test_a_consumer_whose_fetches_keep_failing_is_replaced() -> None:
                 raise KafkaConnectionError("the coordination task died (injected)")
 
             broken.getmany = failing_getmany
+
+            async def failing() -> bool:  # a fetch in flight when patched still ends normally
+                return bool(failures)
+
+            async def renewed() -> bool:  # the renewal drains, stops the old consumer, starts a new one
+                consumer = planner.agent.consumer
+                return consumer is not None and consumer is not broken and planner.agent.running.is_set()
+
+            await wait_for(failing, within=30, what="the patched fetch to be called")
             await produce_raw(settings, "activities", [(b"ann", _event("while-broken", 1))])
+            await wait_for(renewed, within=60, what="the consumer to be replaced")
             await wait_drained(settings, roles=["planner"], within=60)
             assert len(failures) >= 3
-            assert planner.agent.consumer is not broken and planner.agent.consumer_renewals == 1
+            assert planner.agent.consumer_renewals == 1
         finally:
             await planner.close()
         assert await feed_ids(store, "user:ann") == ["while-broken"]
