@@ -138,15 +138,26 @@ class InProcess:
             raise
 
 
-async def drain_all(settings: Settings, store: Store, within: float = 60.0) -> None:
-    """Run every agent in this process until every group has lag 0, then stop them."""
+@contextlib.asynccontextmanager
+async def all_agents(settings: Settings, store: Store, *, ready: bool = False) -> AsyncIterator[list[InProcess]]:
+    """Every agent (planner, follows, the high and the low writer) in this process, stopped on
+    leaving; ``ready``: first wait until each one joined its group."""
     agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
               InProcess(settings, store, "writer", "high"), InProcess(settings, store, "writer", "low")]
     try:
-        await wait_drained(settings, within=within)
+        if ready:
+            for agent in agents:
+                await agent.ready()
+        yield agents
     finally:
         for agent in agents:
             await agent.close()
+
+
+async def drain_all(settings: Settings, store: Store, within: float = 60.0) -> None:
+    """Run every agent in this process until every group has lag 0, then stop them."""
+    async with all_agents(settings, store):
+        await wait_drained(settings, within=within)
 
 
 async def wait_for(

@@ -16,7 +16,7 @@ from fanout.activity import to_micros
 from fanout.http import create_app
 from fanout.settings import Settings
 from tests.http_helpers import TcpProxy, assert_problem, served, walk
-from tests.integration.pipeline_helpers import InProcess, pipeline, pipeline_settings, produce_raw, wait_drained
+from tests.integration.pipeline_helpers import all_agents, pipeline, pipeline_settings, produce_raw, wait_drained
 from tests.integration.scenario import ACTORS, FOLLOWERS, Script, eager, mark_active, records
 
 pytestmark = pytest.mark.integration
@@ -35,15 +35,8 @@ async def agents_running() -> AsyncIterator[tuple[Settings, Any]]:
     settings = pipeline_settings()
     async with pipeline(settings) as store:
         await mark_active(store, settings)
-        agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
-                  InProcess(settings, store, "writer", "high"), InProcess(settings, store, "writer", "low")]
-        try:
-            for agent in agents:
-                await agent.ready()
+        async with all_agents(settings, store, ready=True):
             yield settings, store
-        finally:
-            for agent in agents:
-                await agent.close()
 
 
 def _through_the_api(phase: Phase) -> list[tuple[str, str, dict[str, Any] | None]]:

@@ -12,7 +12,7 @@ import pytest
 from fanout.feeds import feed_id
 from fanout.http import create_app
 from tests.http_helpers import served
-from tests.integration.pipeline_helpers import InProcess, pipeline, pipeline_settings, produce_raw, wait_drained
+from tests.integration.pipeline_helpers import all_agents, pipeline, pipeline_settings, produce_raw, wait_drained
 from tests.integration.scenario import ACTORS, FOLLOWERS, Script, eager, mark_active, records
 from tests.integration.test_http import entries
 
@@ -29,18 +29,11 @@ async def test_feeds_over_http_with_one_pulled_account_equal_the_eager_mode() ->
     expected = await eager(settings.replace(pull_threshold=0), phases)
     async with pipeline(settings) as store:
         await mark_active(store, settings)
-        agents = [InProcess(settings, store, "planner"), InProcess(settings, store, "follows"),
-                  InProcess(settings, store, "writer", "high"), InProcess(settings, store, "writer", "low")]
-        try:
-            for agent in agents:
-                await agent.ready()
+        async with all_agents(settings, store, ready=True):
             for phase in phases:
                 await produce_raw(settings, "follows", records(phase, "follows"))
                 await produce_raw(settings, "activities", records(phase, "activities"))
                 await wait_drained(settings, within=90)
-        finally:
-            for agent in agents:
-                await agent.close()
 
         assert set(await store.pulled_accounts()) == {big}
         posts = {a.id for a in await store.read(feed_id("user", big), limit=10_000)}
