@@ -25,6 +25,10 @@ async def run(ctx: Context) -> dict[str, Any]:
     if ceiling:
         ratios[f"pipeline / ceiling ({ceiling['strategy']}, {ceiling['processes']} processes)"] = (
             median(rates) / ceiling["rate"])
+        windowed = ceiling.get("windowed")
+        if windowed:
+            ratios[f"pipeline / raw grouped only within {windowed['window']:,}-row windows (a writer batch)"] = (
+                median(rates) / windowed["rate"])
     cpu = {k: median([r.extra["cpu_s"].get(k, 0.0) for r in results]) for k in results[0].extra["cpu_s"]}
     wall = median([r.seconds for r in results])
     cores = os.cpu_count() or 0

@@ -12,6 +12,8 @@ A strategy is how rows become requests:
 * ``replica``: rows grouped by replica set (the driver's token map; on one node every row shares
   it), sorted by feed so each partition's rows sit together, cut into UNLOGGED batches of
   ``rows`` rows (multi-partition batches; over ``batch_size_warn_threshold`` each logs a WARN).
+  With a ``window``, rows are grouped only within each run of ``window`` consecutive rows of the
+  pass (pass order: activity by activity), as a writer can group only the rows of one batch.
 
 Client processes (``cases/case1_raw_writer.py`` with cassandra-driver, ``cases/case1_native_writer.py``
 with acsylla, a native-core driver) serve ``RawWriters``: one JSON command per stdin line::
@@ -32,7 +34,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .context import ROOT
@@ -52,12 +54,14 @@ class Strategy:
     kind: str  # "single" | "partition" | "replica"
     rows: int = 1  # rows per multi-partition batch (replica)
     in_flight: int = 128  # requests in flight per client process
+    window: int = 0  # replica: group only within runs of this many consecutive rows (0: the whole pass)
 
     @property
     def name(self) -> str:
         what = {"single": "single-row inserts", "partition": "one unlogged batch per feed partition",
                 "replica": f"{self.rows}-row unlogged batches per replica set"}[self.kind]
-        return f"{what}, {self.in_flight} in flight"
+        within = f", grouped within {self.window:,}-row windows" if self.window else ""
+        return f"{what}{within}, {self.in_flight} in flight"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +94,10 @@ def request_groups(strategy: Strategy, rows: Sequence[Row], replicas: Callable[[
     ``replicas(feed)`` names a feed's replica set (default: one node, one set)."""
     if strategy.kind == "single":
         return [[row] for row in rows]
+    if strategy.window:
+        whole = replace(strategy, window=0)
+        return [group for start in range(0, len(rows), strategy.window)
+                for group in request_groups(whole, rows[start : start + strategy.window], replicas)]
     by_feed: dict[str, list[Row]] = {}
     for row in rows:
         by_feed.setdefault(row[0], []).append(row)
