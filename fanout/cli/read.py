@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from fanout.codec import MAX_ID_BYTES
+from fanout.errors import ConfigError
 from fanout.settings import Settings
 
 
@@ -27,13 +28,20 @@ def _id(text: str) -> str:
     return text
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     """``feed`` and ``lag``."""
     feed = subparsers.add_parser("feed", help="read a feed from the Cassandra store, newest first")
     feed.add_argument("user", type=_id)
     feed.add_argument("--kind", default="timeline",
                       help="timeline (default), user, or an aggregated kind (groups; notification: with counts)")
-    feed.add_argument("--limit", type=int, default=25)
+    feed.add_argument("--limit", type=_positive, default=25)
     feed.add_argument("--before", metavar="ID", type=_id, help="only activities older than this activity id")
     feed.add_argument("--json", action="store_true", help="one JSON object per line")
     feed.set_defaults(func=_feed)
@@ -56,6 +64,9 @@ async def _feed_async(args: argparse.Namespace, settings: Settings) -> int:
     from fanout.agents.worker import open_store
     from fanout.core import Fanout
 
+    if args.kind not in settings.readable_kinds():
+        raise ConfigError(f"unknown feed kind {args.kind!r}: one of {', '.join(settings.readable_kinds())} "
+                          "(FANOUT_FEED_KINDS, FANOUT_USER_FEED_KIND, FANOUT_AGGREGATED_KINDS)")
     if args.kind in settings.aggregation():
         from .groups import show
 

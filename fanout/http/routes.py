@@ -60,7 +60,7 @@ class Api:
         self.reader = FeedReader(settings)
         self.graph = GraphReader(settings)
         self.aggregated = tuple(settings.aggregation())
-        self.kinds = tuple(dict.fromkeys((*settings.feed_kinds, settings.user_feed_kind, *self.aggregated)))
+        self.kinds = settings.readable_kinds()
 
     # health ----------------------------------------------------------------------------
     async def healthz(self, request: Request) -> Response:

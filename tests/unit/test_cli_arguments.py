@@ -1,0 +1,52 @@
+"""Arguments of the read commands are checked before any server is asked, as events and HTTP check
+them: ids, feed kinds, limits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from fanout.codec import MAX_ID_BYTES
+
+OVERSIZE = "é" * (MAX_ID_BYTES // 2 + 1)  # under 256 characters, over 256 bytes of UTF-8
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["trace", ""],
+        ["trace", OVERSIZE],
+        ["feed", ""],
+        ["feed", OVERSIZE],
+        ["feed", "ann", "--before", ""],
+    ],
+)
+def test_a_bad_id_is_refused_in_one_line_without_a_server(argv: list[str]) -> None:
+    done = _fanout(*argv)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and f"1 to {MAX_ID_BYTES} bytes of UTF-8" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr and "Cassandra" not in done.stderr
+
+
+def _fanout(*argv: str) -> subprocess.CompletedProcess[str]:
+    env = {"FANOUT_CASSANDRA_PORT": "1", "PATH": "/usr/bin:/bin"}  # nothing listens there
+    return subprocess.run([sys.executable, "-m", "fanout", *argv], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "many"])
+def test_a_limit_below_one_is_refused(limit: str) -> None:
+    done = _fanout("feed", "ann", "--limit", limit)
+    assert done.returncode == 2 and "argument --limit" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "Cassandra" not in done.stderr
+
+
+def test_an_unknown_feed_kind_is_refused_naming_the_known_ones() -> None:
+    done = _fanout("feed", "ann", "--kind", "bogus")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "fanout: unknown feed kind 'bogus': one of timeline, user, aggregated, notification "
+        "(FANOUT_FEED_KINDS, FANOUT_USER_FEED_KIND, FANOUT_AGGREGATED_KINDS)"
+    ]
