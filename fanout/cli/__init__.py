@@ -8,6 +8,7 @@
     dead      dead [--redrive]
     replay    replay, rebuild
     serve     serve                               (the HTTP API)
+    arguments the argument types (ids, limits, ports, counts, seconds) every module uses
 
 Each module has ``register(subparsers)``; every command is ``func(args, settings) -> exit code``.
 Settings come from ``FANOUT_*`` variables (``fanout.settings``). Errors a user can cause (a bad

@@ -22,6 +22,8 @@ from typing import Any
 from fanout.errors import ConfigError
 from fanout.settings import Settings
 
+from .arguments import positive
+
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _REASONS = "json, schema, version, oversize, time, conflict, store"
@@ -39,7 +41,7 @@ def register(subparsers: Any) -> None:
                       help="only those of this agent (planner, follows, writer-high, writer-low); repeatable")
     dead.add_argument("--since", metavar="T", help="dead-lettered at or after T (RFC 3339, or 30m/2h/7d ago)")
     dead.add_argument("--until", metavar="T", help="dead-lettered before T")
-    dead.add_argument("--limit", type=int, default=200, help="list at most the newest N (default 200)")
+    dead.add_argument("--limit", type=positive, default=200, help="list at most the newest N (default 200)")
     dead.add_argument("--json", action="store_true", help="one JSON object per dead letter")
     dead.add_argument("--redrive", action="store_true", help="re-send the matching dead letters not yet re-driven")
     dead.add_argument("--dry-run", action="store_true", help="with --redrive: count, send nothing")

@@ -12,13 +12,15 @@ from typing import Any
 
 from fanout.settings import Settings
 
+from .arguments import identifier, positive
+
 
 def register(subparsers: Any) -> None:
     """``notifications``."""
     notes = subparsers.add_parser("notifications", help="a user's notification groups, seen/read and counts")
-    notes.add_argument("user")
+    notes.add_argument("user", type=identifier)
     notes.add_argument("--kind", help="a notification kind (default: the first of FANOUT_NOTIFICATION_KINDS)")
-    notes.add_argument("--limit", type=int, default=25)
+    notes.add_argument("--limit", type=positive, default=25)
     marks = notes.add_mutually_exclusive_group()
     marks.add_argument("--mark-seen", action="store_true", help="then mark every group seen")
     marks.add_argument("--mark-read", action="store_true", help="then mark every group read (and seen)")

@@ -15,6 +15,8 @@ from typing import Any
 from fanout.agents import PRIORITIES
 from fanout.settings import Settings
 
+from .arguments import count, port, positive, seconds
+
 
 def register(subparsers: Any) -> None:
     """``topics`` and ``worker``."""
@@ -35,10 +37,10 @@ def register(subparsers: Any) -> None:
     )
     worker.add_argument("role", choices=["planner", "writer", "follows", "all"])
     worker.add_argument("--priority", choices=PRIORITIES, help="writer: which chunk topic to write")
-    worker.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    worker.add_argument("--metrics-port", type=port, help="serve Prometheus /metrics on this port")
     worker.add_argument("--instance-id", help="static group membership id (a restart resumes at once)")
     worker.add_argument(
-        "--batch-max-records", type=int,
+        "--batch-max-records", type=positive,
         help="records per batch for this worker (default FANOUT_BATCH_MAX_RECORDS; a writer's record is "
         "a chunk of up to chunk_size rows)",
     )
@@ -47,14 +49,14 @@ def register(subparsers: Any) -> None:
         help="where the group starts on partitions it never committed that hold records (else the agent "
         "refuses to start): earliest processes them, latest skips them",
     )
-    worker.add_argument("--grace", type=float, default=6.0, help="seconds to finish a batch on stop (6)")
-    worker.add_argument("--session-timeout-ms", type=int, default=10_000, help="consumer session timeout")
-    worker.add_argument("--planners", type=_count, default=1, help="all: planner processes (1)")
-    worker.add_argument("--high-writers", type=_count, default=3, help="all: high writer processes (3)")
-    worker.add_argument("--low-writers", type=_count, default=1, help="all: low writer processes (1)")
-    worker.add_argument("--follows", type=_count, default=1, help="all: follows agent processes (1)")
+    worker.add_argument("--grace", type=seconds, default=6.0, help="seconds to finish a batch on stop (6)")
+    worker.add_argument("--session-timeout-ms", type=positive, default=10_000, help="consumer session timeout")
+    worker.add_argument("--planners", type=count, default=1, help="all: planner processes (1)")
+    worker.add_argument("--high-writers", type=count, default=3, help="all: high writer processes (3)")
+    worker.add_argument("--low-writers", type=count, default=1, help="all: low writer processes (1)")
+    worker.add_argument("--follows", type=count, default=1, help="all: follows agent processes (1)")
     worker.add_argument(
-        "--max-restarts", type=_count, default=5,
+        "--max-restarts", type=count, default=5,
         help="all: restarts in a row (each after less than 60 s of running) before a crashing agent stops "
         "them all and `worker all` exits non-zero (5)",
     )
@@ -65,13 +67,6 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--init", action="store_true", help="all: create topics, migrate first")
     worker.add_argument("--log-level", default="INFO")
     worker.set_defaults(func=_worker)
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
 
 
 def _topics(args: argparse.Namespace, settings: Settings) -> int:

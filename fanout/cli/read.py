@@ -15,34 +15,20 @@ from typing import Any
 
 import msgspec
 
-from fanout.codec import MAX_ID_BYTES
 from fanout.errors import ConfigError
 from fanout.settings import Settings
 
-
-def _id(text: str) -> str:
-    """An id argument as events and the HTTP API take it: 1 to ``MAX_ID_BYTES`` bytes of UTF-8."""
-    size = len(text.encode(errors="surrogatepass"))
-    if not 0 < size <= MAX_ID_BYTES:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_ID_BYTES} bytes of UTF-8, not {size}")
-    return text
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+from .arguments import identifier, positive
 
 
 def register(subparsers: Any) -> None:
     """``feed`` and ``lag``."""
     feed = subparsers.add_parser("feed", help="read a feed from the Cassandra store, newest first")
-    feed.add_argument("user", type=_id)
+    feed.add_argument("user", type=identifier)
     feed.add_argument("--kind", default="timeline",
                       help="timeline (default), user, or an aggregated kind (groups; notification: with counts)")
-    feed.add_argument("--limit", type=_positive, default=25)
-    feed.add_argument("--before", metavar="ID", type=_id, help="only activities older than this activity id")
+    feed.add_argument("--limit", type=positive, default=25)
+    feed.add_argument("--before", metavar="ID", type=identifier, help="only activities older than this activity id")
     feed.add_argument("--json", action="store_true", help="one JSON object per line")
     feed.set_defaults(func=_feed)
 
@@ -51,7 +37,7 @@ def register(subparsers: Any) -> None:
     lag.set_defaults(func=_lag)
 
     trace = subparsers.add_parser("trace", help="how far an activity's fanout (and its removal's) got")
-    trace.add_argument("activity_id", type=_id)
+    trace.add_argument("activity_id", type=identifier)
     trace.add_argument("--json", action="store_true", help="the report as one JSON object")
     trace.set_defaults(func=_trace)
 

@@ -24,6 +24,8 @@ from fanout.agents.signals import stop_on_signals
 from fanout.errors import ConfigError
 from fanout.settings import Settings
 
+from .arguments import identifier
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
@@ -100,7 +102,7 @@ def register(subparsers: Any) -> None:
         description="Rebuild each USER's timeline from the user feeds of the accounts they follow "
         "(the same entries a full replay gives them, up to the follow-copy limit and max length).",
     )
-    r.add_argument("users", nargs="+", metavar="USER")
+    r.add_argument("users", nargs="+", metavar="USER", type=identifier)
     r.add_argument("--kind", help="rebuild this feed kind (default: every fanned kind)")
     r.set_defaults(func=_rebuild_command)
 

@@ -14,12 +14,14 @@ from typing import Any
 
 from fanout.settings import Settings
 
+from .arguments import port
+
 
 def register(sub: Any) -> None:
     """``serve``."""
     serve = sub.add_parser("serve", help="the HTTP API: read feeds and follows, produce events (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--port", type=port, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=_serve)
 

@@ -21,6 +21,8 @@ OVERSIZE = "é" * (MAX_ID_BYTES // 2 + 1)  # under 256 characters, over 256 byte
         ["feed", ""],
         ["feed", OVERSIZE],
         ["feed", "ann", "--before", ""],
+        ["notifications", ""],
+        ["rebuild", "ann", ""],
     ],
 )
 def test_a_bad_id_is_refused_in_one_line_without_a_server(argv: list[str]) -> None:
@@ -36,11 +38,27 @@ def _fanout(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "fanout", *argv], capture_output=True, text=True, env=env, timeout=60)
 
 
-@pytest.mark.parametrize("limit", ["0", "-5", "many"])
-def test_a_limit_below_one_is_refused(limit: str) -> None:
-    done = _fanout("feed", "ann", "--limit", limit)
-    assert done.returncode == 2 and "argument --limit" in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr and "Cassandra" not in done.stderr
+@pytest.mark.parametrize(
+    ("argv", "argument", "rule"),
+    [
+        (["feed", "ann", "--limit", "0"], "--limit", "must be 1 or more, not 0"),
+        (["feed", "ann", "--limit", "many"], "--limit", "must be an integer, not 'many'"),
+        (["notifications", "ann", "--limit", "-5"], "--limit", "must be 1 or more, not -5"),
+        (["dead", "--limit", "0"], "--limit", "must be 1 or more"),
+        (["serve", "--port", "99999"], "--port", "must be from 1 to 65535, not 99999"),
+        (["worker", "planner", "--metrics-port", "0"], "--metrics-port", "must be from 1 to 65535"),
+        (["worker", "planner", "--batch-max-records", "0"], "--batch-max-records", "must be 1 or more"),
+        (["worker", "planner", "--grace", "-1"], "--grace", "must be 0 or more seconds"),
+        (["worker", "planner", "--grace", "nan"], "--grace", "must be 0 or more seconds"),
+        (["worker", "all", "--high-writers", "-1"], "--high-writers", "must be 0 or more"),
+    ],
+)
+def test_a_bad_number_is_refused_in_one_line_without_a_server(argv: list[str], argument: str, rule: str) -> None:
+    done = _fanout(*argv)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and f"argument {argument}: {rule}" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr and "Kafka" not in done.stderr and "Cassandra" not in done.stderr
 
 
 def test_an_unknown_feed_kind_is_refused_naming_the_known_ones() -> None:
