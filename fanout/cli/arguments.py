@@ -16,6 +16,14 @@ def identifier(text: str) -> str:
     return text
 
 
+def identifiers(text: str) -> list[str]:
+    """A comma-separated list of ids (spaces around each ignored): at least one, each an ``identifier``."""
+    ids = [identifier(part.strip()) for part in text.split(",") if part.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("must name at least one id (A,B,C)")
+    return ids
+
+
 def _integer(text: str, low: int, high: int | None = None) -> int:
     try:
         value = int(text)

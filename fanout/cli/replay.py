@@ -24,7 +24,7 @@ from fanout.agents.signals import stop_on_signals
 from fanout.errors import ConfigError
 from fanout.settings import Settings
 
-from .arguments import identifier
+from .arguments import identifier, identifiers
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -84,7 +84,7 @@ def register(subparsers: Any) -> None:
     where.add_argument("--from", dest="start", metavar="OFFSETS",
                        help="start offsets: activities=100 or activities:0=100,follows:1=7")
     p.add_argument("--to", dest="end", metavar="OFFSETS", help="end offsets (exclusive), same form as --from")
-    p.add_argument("--users", metavar="A,B,C", help="rebuild only these users' timelines")
+    p.add_argument("--users", metavar="A,B,C", type=identifiers, help="rebuild only these users' timelines")
     p.add_argument("--kind", help="fan into this feed kind only (e.g. a new kind)")
     p.add_argument("--reset", action="store_true", help="start over instead of resuming the group's progress")
     p.add_argument("--drop-timelines", action="store_true",
@@ -113,7 +113,7 @@ def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
         since=parse_since(args.since) if args.since else None,
         start_offsets=parse_offsets(args.start) if args.start else None,
         end_offsets=parse_offsets(args.end) if args.end else None,
-        users=[u.strip() for u in args.users.split(",") if u.strip()] if args.users else None,
+        users=args.users,
         kind=args.kind,
         reset=args.reset,
         drop_timelines=args.drop_timelines,

@@ -23,6 +23,7 @@ OVERSIZE = "é" * (MAX_ID_BYTES // 2 + 1)  # under 256 characters, over 256 byte
         ["feed", "ann", "--before", ""],
         ["notifications", ""],
         ["rebuild", "ann", ""],
+        ["replay", "--users", "ann," + OVERSIZE],
     ],
 )
 def test_a_bad_id_is_refused_in_one_line_without_a_server(argv: list[str]) -> None:
@@ -68,3 +69,10 @@ def test_an_unknown_feed_kind_is_refused_naming_the_known_ones() -> None:
         "fanout: unknown feed kind 'bogus': one of timeline, user, aggregated, notification "
         "(FANOUT_FEED_KINDS, FANOUT_USER_FEED_KIND, FANOUT_AGGREGATED_KINDS)"
     ]
+
+
+@pytest.mark.parametrize("users", ["", " , ,"])
+def test_replay_users_naming_nobody_is_refused_not_taken_for_everybody(users: str) -> None:
+    done = _fanout("replay", "--users", users)
+    assert done.returncode == 2, done.stderr
+    assert "argument --users: must name at least one id" in done.stderr and "Kafka" not in done.stderr
