@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from fanout.codec import MAX_ID_BYTES
 
@@ -33,6 +34,16 @@ def _integer(text: str, low: int, high: int | None = None) -> int:
         rule = f"from {low} to {high}" if high is not None else f"{low} or more"
         raise argparse.ArgumentTypeError(f"must be {rule}, not {value}")
     return value
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An integer of ``low`` or more."""
+
+    def check(text: str) -> int:
+        return _integer(text, low)
+
+    check.__name__ = f"integer >= {low}"  # argparse names the type in its message for other errors
+    return check
 
 
 def positive(text: str) -> int:

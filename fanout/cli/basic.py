@@ -17,13 +17,15 @@ from typing import Any
 from fanout._version import __version__
 from fanout.settings import Settings
 
+from .arguments import at_least, count
+
 
 def register(sub: Any) -> None:
     """``demo``, ``migrate``, ``schemas`` and ``version``."""
     demo = sub.add_parser("demo", help="run a synthetic social network through fanout and print feeds")
     demo.add_argument("--store", choices=["memory", "cassandra"], default=None, help="default: FANOUT_STORE")
-    demo.add_argument("--users", type=int, default=10_000)
-    demo.add_argument("--activities", type=int, default=400)
+    demo.add_argument("--users", type=at_least(2), default=10_000, help="users in the graph (2 or more)")
+    demo.add_argument("--activities", type=count, default=400)
     demo.add_argument("--seed", type=int, default=7)
     demo.set_defaults(func=_demo)
 

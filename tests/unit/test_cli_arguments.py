@@ -52,6 +52,8 @@ def _fanout(*argv: str) -> subprocess.CompletedProcess[str]:
         (["worker", "planner", "--grace", "-1"], "--grace", "must be 0 or more seconds"),
         (["worker", "planner", "--grace", "nan"], "--grace", "must be 0 or more seconds"),
         (["worker", "all", "--high-writers", "-1"], "--high-writers", "must be 0 or more"),
+        (["demo", "--users", "1"], "--users", "must be 2 or more, not 1"),
+        (["demo", "--activities", "-1"], "--activities", "must be 0 or more"),
     ],
 )
 def test_a_bad_number_is_refused_in_one_line_without_a_server(argv: list[str], argument: str, rule: str) -> None:
