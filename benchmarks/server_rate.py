@@ -28,40 +28,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks.harness.context import RESULTS
-from benchmarks.harness.inputs import activity
+from benchmarks.harness.inputs import timeline_writes
 from benchmarks.harness.processes import cpu_seconds, service_pids
-from benchmarks.harness.rawload import INSERT, Row, Strategy, request_groups, timeline_rows
+from benchmarks.harness.rawload import INSERT, Strategy, request_groups, requests_of, timeline_rows
 from benchmarks.harness.stats import median
-from benchmarks.harness.workload import Workload, standard, user_id
-from fanout import CassandraStore, Settings, TimelineWrite
+from benchmarks.harness.workload import standard
+from fanout import CassandraStore, Settings
 
 WINDOW = 10_000  # the rows of one writer batch: 100 chunks of 100 feeds
 Go = Callable[[], Awaitable[None]]
 Prepare = Callable[[int], tuple[int, Go]]  # pass number -> (rows, what writes them: the part timed)
-
-
-def raw_requests(session: Any, insert: Any, rows: list[Row], window: int) -> list[tuple[Any, Any]]:
-    from cassandra.query import BatchStatement, BatchType
-
-    out: list[tuple[Any, Any]] = []
-    for group in request_groups(Strategy("replica", 40, window=window), rows):
-        if len(group) == 1:
-            out.append((insert, group[0]))
-            continue
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-        for values in group:
-            batch.add(insert, values)
-        out.append((batch, ()))
-    return out
-
-
-def store_writes(wl: Workload, run: int, limit: int) -> list[TimelineWrite]:
-    writes: list[TimelineWrite] = []
-    for act in wl.activities:
-        a = activity(act, run)
-        writes += [TimelineWrite(f"timeline:{user_id(u)}", a, a.ts) for u in wl.graph.followers.get(act.actor, [])]
-        writes.append(TimelineWrite(f"user:{a.actor}", a, a.ts))
-    return writes[:limit]
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,7 +55,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     def raw(in_flight: int, window: int) -> Prepare:
         def prepare(run: int) -> tuple[int, Go]:
             rows = timeline_rows(wl, run, limit=args.rows)
-            requests = raw_requests(store.session, insert, rows, window)
+            requests = list(requests_of(insert, request_groups(Strategy("replica", 40, window=window), rows)))
 
             async def go() -> None:
                 await asyncio.to_thread(execute_concurrent, store.session, requests, concurrency=in_flight)
@@ -88,7 +64,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
     def through_store(window: int) -> Prepare:
         def prepare(run: int) -> tuple[int, Go]:
-            writes = store_writes(wl, run, args.rows)
+            writes = timeline_writes(wl, run)[: args.rows]
             step = window or len(writes)
 
             async def go() -> None:

@@ -207,10 +207,6 @@ class Settings:
             kinds[kind] = rule
         return kinds
 
-    def readable_kinds(self) -> tuple[str, ...]:
-        """The feed kinds a reader may ask for: followers' kinds, the user kind, the aggregated kinds."""
-        return tuple(dict.fromkeys((*self.feed_kinds, self.user_feed_kind, *self.aggregation())))
-
     def _validate_aggregation(self) -> None:
         from .grouping import RULES
 

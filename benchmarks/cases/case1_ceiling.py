@@ -22,13 +22,12 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.harness.context import Context
-from benchmarks.harness.inputs import activity
+from benchmarks.harness.inputs import timeline_writes
 from benchmarks.harness.processes import cpu_seconds
 from benchmarks.harness.rawload import NATIVE_PROTOCOL, RawRun, RawWriters, Strategy
 from benchmarks.harness.stats import median, row
 from benchmarks.harness.stores import connect_store
-from benchmarks.harness.workload import Workload, user_id
-from fanout import TimelineWrite
+from benchmarks.harness.workload import Workload
 
 DRIVER = "benchmarks.cases.case1_raw_writer"
 NATIVE = "benchmarks.cases.case1_native_writer"
@@ -97,13 +96,7 @@ async def store_rates(ctx: Context, wl: Workload, keyspace: str, in_flight: int,
         try:
             for _ in range(ctx.repeats):
                 run += 1
-                writes: list[TimelineWrite] = []
-                for act in wl.activities:
-                    a = activity(act, run)
-                    writes.extend(
-                        TimelineWrite(f"timeline:{user_id(u)}", a, a.ts) for u in wl.graph.followers.get(act.actor, [])
-                    )
-                    writes.append(TimelineWrite(f"user:{a.actor}", a, a.ts))
+                writes = timeline_writes(wl, run)
                 if mode == "concurrent":
                     writes = writes[:small]
                 gc.collect()

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
-from typing import Any
 
-from benchmarks.harness.rawload import INSERT, Row, Strategy, request_groups, serve
+from benchmarks.harness.rawload import INSERT, Row, Strategy, request_groups, requests_of, serve
 from benchmarks.harness.stores import connect_store
 from fanout import Settings
 
@@ -41,19 +39,6 @@ def main() -> int:
     def prepare(strategy: Strategy, rows: list[Row]) -> list[list[Row]]:
         return request_groups(strategy, rows, replicas)
 
-    def requests(groups: list[list[Row]]) -> Iterator[tuple[Any, Any]]:
-        from cassandra.query import BatchStatement, BatchType
-
-        for group in groups:
-            if len(group) == 1:
-                yield insert, group[0]
-                continue
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            batch.is_idempotent = True
-            for row in group:
-                batch.add(insert, row)
-            yield batch, None
-
     def write(groups: list[list[Row]], strategy: Strategy) -> int:
         """Send every group; a timed-out request is sent again (idempotent writes), like any client
         would, at most ``RETRIES`` rounds. Returns the requests sent, retries included."""
@@ -63,7 +48,7 @@ def main() -> int:
         todo = groups
         for _ in range(RETRIES + 1):
             sent += len(todo)
-            results = execute_concurrent(session, requests(todo), concurrency=strategy.in_flight,
+            results = execute_concurrent(session, requests_of(insert, todo), concurrency=strategy.in_flight,
                                          raise_on_first_error=False)
             failed = [(group, r.result_or_exc) for group, r in zip(todo, results, strict=True) if not r.success]
             if not failed:

@@ -5,11 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from fanout import Activity, ActivityEvent
+from fanout import Activity, ActivityEvent, TimelineWrite
 
 from .workload import Act, Workload, activity_fields, user_id
 
 Edge = tuple[str, str, int]  # (followee, follower, active_until in microseconds; 0: inactive)
+
+
+def timeline_writes(wl: Workload, run: int) -> list[TimelineWrite]:
+    """The timeline writes of pass ``run`` as fanout's store takes them (``rawload.timeline_rows``'
+    rows): every follower feed and the author's own feed of every activity, in pass order."""
+    writes: list[TimelineWrite] = []
+    for act in wl.activities:
+        a = activity(act, run)
+        writes += [TimelineWrite(f"timeline:{user_id(u)}", a, a.ts) for u in wl.graph.followers.get(act.actor, [])]
+        writes.append(TimelineWrite(f"user:{a.actor}", a, a.ts))
+    return writes
 
 
 def events(acts: Sequence[Act], run: int) -> list[ActivityEvent]:

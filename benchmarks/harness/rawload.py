@@ -33,7 +33,7 @@ import json
 import sys
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -80,6 +80,22 @@ def timeline_rows(wl: Workload, run: int, part: int = 0, parts: int = 1, limit: 
                 continue
             rows.append((feed, f["ts_us"], f["id"], f["actor"], f["verb"], f["object"], f["target"], f["ts_us"]))
     return rows[:limit] if limit else rows
+
+
+def requests_of(insert: Any, groups: Iterable[list[Row]]) -> Iterator[tuple[Any, Any]]:
+    """``(statement, values)`` per group for ``execute_concurrent``: a lone row a plain insert,
+    more an idempotent UNLOGGED batch."""
+    from cassandra.query import BatchStatement, BatchType
+
+    for group in groups:
+        if len(group) == 1:
+            yield insert, group[0]
+            continue
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.is_idempotent = True
+        for row in group:
+            batch.add(insert, row)
+        yield batch, None
 
 
 def value_bytes(row: Row) -> int:

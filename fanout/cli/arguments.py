@@ -42,7 +42,6 @@ def at_least(low: int) -> Callable[[str], int]:
     def check(text: str) -> int:
         return _integer(text, low)
 
-    check.__name__ = f"integer >= {low}"  # argparse names the type in its message for other errors
     return check
 
 

@@ -49,9 +49,10 @@ def _feed(args: argparse.Namespace, settings: Settings) -> int:
 async def _feed_async(args: argparse.Namespace, settings: Settings) -> int:
     from fanout.agents.worker import open_store
     from fanout.core import Fanout
+    from fanout.targets import known_kinds
 
-    if args.kind not in settings.readable_kinds():
-        raise ConfigError(f"unknown feed kind {args.kind!r}: one of {', '.join(settings.readable_kinds())} "
+    if args.kind not in known_kinds(settings):
+        raise ConfigError(f"unknown feed kind {args.kind!r}: one of {', '.join(known_kinds(settings))} "
                           "(FANOUT_FEED_KINDS, FANOUT_USER_FEED_KIND, FANOUT_AGGREGATED_KINDS)")
     if args.kind in settings.aggregation():
         from .groups import show

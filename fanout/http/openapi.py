@@ -14,6 +14,7 @@ import msgspec
 from fanout._version import __version__
 from fanout.codec import MAX_ID_BYTES, json_schemas
 from fanout.settings import Settings
+from fanout.targets import known_kinds
 
 from .cursors import MAX_CURSOR_CHARS
 from .models import REQUEST_TYPES, RESPONSE_TYPES
@@ -29,7 +30,7 @@ def openapi_document(settings: Settings) -> bytes:
     _, components = msgspec.json.schema_components((*REQUEST_TYPES, *RESPONSE_TYPES, ProblemDoc), ref_template=_REF)
     for contract in ("activity.v1.json", "follow.v1.json"):  # the bodies exactly as schemas/*.v1.json say
         components.update(json_schemas()[contract]["$defs"])
-    kinds = list(dict.fromkeys((*settings.feed_kinds, settings.user_feed_kind, *settings.aggregation())))
+    kinds = list(known_kinds(settings))
     limit = {"type": "integer", "minimum": 1, "maximum": settings.http_max_limit, "default": DEFAULT_LIMIT}
     page = [
         _param("limit", "query", limit, "entries per page"),

@@ -41,6 +41,7 @@ from fanout.marks import Field
 from fanout.producer import Delivery
 from fanout.settings import Settings
 from fanout.store import Key
+from fanout.targets import known_kinds
 
 from . import groups, params
 from .backends import Backends
@@ -60,7 +61,7 @@ class Api:
         self.reader = FeedReader(settings)
         self.graph = GraphReader(settings)
         self.aggregated = tuple(settings.aggregation())
-        self.kinds = settings.readable_kinds()
+        self.kinds = known_kinds(settings)
 
     # health ----------------------------------------------------------------------------
     async def healthz(self, request: Request) -> Response:
