@@ -11,7 +11,7 @@ The partition order is the truth (``fanout.graph``): a record in its follower's 
 the follower's earlier events whatever its timestamp says; a record produced under another key
 counts only when its record timestamp is newer than the edge's last decision.
 
-Concurrency within a batch (``follower_lanes``, ``run_lanes``)
+Concurrency within a batch (``follower_lanes``, ``fanout.agents.lanes``)
     A follow costs several store round trips one after the other (``FollowGraph.apply``), so a
     batch is not applied record by record. Its records are decoded first (an undecodable one is
     dead-lettered at once) and grouped into one lane per follower, each lane in partition order;
@@ -28,10 +28,9 @@ Concurrency within a batch (``follower_lanes``, ``run_lanes``)
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka.partitioner import murmur2
 
@@ -43,9 +42,8 @@ from fanout.store import Store
 
 from . import group_id, metrics
 from .base import Agent, record_time_us, retry_store
+from .lanes import group_lanes, run_lanes
 from .poison import tied_to_record
-
-T = TypeVar("T")
 
 #: One follower's records of a batch, in partition order, with their decoded events.
 Lane = list[tuple[Any, FollowEvent]]
@@ -59,46 +57,12 @@ def in_home_partition(record: Any, follower: str, partitions: int) -> bool:
 
 
 def follower_lanes(records: Sequence[Any], max_bytes: int) -> tuple[list[Lane], list[tuple[Any, InvalidEvent]]]:
-    """The records decoded and grouped by follower: one lane per follower, in the order of each
-    follower's first record, each lane in record order; and the undecodable records, in order,
-    with why."""
-    lanes: dict[str, Lane] = {}
-    invalid: list[tuple[Any, InvalidEvent]] = []
-    for record in records:
-        try:
-            if record.value is None:
-                raise InvalidEvent("follow event: the record has no value", reason="json")
-            event = decode_follow_event(record.value, max_bytes=max_bytes)
-        except InvalidEvent as exc:
-            invalid.append((record, exc))
-            continue
-        lanes.setdefault(event.follower, []).append((record, event))
-    return list(lanes.values()), invalid
+    """The records decoded and grouped by follower (``fanout.agents.lanes.group_lanes``)."""
+    return group_lanes(records, partial(decode_follow_event, max_bytes=max_bytes), _follower, "follow event")
 
 
-async def run_lanes(lanes: Sequence[T], run: Callable[[T], Awaitable[None]], concurrency: int) -> None:
-    """``run`` every lane, at most ``concurrency`` at once; return when all have finished.
-
-    The first failure cancels the lanes still running, waits for them and is raised as it is (not
-    in an ``ExceptionGroup``: the partition task asks its ``retriable`` flag); no task outlives
-    the call, also when the call itself is cancelled.
-    """
-    if concurrency <= 1 or len(lanes) <= 1:
-        for lane in lanes:
-            await run(lane)
-        return
-    todo = iter(lanes)
-
-    async def worker() -> None:
-        for lane in todo:  # shared: each lane is taken by one worker
-            await run(lane)
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(min(concurrency, len(lanes))):
-                group.create_task(worker())
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None  # the lane's own error, with its own traceback
+def _follower(event: FollowEvent) -> str:
+    return event.follower
 
 
 class FollowsAgent(Agent):

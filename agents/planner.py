@@ -7,9 +7,14 @@ batch are committed only after every produced chunk (and dead letter) is acknowl
 broker, so a crash re-plans the batch; re-planning produces the same chunks (deterministic ids
 and write timestamps), which the writers apply idempotently.
 
-Each partition is planned by its own task (``fanout.agents.base``), its records in order, so all
-events of one actor are planned in the order they were produced; a partition is committed once
+Each partition is planned by its own task (``fanout.agents.base``); a partition is committed once
 ITS chunks are acknowledged, so one 1M-follower activity holds back only its own partition.
+Within a batch the records are planned in one lane per actor (``fanout.agents.lanes``), up to
+``FANOUT_PLANNER_CONCURRENCY`` actors at once: all events of one actor are planned in the order
+they were produced, and one large account's posts do not hold back the other actors' posts of
+the batch (whose HIGH chunks would otherwise wait behind them). Different actors share no state
+the plan of one reads or writes except the registry row of an activity id, which the planner
+already re-reads after its write for concurrent planners (``Fanout.handle_activity``).
 
 Chunk keys: the first feed id of the chunk. The same follower page of an actor lands on the same
 partition each time (its add and its remove are applied by the same writer, in order) and one
@@ -22,7 +27,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from fanout.codec import ChunkMessage, decode_activity_event, encode
+from fanout.codec import ActivityEvent, ChunkMessage, decode_activity_event, encode
 from fanout.core import Fanout
 from fanout.errors import InvalidEvent, StoreError
 from fanout.kafka import Acks
@@ -31,6 +36,7 @@ from fanout.store import Store
 
 from . import group_id, metrics
 from .base import Agent, record_time_us, retry_store
+from .lanes import Lane, group_lanes, run_lanes
 from .poison import tied_to_record
 
 
@@ -74,14 +80,18 @@ class PlannerAgent(Agent):
         self.fanout = Fanout(self.store, self.settings, sink=self.sink)
 
     async def process(self, records: list[Any]) -> None:
-        for record in records:
-            await self._one(record)
+        decode = partial(decode_activity_event, max_bytes=self.settings.max_event_bytes)
+        lanes, invalid = group_lanes(records, decode, _actor, "activity event")
+        for record, exc in invalid:
+            await self.dead.send(record, exc)
+        await run_lanes(lanes, self._plan_lane, self.settings.planner_concurrency)
 
-    async def _one(self, record: Any) -> None:
+    async def _plan_lane(self, lane: Lane[ActivityEvent]) -> None:
+        for record, event in lane:
+            await self._one(record, event)
+
+    async def _one(self, record: Any, event: ActivityEvent) -> None:
         try:
-            if record.value is None:
-                raise InvalidEvent("activity event: the record has no value", reason="json")
-            event = decode_activity_event(record.value, max_bytes=self.settings.max_event_bytes)
             accepted = record_time_us(record)  # no timestamp: the planner's clock
             await retry_store(self.role, partial(self.fanout.handle_activity, event, accepted_ts=accepted),
                               **self.retry_options())
@@ -92,3 +102,7 @@ class PlannerAgent(Agent):
             await self.dead.send(record, await tied_to_record(self.store, exc))
             return
         metrics.EVENTS.labels(self.role, "ok").inc()
+
+
+def _actor(event: ActivityEvent) -> str:
+    return event.actor

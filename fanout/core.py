@@ -100,7 +100,7 @@ class Fanout:
     ) -> None:
         self.store = store
         self.settings = settings or Settings()
-        self.followers = followers or ActiveWindowPolicy(store)
+        self.followers = followers or ActiveWindowPolicy(store, page_size=self.settings.follower_page_size)
         self.writer = TimelineWriter(
             store,
             max_length=self.settings.max_length,

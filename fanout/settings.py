@@ -37,6 +37,9 @@ class Settings:
 
     # fanout behaviour
     chunk_size: int = 100
+    # followers the planner reads per request (fanout.followers); larger pages mean fewer round trips
+    # for a large account's post (benchmarks/README: "Follower pages")
+    follower_page_size: int = 5000
     follow_activity_limit: int = 5000
     max_length: int = 1000
     trim_every: int = 50  # a feed is trimmed about once every this many inserts into it (README: Trimming)
@@ -86,6 +89,8 @@ class Settings:
     max_in_flight: int = 128
     # followers whose events of one batch the follows agent applies at once (each follower's in order)
     follows_concurrency: int = 32
+    # actors whose activity events of one batch the planner plans at once (each actor's in order)
+    planner_concurrency: int = 16
 
     # agents' runtime (fanout.agents.base, fanout.agents.health)
     agent_retry_attempts: int = 5  # tries of a retriable store error inside a batch, then re-fetch it
@@ -142,6 +147,8 @@ class Settings:
     def validated(self) -> Settings:
         if self.chunk_size < 1:
             raise ConfigError("FANOUT_CHUNK_SIZE must be >= 1")
+        if self.follower_page_size < 1:
+            raise ConfigError("FANOUT_FOLLOWER_PAGE_SIZE must be >= 1")
         if self.store not in ("memory", "cassandra"):
             raise ConfigError(f"FANOUT_STORE must be 'memory' or 'cassandra', not {self.store!r}")
         if self.max_length < 1 or self.trim_every < 1:
@@ -154,8 +161,9 @@ class Settings:
             raise ConfigError("FANOUT_PULL_THRESHOLD and FANOUT_PULL_DRAIN_SECONDS must be >= 0 (threshold 0: off)")
         if self.trace_ttl_seconds < 0:
             raise ConfigError("FANOUT_TRACE_TTL_SECONDS must be >= 0 (0: traces never expire)")
-        if self.max_in_flight < 1 or self.follows_concurrency < 1:
-            raise ConfigError("FANOUT_MAX_IN_FLIGHT and FANOUT_FOLLOWS_CONCURRENCY must be >= 1")
+        if min(self.max_in_flight, self.follows_concurrency, self.planner_concurrency) < 1:
+            raise ConfigError("FANOUT_MAX_IN_FLIGHT, FANOUT_FOLLOWS_CONCURRENCY and FANOUT_PLANNER_CONCURRENCY "
+                              "must be >= 1")
         if min(self.batch_max_records, self.low_batch_max_records) < 1 or min(
             self.batch_max_wait_ms, self.low_batch_max_wait_ms
         ) < 0:

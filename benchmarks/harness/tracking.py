@@ -25,6 +25,7 @@ class ChunkRec:
     offset: int
     activity_id: str
     feeds: int
+    produced: float  # when the planner produced it (the record's timestamp, on the perf_counter clock)
 
 
 @dataclass

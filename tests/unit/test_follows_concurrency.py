@@ -260,24 +260,28 @@ async def test_at_most_follows_concurrency_followers_are_applied_at_once(concurr
 
 
 class FailingStore(MemoryStore):
-    """``set_follow`` of ``broken`` fails retriably; ``stuck`` waits until cancelled."""
+    """``set_follow`` of ``broken`` fails retriably; ``stuck`` waits until cancelled
+    (``sabotage``: subclasses call it from the store call they break)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.stuck_cancelled = asyncio.Event()
         self.stuck_started = asyncio.Event()
 
-    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0) -> None:
-        if follower == "stuck":
+    async def sabotage(self, who: str) -> None:
+        if who == "stuck":
             self.stuck_started.set()
             try:
                 await asyncio.Event().wait()
             except asyncio.CancelledError:
                 self.stuck_cancelled.set()
                 raise
-        if follower == "broken":
+        if who == "broken":
             await self.stuck_started.wait()
             raise StoreError("Cassandra write failed: WriteTimeout (injected)", retriable=True)
+
+    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0) -> None:
+        await self.sabotage(follower)
         await super().set_follow(follower, followee, following, at, active_until)
 
 
