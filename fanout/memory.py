@@ -26,7 +26,7 @@ import heapq
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Final, NamedTuple
 
 from .activity import Activity
@@ -341,19 +341,22 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         return {followee: Edge(on, at) for followee, (at, on) in self._following.get(follower, {}).items()}
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
-        edges = self._edges.get(followee, {})
         until = self._active_until.get(followee, {})
-        page: list[FollowerRow] = []
-        for follower in list(edges):  # the keys only: follows may change between pages
-            edge = edges.get(follower)
-            if edge is None or not edge[1]:
-                continue
-            page.append(FollowerRow(follower, until.get(follower, 0)))
-            if len(page) >= page_size:
-                yield page
-                page = []
-        if page:
-            yield page
+        for ids in self._follower_slices(followee, page_size):
+            yield [FollowerRow(follower, until.get(follower, 0)) for follower in ids]
+
+    def _follower_slices(self, followee: str, page_size: int) -> Iterator[list[str]]:
+        """The followee's followers in pages of up to ``page_size``: its edges (the keys, taken at
+        the start) ``page_size`` at a time, each checked when its page is cut (follows may change
+        between pages; an edge turned off leaves its page short, as in Cassandra's pages)."""
+        edges = self._edges.get(followee, {})
+        keys = list(edges)
+        get = edges.get
+        size = max(page_size, 1)
+        for start in range(0, len(keys), size):
+            ids = [f for f in keys[start : start + size] if (edge := get(f)) is not None and edge[1]]
+            if ids:
+                yield ids
 
     async def priority_pages(self, followee: str, now: int, page_size: int) -> AsyncIterator[PriorityPage]:
         """``followers`` split as ``ActiveWindowPolicy`` splits it, (HIGH, LOW) ids per page, with
@@ -363,22 +366,9 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
                 split = [r.follower for r in rows if r.active_until > now]
                 yield split, [r.follower for r in rows if r.active_until <= now]
             return
-        edges = self._edges.get(followee, {})
-        until = self._active_until.get(followee, {})
-        high: list[str] = []
-        low: list[str] = []
-        size = 0
-        for follower in list(edges):  # the keys only: follows may change between pages
-            edge = edges.get(follower)
-            if edge is None or not edge[1]:
-                continue
-            (high if until.get(follower, 0) > now else low).append(follower)
-            size += 1
-            if size >= page_size:
-                yield high, low
-                high, low, size = [], [], 0
-        if size:
-            yield high, low
+        until = self._active_until.get(followee, {}).get
+        for ids in self._follower_slices(followee, page_size):
+            yield [f for f in ids if until(f, 0) > now], [f for f in ids if until(f, 0) <= now]
 
     async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
         edges = self._edges.get(followee, {})
