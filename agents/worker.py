@@ -80,6 +80,8 @@ async def run_worker(
         with stop_on_signals(stop, enabled=signals):
             await supervise(settings, stop=stop, start_from=start_from, **supervisor_options)
         return
+    if role == "writer" and priority == "low" and settings.low_max_in_flight:
+        settings = settings.replace(max_in_flight=settings.low_max_in_flight)
     own_store = store is None
     if store is None:
         store = await open_store(settings)

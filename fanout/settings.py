@@ -87,6 +87,9 @@ class Settings:
     low_batch_max_records: int = 100
     low_batch_max_wait_ms: int = 50
     max_in_flight: int = 128
+    # store requests in flight of a LOW writer process (0: max_in_flight): fewer LOW requests queued
+    # at the node leave HIGH writes less to wait behind
+    low_max_in_flight: int = 0
     # followers whose events of one batch the follows agent applies at once (each follower's in order)
     follows_concurrency: int = 32
     # actors whose activity events of one batch the planner plans at once (each actor's in order)
@@ -161,6 +164,8 @@ class Settings:
             raise ConfigError("FANOUT_PULL_THRESHOLD and FANOUT_PULL_DRAIN_SECONDS must be >= 0 (threshold 0: off)")
         if self.trace_ttl_seconds < 0:
             raise ConfigError("FANOUT_TRACE_TTL_SECONDS must be >= 0 (0: traces never expire)")
+        if self.low_max_in_flight < 0:
+            raise ConfigError("FANOUT_LOW_MAX_IN_FLIGHT must be >= 0 (0: FANOUT_MAX_IN_FLIGHT)")
         if min(self.max_in_flight, self.follows_concurrency, self.planner_concurrency) < 1:
             raise ConfigError("FANOUT_MAX_IN_FLIGHT, FANOUT_FOLLOWS_CONCURRENCY and FANOUT_PLANNER_CONCURRENCY "
                               "must be >= 1")

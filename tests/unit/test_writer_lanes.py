@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from fanout import MemoryStore, Settings
+from fanout.agents import worker
 from fanout.agents.writer import WriterAgent
+from fanout.errors import ConfigError
+from fanout.store import Store
 
 
 def test_low_writers_take_the_low_batch_settings_and_high_writers_the_others() -> None:
@@ -14,3 +21,29 @@ def test_low_writers_take_the_low_batch_settings_and_high_writers_the_others() -
     defaults = Settings()
     assert defaults.low_batch_max_records >= defaults.batch_max_records
     assert defaults.low_batch_max_wait_ms >= defaults.batch_max_wait_ms
+
+
+@pytest.mark.parametrize(("low_max_in_flight", "role", "priority", "want"), [
+    (8, "writer", "low", 8), (8, "writer", "high", 128), (0, "writer", "low", 128), (8, "planner", None, 128),
+])
+async def test_only_a_low_writer_opens_its_store_with_low_max_in_flight(
+    monkeypatch: pytest.MonkeyPatch, low_max_in_flight: int, role: str, priority: str | None, want: int
+) -> None:
+    seen: list[int] = []
+
+    async def opened(settings: Settings, **_: Any) -> Store:
+        seen.append(settings.max_in_flight)
+        raise RuntimeError("no server needed: the store's settings are what is checked")
+
+    monkeypatch.setattr(worker, "open_store", opened)
+    settings = Settings(max_in_flight=128, low_max_in_flight=low_max_in_flight)
+    with pytest.raises(RuntimeError, match="no server needed"):
+        await worker.run_worker(role, settings, priority=priority, signals=False)
+    assert seen == [want]
+
+
+def test_low_max_in_flight_is_a_validated_setting() -> None:
+    assert Settings().low_max_in_flight >= 0
+    assert Settings.from_env({"FANOUT_LOW_MAX_IN_FLIGHT": "16"}).low_max_in_flight == 16
+    with pytest.raises(ConfigError, match="FANOUT_LOW_MAX_IN_FLIGHT"):
+        Settings.from_env({"FANOUT_LOW_MAX_IN_FLIGHT": "-1"})
