@@ -61,8 +61,8 @@ def follower_lanes(records: Sequence[Any], max_bytes: int) -> tuple[list[Lane], 
     return group_lanes(records, partial(decode_follow_event, max_bytes=max_bytes), _follower, "follow event")
 
 
-def _follower(event: FollowEvent) -> str:
-    return event.follower
+def _follower(event: FollowEvent) -> tuple[str]:
+    return (event.follower,)
 
 
 class FollowsAgent(Agent):

@@ -9,12 +9,16 @@ and write timestamps), which the writers apply idempotently.
 
 Each partition is planned by its own task (``fanout.agents.base``); a partition is committed once
 ITS chunks are acknowledged, so one 1M-follower activity holds back only its own partition.
-Within a batch the records are planned in one lane per actor (``fanout.agents.lanes``), up to
-``FANOUT_PLANNER_CONCURRENCY`` actors at once: all events of one actor are planned in the order
+Within a batch the records are planned in lanes (``fanout.agents.lanes``), one per actor, up to
+``FANOUT_PLANNER_CONCURRENCY`` lanes at once: all events of one actor are planned in the order
 they were produced, and one large account's posts do not hold back the other actors' posts of
-the batch (whose HIGH chunks would otherwise wait behind them). Different actors share no state
-the plan of one reads or writes except the registry row of an activity id, which the planner
-already re-reads after its write for concurrent planners (``Fanout.handle_activity``).
+the batch (whose HIGH chunks would otherwise wait behind them). Events of different actors that
+name the same explicit ``id`` share a lane too (the registry row of that id decides which one is
+refused as a conflict, so their order must stay the partition's). What else actors share is a
+follower's activity mark: an actor's post marks it active in the follower rows of the accounts
+it follows, so another account's post in the same batch may see that mark earlier or later than
+in partition order and put that follower in the other priority; the feeds end the same, and
+across partitions (several planners) this was always so.
 
 Chunk keys: the first feed id of the chunk. The same follower page of an actor lands on the same
 partition each time (its add and its remove are applied by the same writer, in order) and one
@@ -81,7 +85,7 @@ class PlannerAgent(Agent):
 
     async def process(self, records: list[Any]) -> None:
         decode = partial(decode_activity_event, max_bytes=self.settings.max_event_bytes)
-        lanes, invalid = group_lanes(records, decode, _actor, "activity event")
+        lanes, invalid = group_lanes(records, decode, _lane_keys, "activity event")
         for record, exc in invalid:
             await self.dead.send(record, exc)
         await run_lanes(lanes, self._plan_lane, self.settings.planner_concurrency)
@@ -104,5 +108,7 @@ class PlannerAgent(Agent):
         metrics.EVENTS.labels(self.role, "ok").inc()
 
 
-def _actor(event: ActivityEvent) -> str:
-    return event.actor
+def _lane_keys(event: ActivityEvent) -> list[tuple[str, str]]:
+    """An event's lane keys: its actor, and its explicit id (two actors naming one id race on the
+    registry row: their events keep their partition order, so the second is refused as before)."""
+    return [("actor", event.actor)] + ([("id", event.id)] if event.id else [])

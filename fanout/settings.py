@@ -38,7 +38,7 @@ class Settings:
     # fanout behaviour
     chunk_size: int = 100
     # followers the planner reads per request (fanout.followers); larger pages mean fewer round trips
-    # for a large account's post (benchmarks/README: "Follower pages")
+    # for a large account's post (README: "The planner")
     follower_page_size: int = 5000
     follow_activity_limit: int = 5000
     max_length: int = 1000

@@ -22,8 +22,9 @@ import pytest
 from fanout import MemoryStore, Settings, StoreError
 from fanout.activity import now_micros
 from fanout.agents.deadletters import DeadLetters
-from fanout.agents.planner import PlannerAgent
-from fanout.codec import ActivityEvent, decode_chunk
+from fanout.agents.lanes import group_lanes, run_lanes
+from fanout.agents.planner import PlannerAgent, _lane_keys
+from fanout.codec import ActivityEvent, decode_activity_event, decode_chunk
 from fanout.errors import ConfigError
 from fanout.store import FollowerRow, RegistryEntry, TimelineWrite
 
@@ -254,3 +255,62 @@ def test_planner_concurrency_and_follower_page_size_are_validated_settings() -> 
     for name in ("FANOUT_PLANNER_CONCURRENCY", "FANOUT_FOLLOWER_PAGE_SIZE"):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env({name: "0"})
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("second", ["add", "remove"])
+async def test_two_actors_naming_one_id_keep_their_partition_order(seed: int, second: str) -> None:
+    """A adds X, then B adds (or removes) X: one by one, B's event is refused as a conflict and A's
+    post is delivered; the planner must not let B's event overtake A's (nor run beside it)."""
+    concurrent, reference = YieldingStore(seed), MemoryStore()
+    for store in (concurrent, reference):
+        await seeded(store, random.Random(seed))
+    records = [Record(TOPIC, 0, 0, T0_MS, b"a1", activity_value("a1", "shared")),
+               Record(TOPIC, 0, 1, T0_MS + 1, b"a2", activity_value("a2", "shared", second))]
+    planner, producer = planner_on(concurrent, planner_concurrency=16)
+    one_by_one, ref_producer = planner_on(reference, planner_concurrency=1)
+    for agent in (planner, one_by_one):
+        await agent.on_started()
+    await planner.process(records)
+    for rec in records:
+        await one_by_one.process([rec])
+    assert dead_letters(ref_producer) == [(1, "conflict")]
+    assert dead_letters(producer) == dead_letters(ref_producer)
+    assert Counter(chunks(producer)) == Counter(chunks(ref_producer))
+    assert await state(concurrent) == await state(reference)
+
+
+def test_lanes_join_events_that_share_an_actor_or_an_explicit_id() -> None:
+    values = [activity_value("a", "x"), activity_value("b", "y"), activity_value("c", "z"),
+              activity_value("c", "x", "remove"), b"{", activity_value("d", "w"), activity_value("b", "z")]
+    records = [Record(TOPIC, 0, n, T0_MS, b"k", value) for n, value in enumerate(values)]
+    lanes, invalid = group_lanes(records, decode_activity_event, _lane_keys, "activity event")
+    # a and c share x, c and b share z (through c's own events): one lane; d alone
+    assert [[r.offset for r, _ in lane] for lane in lanes] == [[0, 1, 2, 3, 6], [5]]
+    assert [(r.offset, exc.reason) for r, exc in invalid] == [(4, "json")]
+
+
+async def test_of_several_lane_failures_the_one_that_stops_the_agent_is_raised() -> None:
+    async def run(lane: str) -> None:
+        await asyncio.sleep(0.01 if lane == "late" else 0)
+        raise StoreError(f"{lane} failed", retriable=lane == "retriable")
+
+    with pytest.raises(StoreError, match="fatal failed"):
+        await run_lanes(["retriable", "fatal"], run, 4)
+
+
+async def test_a_cancelled_call_is_cancelled_even_when_a_lane_fails_meanwhile() -> None:
+    go = asyncio.Event()
+
+    async def run(lane: str) -> None:
+        if lane == "waits":
+            await asyncio.Event().wait()
+        await go.wait()
+        raise StoreError("a lane failed while the partition was revoked", retriable=True)
+
+    call = asyncio.ensure_future(run_lanes(["waits", "fails"], run, 4))
+    await asyncio.sleep(0.01)
+    go.set()
+    call.cancel()  # the failing lane runs in the same turn as the cancellation
+    with pytest.raises(asyncio.CancelledError):
+        await call
