@@ -6,10 +6,9 @@ builds the network on a fresh ``MemoryStore`` and times only the publishing, as 
 it; wall time and this process's CPU time are both printed, since a shared machine stretches
 the wall clock. Run: ``.venv/bin/python benchmarks/eager_rate.py [--runs 3] [--profile] [--parts]``.
 
-``--parts`` runs the same publishing with parts of the work taken out, interleaved with the whole,
-to show what each costs: without the trim rule (``TimelineWriter``'s per-row count and hash; no
-feed is trimmed), without the store's writes (``MemoryStore.apply_feeds`` does nothing), and
-without both (planning, chunking, tracing and the calls around them: the floor of this design).
+``--parts`` runs the same publishing with the store's writes taken out (``MemoryStore.apply_feeds``
+does nothing, so nothing is trimmed either), interleaved with the whole, to show what they cost:
+what is left is planning, chunking, tracing and the calls around them, the floor of this design.
 """
 
 from __future__ import annotations
@@ -29,15 +28,13 @@ from fanout.demo import build_network, publish
 from fanout.memory import MemoryStore
 from fanout.settings import Settings
 
-PARTS = ("whole", "without the trim rule", "without the store's writes", "without both (planning only)")
+PARTS = ("whole", "without the store's writes (planning only)")
 
 
-async def _nothing(feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool) -> None:
-    return None
-
-
-def _all_now(feeds: list[str], activity: Activity) -> tuple[list[str], list[str], dict[str, int]]:
-    return feeds, [], {}
+async def _nothing(
+    feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool, *, over: int | None = None
+) -> list[str]:
+    return []
 
 
 async def one_run(
@@ -47,9 +44,7 @@ async def one_run(
     store = MemoryStore()
     async with Fanout(store, Settings()) as fanout:
         network = await build_network(fanout, users=users, rng=rng)
-        if part in (PARTS[1], PARTS[3]):
-            fanout.writer._feed_round = _all_now  # type: ignore[method-assign]
-        if part in (PARTS[2], PARTS[3]):
+        if part == PARTS[1]:
             store.apply_feeds = _nothing  # type: ignore[method-assign]
         profiler = cProfile.Profile() if profile else None
         wall, cpu = time.perf_counter(), time.process_time()

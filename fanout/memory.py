@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -159,13 +160,20 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
             if self.ttl_seconds:
                 self._expiring_rows.append((now + self.ttl_seconds, write.feed, activity_id, cell))
 
-    async def apply_feeds(self, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool) -> None:
+    async def apply_feeds(
+        self, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool, *, over: int | None = None
+    ) -> list[str]:
         """``apply`` of one activity's writes to ``feeds`` (the eager mode's chunks), row by row
         without a ``TimelineWrite`` each: inserts inlined; removes, and every write of a subclass
-        that overrides ``apply``, through ``apply``."""
+        that overrides ``apply``, through ``apply``. Returns the feeds that hold more than ``over``
+        live entries afterwards (none when ``over`` is None): the store knows each feed's length."""
         if remove or type(self).apply is not MemoryStore.apply:
             await self.apply([TimelineWrite(feed, activity, write_ts, remove) for feed in feeds])
-            return
+            if over is None:
+                return []
+            return [f for f in dict.fromkeys(feeds) if (state := self._feeds.get(f)) and state.live_count > over]
+        full: list[str] = []
+        limit = over if over is not None else sys.maxsize
         now = self._tick()
         activity_id = activity.id
         cell: _Cell = (write_ts, activity)
@@ -187,8 +195,11 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
                 state.live_count += 1
             cells[activity_id] = cell
             state.order = None
+            if state.live_count > limit:
+                full.append(feed)
             if expiring is not None:
                 expiring.append((now + self.ttl_seconds, feed, activity_id, cell))
+        return list(dict.fromkeys(full)) if len(full) > 1 else full
 
     async def read(
         self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None

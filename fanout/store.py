@@ -162,9 +162,13 @@ def class_defines(store: object, method: str) -> bool:
 class FeedColumnStore(Protocol):
     """A store that also takes one activity's writes to many feeds as columns, with no
     ``TimelineWrite`` per row (``MemoryStore``: the eager mode's fast path). The same rules as
-    ``apply`` of ``[TimelineWrite(feed, activity, write_ts, remove) for feed in feeds]``."""
+    ``apply`` of ``[TimelineWrite(feed, activity, write_ts, remove) for feed in feeds]``; it
+    returns the feeds holding more than ``over`` live entries afterwards (a store that knows
+    its feeds' lengths: the writer trims those instead of counting inserts)."""
 
-    async def apply_feeds(self, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool) -> None: ...
+    async def apply_feeds(
+        self, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool, *, over: int | None = None
+    ) -> list[str]: ...
 
 
 class PrioritySplitStore(Protocol):

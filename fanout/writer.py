@@ -14,9 +14,11 @@ feed F triggers a trim of F (``Store.trim``: keep the newest ``max_length``) whe
 
 A call is applied in rounds so that no round brings a feed more inserts than its count allows: a
 feed written by one writer, while tracked, never holds more than ``max_length + trim_every`` rows
-(``max_length + trim_every - 1`` once the call returned), whatever one call carries; calls running
-concurrently on one writer (the eager mode) add at most one insert each past that. README.md
-states the bounds; tests/unit/test_trim_trigger.py and benchmarks/trim_scale.py check them.
+(``max_length + trim_every - 1`` once the call returned), whatever one call carries. A store that
+knows its feeds' lengths (``FeedColumnStore``: the memory store of the eager mode) needs neither
+rule: a chunk's insert that brings a feed to ``max_length + trim_every`` rows trims it, so every
+feed keeps that bound. README.md states the bounds; tests/unit/test_trim_trigger.py and
+benchmarks/trim_scale.py check them.
 """
 
 from __future__ import annotations
@@ -130,40 +132,15 @@ class TimelineWriter:
     async def _write_feeds(
         self, store: FeedColumnStore, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool
     ) -> None:
-        """``write`` of one activity's writes to ``feeds``, as columns: the same rounds and trims."""
-        pending = list(feeds)
-        while pending:
-            if remove:  # a delete never grows a feed
-                now, pending, due = pending, [], dict[str, int]()
-            else:
-                now, pending, due = self._feed_round(pending, activity)
-            await store.apply_feeds(now, activity, write_ts, remove)
-            self.rows_written += len(now)
-            if due:
-                await self._trim(due)
-
-    def _feed_round(self, feeds: list[str], activity: Activity) -> tuple[list[str], list[str], dict[str, int]]:
-        """``_round`` for inserts of one activity: the feeds written now, those that wait, the due ones."""
-        every = self.trim_every
-        counts = self._counts
-        key = f"\x1f{activity.id}".encode()  # hash_due's key is f"{feed}\x1f{activity_id}"
-        crc32 = zlib.crc32
-        due: dict[str, int] = {}
-        if len(set(feeds)) < len(feeds) or len(counts) + len(feeds) > self.tracked_feeds:
-            # a feed twice, or an LRU eviction on the way: the general rule, row by row
-            now, later, due = self._round([TimelineWrite(feed, activity, 0) for feed in feeds])
-            return [w.feed for w in now], [w.feed for w in later], due
-        get, to_end = counts.get, counts.move_to_end
-        for feed in feeds:  # each feed once, no eviction: _count and hash_due inlined
-            count = get(feed)
-            if count is None:
-                count = counts[feed] = 1
-            else:
-                count = counts[feed] = count + 1
-                to_end(feed)  # the most recently written
-            if count >= every or crc32(key, crc32(feed.encode())) % every == 0:  # crc32 of feed + key
-                due[feed] = count
-        return feeds, [], due
+        """``write`` of one activity's writes to ``feeds``, as columns. Such a store knows each
+        feed's length, so no insert is counted or hashed: a feed holding ``max_length +
+        trim_every`` entries after the write is trimmed at once, a trim per ``trim_every`` inserts
+        as the count gives, and the bound of a tracked feed holds for every feed."""
+        over = None if remove else self.max_length + self.trim_every - 1
+        full = await store.apply_feeds(feeds, activity, write_ts, remove, over=over)
+        self.rows_written += len(feeds)
+        for feed in full:
+            await self.store.trim(feed, self.max_length)
 
     def _round(self, writes: list[TimelineWrite]) -> tuple[list[TimelineWrite], list[TimelineWrite], dict[str, int]]:
         """The writes to apply now, those that wait for the next round (inserts into a feed after

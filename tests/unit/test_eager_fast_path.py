@@ -49,19 +49,30 @@ async def state(store: MemoryStore) -> dict[str, list[tuple[str, int]]]:
     } | {"_footprint": [(str(store.footprint()), 0)]}
 
 
+async def _trim_full(store: MemoryStore, feeds: Sequence[str], max_length: int, trim_every: int) -> None:
+    """The reference of the fast path's trims: a feed at ``max_length + trim_every`` live rows
+    after a chunk is trimmed to ``max_length``."""
+    for feed in dict.fromkeys(feeds):
+        if store._feeds[feed].live_count >= max_length + trim_every:
+            await store.trim(feed, max_length)
+
+
 @pytest.mark.parametrize("seed", range(12))
 async def test_chunks_leave_the_same_state_as_row_by_row_writes(seed: int) -> None:
+    """The same rows as row by row, and the trims of a store that knows its feeds' lengths: a feed
+    reaching ``max_length + trim_every`` rows is trimmed (the row-by-row path counts and hashes)."""
     rng = random.Random(seed)
     fast, slow = MemoryStore(), RowByRow()
     assert class_defines(fast, "apply_feeds") and not class_defines(slow, "apply_feeds")
-    tracked = rng.choice([0, 3, 8, 1000])
-    writers = [TimelineWriter(s, max_length=4, trim_every=3, tracked_feeds=tracked) for s in (fast, slow)]  # type: ignore[arg-type]
+    max_length, trim_every = 4, 3
+    writer = TimelineWriter(fast, max_length=max_length, trim_every=trim_every)
     feeds = [f"timeline:u{i}" for i in range(10)]
+    written = 0
     for _ in range(200):
         activity = Activity(id=f"a{rng.randint(0, 60)}", actor="x", verb="v", object="o", ts=T0 + rng.randint(0, 99))
         chosen = rng.sample(feeds, rng.randint(1, 6))
         if rng.random() < 0.1:
-            chosen = chosen + chosen[:2]  # a feed twice in one chunk: the general rounds
+            chosen = chosen + chosen[:2]  # a feed twice in one chunk
         remove = rng.random() < 0.15
         write_ts = REMOVED_WRITE_TS if remove else activity.ts + rng.choice([0, 0, 1])
         chunk = ChunkMessage(op="remove" if remove else "add", priority="high", activity=activity,
@@ -69,11 +80,34 @@ async def test_chunks_leave_the_same_state_as_row_by_row_writes(seed: int) -> No
         if rng.random() < 0.05:
             for store in (fast, slow.inner):
                 await store.clear_feed(chosen[0], T0 + 50)
-        for writer in writers:
-            assert await writer.write_chunks([chunk]) == len(chosen)
+        assert await writer.write_chunks([chunk]) == len(chosen)
+        written += len(chosen)
+        await slow.apply([TimelineWrite(feed, activity, write_ts, remove) for feed in chosen])
+        if not remove:
+            await _trim_full(slow.inner, chosen, max_length, trim_every)
+        assert max(s.live_count for s in fast._feeds.values()) < max_length + trim_every
     assert await state(fast) == await state(slow.inner)
-    assert writers[0]._counts == writers[1]._counts
-    assert writers[0].rows_written == writers[1].rows_written
+    assert writer.rows_written == written
+    assert writer.tracked == 0  # nothing counted
+
+
+async def test_the_fast_path_trims_once_per_trim_every_inserts_past_max_length() -> None:
+    trims: list[str] = []
+
+    class Counting(MemoryStore):
+        async def trim(self, feed: str, max_length: int) -> int:
+            trims.append(feed)
+            return await super().trim(feed, max_length)
+
+    store = Counting()
+    writer = TimelineWriter(store, max_length=10, trim_every=5)
+    for n in range(1000):
+        activity = Activity(id=f"a{n}", actor="x", verb="v", object="o", ts=T0 + n)
+        await writer.write_chunks([ChunkMessage(op="add", priority="low", activity=activity,
+                                                feeds=["timeline:1", "timeline:2"], write_ts=activity.ts)])
+        assert store._feeds["timeline:1"].live_count <= 14  # max_length + trim_every - 1 once the call returned
+    assert len(trims) == 2 * ((1000 - 10) // 5)  # 990 inserts past max_length, a trim per 5
+    assert [a.id for a in await store.read("timeline:2", limit=3)] == ["a999", "a998", "a997"]
 
 
 async def test_a_subclass_that_overrides_apply_still_sees_every_write() -> None:
