@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from fanout.errors import InvalidEvent
 
+from .producing import RetryBatch
+
 E = TypeVar("E")
 T = TypeVar("T")
 
@@ -67,17 +69,19 @@ async def run_lanes(lanes: Sequence[T], run: Callable[[T], Awaitable[None]], con
     The first failure cancels the lanes still running, waits for them and is raised as it is (not
     in an ``ExceptionGroup``: the partition task asks its ``retriable`` flag; of several, one that
     is not retriable); no task outlives the call, and a cancellation of the call is raised as such
-    even when a lane failed meanwhile.
+    even when a lane failed meanwhile. A lane whose work was cancelled by anything else (a future
+    it awaited, cancelled by a library) raises ``RetryBatch``: returning would commit the batch
+    with that lane's records unapplied.
     """
     if concurrency <= 1 or len(lanes) <= 1:
         for lane in lanes:
-            await run(lane)
+            await _own(run(lane))
         return
     todo = iter(lanes)
 
     async def worker() -> None:
         for lane in todo:  # shared: each lane is taken by one worker
-            await run(lane)
+            await _own(run(lane))
 
     # plain tasks rather than a TaskGroup: on Python 3.11 a TaskGroup whose task fails while the
     # caller is being cancelled raises the failure and loses the cancellation
@@ -91,6 +95,18 @@ async def run_lanes(lanes: Sequence[T], run: Callable[[T], Awaitable[None]], con
     errors = [error for task in tasks if not task.cancelled() and (error := task.exception()) is not None]
     if errors:
         raise _worst(errors)  # the lane's own error, with its own traceback
+
+
+async def _own(work: Awaitable[None]) -> None:
+    """Await a lane's work; a cancellation that reaches it while this task was not asked to stop
+    (``Task.cancelling``) came from inside the work: ``RetryBatch``, not a silent end."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
+        raise RetryBatch("a lane's work was cancelled from inside (not by a stop or a rebalance)") from None
 
 
 async def _settled(tasks: Sequence[asyncio.Future[None]]) -> None:
