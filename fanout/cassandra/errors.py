@@ -10,12 +10,16 @@ def is_retriable(exc: BaseException) -> bool:
     from cassandra import OperationTimedOut, RequestExecutionException
     from cassandra.cluster import NoHostAvailable
     from cassandra.connection import ConnectionException
+    from cassandra.protocol import RequestExecutionException as ExecutionErrorMessage
 
-    # RequestExecutionException: Unavailable, Read/WriteTimeout, Read/WriteFailure, Overloaded,
-    # IsBootstrapping, TruncateError. Validation errors (InvalidRequest, Unauthorized, syntax)
-    # will fail the same way again.
+    # RequestExecutionException: Unavailable, Read/WriteTimeout, Read/WriteFailure; the protocol's
+    # messages of that family (a class of their own: Overloaded, IsBootstrapping, TruncateError,
+    # which the driver normally retries on another host). Validation errors (InvalidRequest,
+    # Unauthorized, syntax) will fail the same way again, and so may a ServerError.
     return isinstance(
-        exc, RequestExecutionException | OperationTimedOut | NoHostAvailable | ConnectionException | OSError
+        exc,
+        RequestExecutionException | ExecutionErrorMessage | OperationTimedOut | NoHostAvailable
+        | ConnectionException | OSError,
     )
 
 

@@ -276,6 +276,7 @@ async def test_cassandra_apply_raises_store_error_after_settling(cassandra_store
 def test_cassandra_errors_say_whether_a_retry_can_help() -> None:
     from cassandra import ConsistencyLevel, InvalidRequest, OperationTimedOut, Unavailable, WriteTimeout
     from cassandra.cluster import NoHostAvailable
+    from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 
     from fanout.cassandra import _store_error
 
@@ -286,6 +287,9 @@ def test_cassandra_errors_say_whether_a_retry_can_help() -> None:
         Unavailable("down", consistency=ConsistencyLevel.ONE, required_replicas=1, alive_replicas=0),
         OperationTimedOut("client timeout"),
         NoHostAvailable("none", {}),
+        # the protocol's own error messages, when the driver hands one over instead of retrying it
+        OverloadedErrorMessage(0x1001, "overloaded", {}),
+        IsBootstrappingErrorMessage(0x1002, "bootstrapping", {}),
     ]
     for exc in retriable:
         assert _store_error(exc, "write").retriable, exc
