@@ -23,6 +23,11 @@
 #      FANOUT_CASSANDRA_MEMTABLE_ALLOCATION heap_buffers | offheap_buffers | offheap_objects
 #                                                                                  (default heap_buffers)
 #      FANOUT_CASSANDRA_CONCURRENT_WRITES   write threads, 1-1024                  (default 8)
+#      FANOUT_CASSANDRA_COMMITLOG           periodic | group                       (default periodic)
+#        periodic: acknowledged at once, fsync every 10 s; a killed node (kill -9) loses the writes
+#        of its last ~100 ms (its replay stops at the last sync marker), a crashed machine up to 10 s.
+#        group: acknowledged once on disk (10 ms window): nothing acknowledged is lost, every write
+#        waits for an fsync. Measured: benchmarks/commitlog_loss.py, README "Durability of the node".
 #      They are written into .local/<node>/cassandra.yaml when the node starts (`up` of a stopped node).
 # Ports on each node's address: Kafka 9092 (PLAINTEXT) + 9093 (CONTROLLER); Cassandra 9042 (CQL) +
 # 7000 (storage); Cassandra JMX on 127.0.0.1:7199 (7199, 7299, 7399 for the cluster's nodes).
@@ -167,6 +172,13 @@ concurrent_writes() {
   echo "$value"
 }
 
+commitlog_sync() { # periodic | group -> the cassandra.yaml lines (one line, \n-separated for sed)
+  case $1 in
+    group) echo 'commitlog_sync: group\ncommitlog_sync_group_window: 10ms' ;;
+    periodic) echo 'commitlog_sync: periodic\ncommitlog_sync_period: 10000ms' ;;
+  esac
+}
+
 write_config() {
   local node=$1 dir=$LOCAL/$1 svc n
   svc=$(kind "$node")
@@ -187,14 +199,16 @@ write_config() {
       if in_cluster "$node"; then # every node a seed (as ccm does): any two can start without the third
         token=${CLUSTER_TOKENS[$((n - 1))]} hints=true seeds=127.0.0.1:7000,127.0.0.2:7000,127.0.0.3:7000
       fi
-      local memtable allocation writes # checked first: a bad value stops `up` before any file is written
+      local memtable allocation writes commitlog # checked first: a bad value stops `up` before any file is written
       memtable=$(one_of FANOUT_CASSANDRA_MEMTABLE skiplist trie)
+      commitlog=$(one_of FANOUT_CASSANDRA_COMMITLOG periodic group)
       allocation=$(one_of FANOUT_CASSANDRA_MEMTABLE_ALLOCATION heap_buffers offheap_buffers offheap_objects)
       writes=$(concurrent_writes)
       mkdir -p "$dir/tmp" "$dir/triggers"
       render "$ROOT/services/cassandra/cassandra.yaml.in" "$dir/cassandra.yaml" \
         "DIR=$dir" "HOST=$(host "$node")" "TOKEN=$token" "HINTS=$hints" "SEEDS=$seeds" \
-        "MEMTABLE=$memtable" "MEMTABLE_ALLOCATION=$allocation" "CONCURRENT_WRITES=$writes"
+        "MEMTABLE=$memtable" "MEMTABLE_ALLOCATION=$allocation" "CONCURRENT_WRITES=$writes" \
+        "COMMITLOG_SYNC=$(commitlog_sync "$commitlog")"
       cp "$ROOT/services/cassandra/logback.xml" "$dir/logback.xml"
       ;;
   esac
