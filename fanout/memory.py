@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -167,13 +166,11 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         without a ``TimelineWrite`` each: inserts inlined; removes, and every write of a subclass
         that overrides ``apply``, through ``apply``. Returns the feeds that hold more than ``over``
         live entries afterwards (none when ``over`` is None): the store knows each feed's length."""
+        limit = over if over is not None else math.inf
         if remove or type(self).apply is not MemoryStore.apply:
             await self.apply([TimelineWrite(feed, activity, write_ts, remove) for feed in feeds])
-            if over is None:
-                return []
-            return [f for f in dict.fromkeys(feeds) if (state := self._feeds.get(f)) and state.live_count > over]
+            return [f for f in dict.fromkeys(feeds) if (state := self._feeds.get(f)) and state.live_count > limit]
         full: list[str] = []
-        limit = over if over is not None else sys.maxsize
         now = self._tick()
         activity_id = activity.id
         cell: _Cell = (write_ts, activity)
