@@ -2,13 +2,14 @@
 
 Writes numbered rows (32 in flight, cassandra-driver) into a scratch keyspace of the one-node stack
 that ``make up`` started, sends the node SIGKILL (its pid from ``.local/cassandra/pid``; with
-``--signal TERM`` a stop instead) while the writes go on, waits until it is gone, restarts it with
-``scripts/services.sh up cassandra`` (so ``FANOUT_CASSANDRA_COMMITLOG`` and the other server
-settings apply), reads every row back and prints, per round: rows acknowledged, acknowledged rows
-missing, and how long before the signal those were acknowledged. The keyspace is dropped at the
-end. It kills the node of this checkout's stack: run it only where nothing else uses it.
+``--signal TERM`` a stop instead) while the writes go on, waits until it is gone, restarts it
+(``benchmarks.harness.stack.FreshStack``: ``scripts/services.sh``, so ``FANOUT_CASSANDRA_COMMITLOG``
+and the other server settings apply), reads every row back and prints, per round: rows
+acknowledged, acknowledged rows missing, and how long before the signal those were acknowledged.
+The keyspace is dropped at the end. It kills this checkout's node: a node listening on the port
+that this checkout did not start is refused before anything is signalled.
 
-Run: ``.venv/bin/python benchmarks/commitlog_loss.py [--rounds 3] [--seconds 3] [--signal KILL]``;
+Run: ``.venv/bin/python -m benchmarks.commitlog_loss [--rounds 3] [--seconds 3] [--signal KILL]``;
 compare ``FANOUT_CASSANDRA_COMMITLOG=periodic`` (the default) and ``group`` (stop the node first:
 the setting is written when it starts).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,13 +27,17 @@ from pathlib import Path
 from cassandra.cluster import Cluster, Session
 from cassandra.query import SimpleStatement
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness.context import ROOT
+from benchmarks.harness.processes import listening_pid
+from benchmarks.harness.stack import SERVICES, FreshStack, recorded_pid
+
+HOST, PORT = SERVICES["cassandra"]
 KEYSPACE = "fanout_commitlog_probe"
 IN_FLIGHT = 32
 
 
 def connect() -> tuple[Cluster, Session]:
-    cluster = Cluster(["127.0.0.1"], protocol_version=5)
+    cluster = Cluster([HOST], port=PORT, protocol_version=5)
     return cluster, cluster.connect()
 
 
@@ -63,7 +68,7 @@ class Writer:
         self.slots.release()
 
 
-def one_round(seconds: float, sig: signal.Signals) -> tuple[int, int, float, float]:
+def one_round(stack: FreshStack, pid: int, seconds: float, sig: signal.Signals) -> tuple[int, int, float, float]:
     """(acknowledged, acknowledged but lost, oldest and newest loss's age at the kill in ms)."""
     cluster, session = connect()
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = "
@@ -74,10 +79,9 @@ def one_round(seconds: float, sig: signal.Signals) -> tuple[int, int, float, flo
     thread = threading.Thread(target=writer.run, daemon=True)
     thread.start()
     time.sleep(seconds)
-    pid = int((ROOT / ".local" / "cassandra" / "pid").read_text())
     killed = time.monotonic()
     os.kill(pid, sig)
-    while _alive(pid):
+    while Path(f"/proc/{pid}").exists():
         time.sleep(0.1)
     writer.stop.set()
     thread.join()
@@ -85,8 +89,7 @@ def one_round(seconds: float, sig: signal.Signals) -> tuple[int, int, float, flo
     acked = dict(writer.acked)
     print(f"  {sig.name} to pid {pid} after {len(acked):,} acknowledged rows, gone after "
           f"{time.monotonic() - killed:.1f} s; restarting it", flush=True)
-    subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "up", "cassandra"], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    stack.restart_node("cassandra", {})
     cluster, session = connect()
     have = {row.k for row in session.execute(SimpleStatement(f"SELECT k FROM {KEYSPACE}.t", fetch_size=5000))}
     session.execute(f"DROP KEYSPACE {KEYSPACE}")
@@ -97,12 +100,14 @@ def one_round(seconds: float, sig: signal.Signals) -> tuple[int, int, float, flo
     return len(acked), len(lost), max(lost) * 1000, min(lost) * 1000
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def owned_node() -> int:
+    """The pid of this checkout's node, listening on its port; exits with one line otherwise."""
+    pid, listening = recorded_pid(ROOT, "cassandra"), listening_pid(PORT)
+    if pid is None or listening != pid:
+        sys.exit(f"commitlog_loss kills this checkout's Cassandra node, but {HOST}:{PORT} is "
+                 + ("not answering: run `make up` first" if listening is None else
+                    f"served by pid {listening}, not this checkout's ({pid}): run it where the node is yours"))
+    return pid
 
 
 def main() -> None:
@@ -112,12 +117,16 @@ def main() -> None:
     parser.add_argument("--signal", choices=["KILL", "TERM"], default="KILL",
                         help="KILL (a crash, the default) or TERM (a stop: the node drains first)")
     args = parser.parse_args()
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds must be >= 1 and --seconds > 0")
     sig = signal.Signals[f"SIG{args.signal}"]
     mode = os.environ.get("FANOUT_CASSANDRA_COMMITLOG", "periodic")
     print(f"commit log mode {mode}: {args.rounds} round(s), {sig.name} after {args.seconds:.1f} s of writes")
+    stack = FreshStack()
     for n in range(args.rounds):
-        acked, lost, oldest, newest = one_round(args.seconds, sig)
-        ages = f", acknowledged {newest:.0f}-{oldest:.0f} ms before the kill" if lost else ""
+        acked, lost, oldest, newest = one_round(stack, owned_node(), args.seconds, sig)
+        ages = (f", acknowledged between {newest:.0f} and {oldest:.0f} ms before the signal (negative: after it, "
+                "while the node went down)" if lost else "")
         print(f"round {n + 1}: {acked:,} acknowledged, {lost:,} of them lost ({lost / acked:.2%}){ages}", flush=True)
 
 

@@ -196,7 +196,7 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
                 full.append(feed)
             if expiring is not None:
                 expiring.append((now + self.ttl_seconds, feed, activity_id, cell))
-        return list(dict.fromkeys(full)) if len(full) > 1 else full
+        return list(dict.fromkeys(full))  # a feed named twice in the chunk: once
 
     async def read(
         self, feed: str, *, limit: int, before: Key | None = None, after: Key | None = None

@@ -22,7 +22,7 @@ import pytest
 from fanout import MemoryStore, Settings, StoreError
 from fanout.activity import now_micros
 from fanout.agents.deadletters import DeadLetters
-from fanout.agents.lanes import group_lanes, run_lanes
+from fanout.agents.lanes import group_lanes
 from fanout.agents.planner import PlannerAgent, _lane_keys
 from fanout.codec import ActivityEvent, decode_activity_event, decode_chunk
 from fanout.errors import ConfigError
@@ -288,29 +288,3 @@ def test_lanes_join_events_that_share_an_actor_or_an_explicit_id() -> None:
     # a and c share x, c and b share z (through c's own events): one lane; d alone
     assert [[r.offset for r, _ in lane] for lane in lanes] == [[0, 1, 2, 3, 6], [5]]
     assert [(r.offset, exc.reason) for r, exc in invalid] == [(4, "json")]
-
-
-async def test_of_several_lane_failures_the_one_that_stops_the_agent_is_raised() -> None:
-    async def run(lane: str) -> None:
-        await asyncio.sleep(0.01 if lane == "late" else 0)
-        raise StoreError(f"{lane} failed", retriable=lane == "retriable")
-
-    with pytest.raises(StoreError, match="fatal failed"):
-        await run_lanes(["retriable", "fatal"], run, 4)
-
-
-async def test_a_cancelled_call_is_cancelled_even_when_a_lane_fails_meanwhile() -> None:
-    go = asyncio.Event()
-
-    async def run(lane: str) -> None:
-        if lane == "waits":
-            await asyncio.Event().wait()
-        await go.wait()
-        raise StoreError("a lane failed while the partition was revoked", retriable=True)
-
-    call = asyncio.ensure_future(run_lanes(["waits", "fails"], run, 4))
-    await asyncio.sleep(0.01)
-    go.set()
-    call.cancel()  # the failing lane runs in the same turn as the cancellation
-    with pytest.raises(asyncio.CancelledError):
-        await call
