@@ -24,6 +24,15 @@ Concurrency within a batch (``follower_lanes``, ``fanout.agents.lanes``)
     record's failure is handled in its lane as before (a dead letter); any other failure cancels
     the other lanes, waits for them and is raised as it is, so the batch is retried or stops the
     agent, uncommitted.
+
+Runs of follows (``follow_runs``)
+    Within a lane, consecutive follow events to distinct followees (a new user following a
+    dozen accounts, a replay of a user's follows) are applied together
+    (``FollowGraph.apply_follows``: one read of their edges, one write of all their copies, one
+    read of the edges again, instead of each event's own round trips), ending in the state the
+    events give one by one. An unfollow, or a second event for the same followee, starts a new
+    piece. When the store refuses a run or one of its events is invalid, its events are applied
+    one by one, so only the guilty record is dead-lettered.
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from fanout.codec import FollowEvent, decode_follow_event
+from fanout.activity import now_micros
+from fanout.codec import FollowEvent, decode_follow_event, event_time_us
 from fanout.core import Fanout
 from fanout.errors import InvalidEvent, StoreError
 from fanout.settings import Settings
@@ -47,6 +57,9 @@ from .poison import tied_to_record
 
 #: One follower's records of a batch, in partition order, with their decoded events.
 Lane = list[tuple[Any, FollowEvent]]
+
+#: Follow events applied together at most (their edges are read in one request).
+RUN_MAX = 64
 
 
 def in_home_partition(record: Any, follower: str, partitions: int) -> bool:
@@ -63,6 +76,40 @@ def follower_lanes(records: Sequence[Any], max_bytes: int) -> tuple[list[Lane], 
 
 def _follower(event: FollowEvent) -> tuple[str]:
     return (event.follower,)
+
+
+def follow_runs(lane: Sequence[tuple[Any, FollowEvent]]) -> list[Lane]:
+    """One follower's events cut into the pieces applied one after another, in order: runs of
+    consecutive follows to distinct followees (at most ``RUN_MAX``), and each other event alone."""
+    pieces: list[Lane] = []
+    run: Lane = []
+    for item in lane:
+        event = item[1]
+        if event.op == "follow" and len(run) < RUN_MAX and all(e.followee != event.followee for _, e in run):
+            run.append(item)
+            continue
+        if run:
+            pieces.append(run)
+        if event.op == "follow":
+            run = [item]  # starts the next run
+        else:
+            pieces.append([item])
+            run = []
+    if run:
+        pieces.append(run)
+    return pieces
+
+
+async def apply_follow_run(fanout: Fanout, run: Sequence[tuple[Any, FollowEvent]], partitions: int) -> list[int]:
+    """``Fanout.handle_follow`` of each event of a run (``follow_runs``) in one pass
+    (``FollowGraph.apply_follows``); raises the first event's InvalidEvent before any write."""
+    follows: list[tuple[str, int, bool]] = []
+    for record, event in run:
+        accepted = record_time_us(record)
+        clock = accepted if accepted is not None else now_micros()
+        event_time_us(event, clock, fanout.settings)  # refuses times out of range (reason "time")
+        follows.append((event.followee, clock, in_home_partition(record, event.follower, partitions)))
+    return await fanout.graph.apply_follows(run[0][1].follower, follows)
 
 
 class FollowsAgent(Agent):
@@ -92,7 +139,26 @@ class FollowsAgent(Agent):
         await run_lanes(lanes, self._apply_lane, self.settings.follows_concurrency)
 
     async def _apply_lane(self, lane: Lane) -> None:
-        for record, event in lane:
+        for piece in follow_runs(lane):
+            if len(piece) > 1:
+                await self._apply_run(piece)
+            else:
+                await self._apply(*piece[0])
+
+    async def _apply_run(self, run: Lane) -> None:
+        """A run of follows in one pass; when the store refuses it, or one of its events is
+        invalid, each event on its own (a dead letter only for the record at fault)."""
+        apply = partial(apply_follow_run, self.fanout, run, self._partitions(run[0][0].topic))
+        try:
+            await retry_store(self.role, apply, **self.retry_options())
+        except InvalidEvent:
+            pass
+        except StoreError as exc:
+            await tied_to_record(self.fanout.store, exc)  # raises unless the store still answers
+        else:
+            metrics.EVENTS.labels(self.role, "ok").inc(len(run))
+            return
+        for record, event in run:
             await self._apply(record, event)
 
     async def _apply(self, record: Any, event: FollowEvent) -> None:

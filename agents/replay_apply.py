@@ -9,9 +9,11 @@ Concurrency (same results, faster)
     run of activities, different actors are planned concurrently (one actor's in order) and their
     chunks are buffered and written in bulk; before a run of follows every buffered chunk is
     written (an unfollow reads the follower's timeline), and in a run of follows different
-    followers are handled concurrently. No activity runs while a follow runs. So every read sees
-    what it would see in the sequential order, except for priorities (HIGH/LOW) which only route
-    chunks. Activities with producer-chosen ids that two actors claim start a new run.
+    followers are handled concurrently, each follower's consecutive follows to distinct followees
+    together, as the follows agent does (``fanout.agents.follows``: "Runs of follows"). No
+    activity runs while a follow runs. So every read sees what it would see in the sequential
+    order, except for priorities (HIGH/LOW) which only route chunks. Activities with
+    producer-chosen ids that two actors claim start a new run.
 
 Why the end state does not depend on the order anyway
     Every timeline write carries a write timestamp fixed by the event, not by when it is applied
@@ -57,7 +59,7 @@ from fanout.errors import InvalidEvent
 from fanout.settings import Settings
 
 from .base import record_time_us, retry_store
-from .follows import in_home_partition
+from .follows import apply_follow_run, follow_runs, in_home_partition
 from .replay_options import ROLE
 from .replay_progress import ReplaySummary
 from .replay_sinks import FlushingSink
@@ -166,8 +168,27 @@ class BatchApplier:
 
     async def _lane(self, items: list[_Item], gate: asyncio.Semaphore | None) -> None:
         async with gate if gate is not None else contextlib.nullcontext():
-            for item in items:
-                await self._apply(item)
+            follows = [(item.record, item.event) for item in items if isinstance(item.event, FollowEvent)]
+            if len(follows) < len(items):  # activities: one by one
+                for item in items:
+                    await self._apply(item)
+                return
+            for piece in follow_runs(follows):  # a follower's follows: runs at once, as the follows agent
+                if len(piece) > 1:
+                    await self._apply_run(piece)
+                else:
+                    await self._apply(_Item(*piece[0]))
+
+    async def _apply_run(self, run: list[tuple[Any, FollowEvent]]) -> None:
+        """A run of follows in one pass (``follows.apply_follow_run``); one by one when one of
+        them is invalid, so that one is counted and skipped."""
+        try:
+            await retry_store(ROLE, partial(apply_follow_run, self.fanout, run, self.follow_partitions))
+        except InvalidEvent:
+            for record, event in run:
+                await self._apply(_Item(record, event))
+            return
+        self.summary.follows += len(run)
 
     async def _apply(self, item: _Item) -> None:
         record, event = item.record, item.event

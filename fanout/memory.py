@@ -26,7 +26,7 @@ import heapq
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from typing import Final, NamedTuple
 
 from .activity import Activity
@@ -345,8 +345,9 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         edge = self._following.get(follower, {}).get(followee)
         return None if edge is None else Edge(edge[1], edge[0])
 
-    async def follow_edges(self, follower: str) -> dict[str, Edge]:
-        return {followee: Edge(on, at) for followee, (at, on) in self._following.get(follower, {}).items()}
+    async def follow_edges(self, follower: str, followees: Collection[str] | None = None) -> dict[str, Edge]:
+        edges = self._following.get(follower, {})
+        return {f: Edge(on, at) for f, (at, on) in edges.items() if followees is None or f in followees}
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         until = self._active_until.get(followee, {})

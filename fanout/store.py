@@ -17,7 +17,7 @@ the end state independent of the order in which writes arrive:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from .activity import Activity
@@ -110,8 +110,9 @@ class Store(Protocol):
     async def follow_edge(self, follower: str, followee: str) -> Edge | None:
         """The edge and the timestamp it was decided at; None if no event ever wrote it."""
 
-    async def follow_edges(self, follower: str) -> dict[str, Edge]:
-        """Every edge of ``follower`` (followees followed and unfollowed), by followee."""
+    async def follow_edges(self, follower: str, followees: Collection[str] | None = None) -> dict[str, Edge]:
+        """Every edge of ``follower`` (followees followed and unfollowed), by followee; with
+        ``followees``, only the edges to those (one read of the follower's partition)."""
 
     def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         """Stream the followers in pages; never loads them all at once."""
@@ -169,6 +170,18 @@ class FeedColumnStore(Protocol):
     async def apply_feeds(
         self, feeds: Sequence[str], activity: Activity, write_ts: int, remove: bool, *, over: int | None = None
     ) -> list[str]: ...
+
+
+class FollowRunStore(Protocol):
+    """A store that also applies a run of follows of one follower in fewer requests
+    (``FollowGraph.apply_follows``; the Cassandra store). Without it the graph makes the single
+    calls: ``set_follow`` per edge, ``read`` per feed."""
+
+    async def set_follows(self, follower: str, followees: Mapping[str, int], active_until: int = 0) -> None:
+        """``set_follow(follower, followee, True, at, active_until)`` of each ``followee: at``."""
+
+    async def read_feeds(self, feeds: Sequence[str], *, limit: int) -> dict[str, list[Activity]]:
+        """``read(feed, limit=limit)`` of each feed (newest first), by feed."""
 
 
 class PrioritySplitStore(Protocol):

@@ -61,6 +61,7 @@ class Statements:
         )
         self.delete = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND ts = ? AND activity_id = ?")
         self.read = p(f"{select} LIMIT ?")
+        self.read_feeds = p(f"SELECT feed, {ACTIVITY_COLUMNS} FROM {ks}.timeline WHERE feed IN ? PER PARTITION LIMIT ?")
         self.read_before = p(f"{select}{older} LIMIT ?")
         self.read_after = p(f"{select}{newer}{asc} LIMIT ?")
         self.read_between = p(f"{select}{newer}{older}{asc} LIMIT ?")
@@ -112,6 +113,7 @@ class Statements:
         edge = f"SELECT followee, following, decided_at, WRITETIME(following) FROM {ks}.following WHERE follower = ?"
         self.follow_edges = p(edge)
         self.follow_edge = p(f"{edge} AND followee = ?")
+        self.follow_edges_among = p(f"{edge} AND followee IN ?")
         # notification marks (fanout.marks): value == write timestamp, so the greatest value wins
         self.read_marks = p(f"SELECT group_id, seen, read FROM {ks}.notification_marks WHERE feed = ?")
         mark = f"UPDATE {ks}.notification_marks USING TIMESTAMP ? SET"

@@ -9,7 +9,7 @@ through ``bridge`` (bounded in flight, failures as ``StoreError`` by ``errors``)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Collection, Hashable, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -29,6 +29,7 @@ from .batching import (
 )
 from .bridge import DriverBridge
 from .errors import closed_error, store_error
+from .follow_runs import by_feed, follow_requests
 from .marks import CassandraMarks
 from .pulled import PulledAccounts
 from .rows import activity_from_row, encode_extra
@@ -264,6 +265,17 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
             ]
         await self._bridge.run_all(requests, "set_follow")
 
+    async def set_follows(self, follower: str, followees: Mapping[str, int], active_until: int = 0) -> None:
+        s = await self._statements()
+        await self._bridge.run_all(follow_requests(s, follower, followees, active_until), "set_follows")
+
+    async def read_feeds(self, feeds: Sequence[str], *, limit: int) -> dict[str, list[Activity]]:
+        unique = list(dict.fromkeys(feeds))
+        if limit <= 0 or not unique:
+            return {feed: [] for feed in unique}
+        s = await self._statements()
+        return by_feed(unique, await self._bridge.fetch_all(s.read_feeds.bind((unique, limit)), "read"))
+
     async def following(self, user: str) -> list[str]:
         s = await self._statements()
         rows = await self._bridge.fetch_all(s.following.bind((user,)), "following")
@@ -274,9 +286,15 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         rows = await self._bridge.fetch_all(s.follow_edge.bind((follower, followee)), "follow_edge")
         return _edge(*rows[0][1:]) if rows else None
 
-    async def follow_edges(self, follower: str) -> dict[str, Edge]:
+    async def follow_edges(self, follower: str, followees: Collection[str] | None = None) -> dict[str, Edge]:
         s = await self._statements()
-        rows = await self._bridge.fetch_all(s.follow_edges.bind((follower,)), "follow_edges")
+        if followees is None:
+            bound = s.follow_edges.bind((follower,))
+        elif not followees:
+            return {}
+        else:
+            bound = s.follow_edges_among.bind((follower, sorted(set(followees))))
+        rows = await self._bridge.fetch_all(bound, "follow_edges")
         edges = {row[0]: _edge(*row[1:]) for row in rows}
         return {followee: edge for followee, edge in edges.items() if edge is not None}
 

@@ -39,6 +39,11 @@ async def test_the_store_keeps_the_timestamp_that_decided_each_edge(store: Store
     await store.set_follow(me, b, True, 301)
     assert await store.follow_edges(me) == {a: Edge(False, 200), b: Edge(True, 301)}
     assert await store.following(me) == [b]
+    # only the edges asked for: a followee never followed is absent, one named twice comes once
+    c = unique_name("c")
+    assert await store.follow_edges(me, [b, c, b]) == {b: Edge(True, 301)}
+    assert await store.follow_edges(me, [a]) == {a: Edge(False, 200)}
+    assert await store.follow_edges(me, []) == {}
 
 
 async def test_follow_unfollow_follow_within_one_millisecond_ends_followed(

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Collection, Sequence
+from typing import Any, TypeVar
 
 import pytest
 
@@ -36,6 +36,7 @@ TOPIC = SETTINGS.topic("follows")
 PARTITION = 1  # the batches' partition
 AUTHORS = [f"a{n}" for n in range(5)]
 T0_MS = now_micros() // 1000 - 3_600_000
+T = TypeVar("T")
 
 
 def followers_of(partition: int, count: int, *, home: bool) -> list[str]:
@@ -71,6 +72,10 @@ class YieldingStore(MemoryStore):
     async def follow_edge(self, follower: str, followee: str) -> Edge | None:
         await self._pause(follower, f"edge {followee}")
         return await super().follow_edge(follower, followee)
+
+    async def follow_edges(self, follower: str, followees: Collection[str] | None = None) -> dict[str, Edge]:
+        await self._pause(follower, "edges")
+        return await super().follow_edges(follower, followees)
 
     async def last_active(self, user: str) -> int:
         await self._pause(user, "last_active")
@@ -194,12 +199,14 @@ async def test_the_concurrent_agent_ends_as_the_records_applied_one_by_one(seed:
         batch = random_batch(rng, len(records), rng.randint(10, 60))
         records += batch
         await agent.process(list(batch))
+    runs = sum(what == "edges" for _, what in concurrent.calls)  # a run of follows reads its edges at once
     want_dead = await sequential(reference, records)
     assert dead_letters(producer) == sorted(want_dead)
     assert {reason for _, reason in want_dead} <= {"json", "time"} and want_dead
     got, want = await state(concurrent), await state(reference)
     assert got == want
     assert any(feed.startswith("timeline:") for feed in got["feeds"])
+    assert runs > 0
 
 
 async def test_a_followers_events_are_applied_in_order_while_followers_interleave() -> None:
@@ -236,27 +243,36 @@ async def test_at_most_follows_concurrency_followers_are_applied_at_once(concurr
     agent, _ = agent_on(store, follows_concurrency=concurrency)
     inside: set[str] = set()
     most = 0
-    handle = agent.fanout.handle_follow
+    handle, apply_follows = agent.fanout.handle_follow, agent.fanout.graph.apply_follows
 
-    async def counted(event: Any, accepted_ts: int | None = None, *, in_order: bool = True) -> int:
+    async def counted(follower: str, work: Awaitable[T]) -> T:
         nonlocal most
-        assert event.follower not in inside  # one follower's events never overlap
-        inside.add(event.follower)
+        assert follower not in inside  # one follower's events never overlap
+        inside.add(follower)
         most = max(most, len(inside))
         for _ in range(3):
             await asyncio.sleep(0)
         try:
-            return await handle(event, accepted_ts, in_order=in_order)
+            return await work
         finally:
-            inside.discard(event.follower)
+            inside.discard(follower)
 
-    agent.fanout.handle_follow = counted  # type: ignore[method-assign]
+    async def one(event: Any, accepted_ts: int | None = None, *, in_order: bool = True) -> int:
+        return await counted(event.follower, handle(event, accepted_ts, in_order=in_order))
+
+    async def run(follower: str, follows: Sequence[tuple[str, int, bool]]) -> list[int]:
+        return await counted(follower, apply_follows(follower, follows))
+
+    agent.fanout.handle_follow = one  # type: ignore[method-assign]
+    agent.fanout.graph.apply_follows = run  # type: ignore[method-assign]
     followers = [f"v{n}" for n in range(12)]
-    records = [record(n, T0_MS + n, follow_value(followers[n // 3], f"a{n % 3}", "follow"), key=followers[n // 3])
-               for n in range(36)]  # three in a row for each follower
+    # each follower: a run of three follows, then events applied one by one (an unfollow, a follow again)
+    events = [("a0", "follow"), ("a1", "follow"), ("a2", "follow"), ("a0", "unfollow"), ("a1", "follow")]
+    records = [record(n, T0_MS + n, follow_value(followers[n // 5], *events[n % 5]), key=followers[n // 5])
+               for n in range(60)]
     await agent.process(records)
     assert most == concurrency
-    assert [await store.following(f) for f in followers] == [["a0", "a1", "a2"]] * len(followers)
+    assert [await store.following(f) for f in followers] == [["a1", "a2"]] * len(followers)
 
 
 class FailingStore(MemoryStore):
@@ -311,12 +327,13 @@ class RefusingStore(MemoryStore):
 async def test_records_are_dead_lettered_one_by_one_as_before() -> None:
     store = RefusingStore()
     agent, producer = agent_on(store, follows_concurrency=4)
+    # poison's two follows and w2's two make runs (follow_runs): each refused run is applied one by one
     values = [follow_value("w1", "a0", "follow"), None, follow_value("poison", "a0", "follow"), b"{",
               follow_value("w2", "a0", "follow", time="1990-01-01T00:00:00Z"), follow_value("w2", "a1", "follow"),
-              follow_value("w3", "w3", "follow")]
+              follow_value("w3", "w3", "follow"), follow_value("poison", "a1", "follow")]
     records = [record(n, T0_MS + n, value) for n, value in enumerate(values)]
     await agent.process(records)
-    assert dead_letters(producer) == [(1, "json"), (2, "store"), (3, "json"), (4, "time"), (6, "schema")]
+    assert dead_letters(producer) == [(1, "json"), (2, "store"), (3, "json"), (4, "time"), (6, "schema"), (7, "store")]
     assert await store.follow_edges("w1") == {"a0": Edge(True, (T0_MS + 0) * 1000)}
     assert await store.follow_edges("w2") == {"a1": Edge(True, (T0_MS + 5) * 1000)}
 
