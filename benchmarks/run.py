@@ -84,7 +84,8 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # leader moves of fresh topics are retried
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     console = Console()
-    settings = Settings.from_env().replace(store="memory")
+    # every case measures the push path: hybrid fanout would pull case 6's accounts (benchmarks/hybrid.py)
+    settings = Settings.from_env().replace(store="memory", pull_threshold=0)
     kafka_host, _, kafka_port = settings.kafka_bootstrap.partition(":")
     stack: FreshStack | None = None
     stack_note = "the running broker and node, as they are (shared: not restarted)"

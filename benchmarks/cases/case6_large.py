@@ -113,7 +113,7 @@ async def plan_probe(keyspace: str, actor: str, followers: int) -> dict[str, flo
     """``case6_plan_probe``'s measurements of planning ``actor`` from Cassandra, in its own process."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.cases.case6_plan_probe", keyspace, actor, str(followers), cwd=ROOT,
-        env=child_env(), stdout=asyncio.subprocess.PIPE,
+        env=child_env({"FANOUT_PULL_THRESHOLD": "0"}), stdout=asyncio.subprocess.PIPE,  # pushed, as in run.py
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 900)
     if proc.returncode != 0:

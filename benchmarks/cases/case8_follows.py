@@ -27,6 +27,9 @@ from benchmarks.harness.workload import Workload, user_id
 from fanout import FollowEvent, TimelineWrite
 from fanout.codec import encode
 
+#: The processes whose CPU a pass records, by role (``Workers.cpu``), and how the table names them.
+CPU_ROLES = {"follows": "follows agents'", "cassandra": "Cassandra's", "kafka": "Kafka's", "bench": "the bench's"}
+
 
 def follow_edges(wl: Workload, count: int) -> list[tuple[int, int]]:
     """(follower, followee) of the graph's first users, in user order, ``count`` of them."""
@@ -52,13 +55,16 @@ async def author_history(sess: Session, wl: Workload) -> int:
     return len(writes)
 
 
-async def follows_pass(sess: Session, edges: list[tuple[int, int]], run: int, limit_s: float) -> tuple[float, float]:
-    """(seconds from the first send to the commit past the last event, CPU seconds of the follows
-    agents) of one pass of ``edges`` under follower names of pass ``run``."""
+async def follows_pass(
+    sess: Session, edges: list[tuple[int, int]], run: int, limit_s: float
+) -> tuple[float, dict[str, float]]:
+    """(seconds from the first send to the commit past the last event, CPU seconds of every process
+    by role: the follows agents, Cassandra, Kafka, the bench) of one pass of ``edges`` under
+    follower names of pass ``run``."""
     topic = sess.settings.topic("follows")
     group = sess.groups["follows"]
     now = datetime.now(UTC)
-    cpu0 = sess.workers.cpu().get("follows", 0.0)
+    cpu0 = sess.workers.cpu()
     t0 = time.perf_counter()
     pending = []
     for follower, followee in edges:
@@ -73,7 +79,8 @@ async def follows_pass(sess: Session, edges: list[tuple[int, int]], run: int, li
         sess.workers.check_alive()
         done = [sess.committed_at(group, topic, p, o) for p, o in last.items()]
         if all(t is not None for t in done):
-            return max(t for t in done if t is not None) - t0, sess.workers.cpu().get("follows", 0.0) - cpu0
+            cpu = {role: seconds - cpu0.get(role, 0.0) for role, seconds in sess.workers.cpu().items()}
+            return max(t for t in done if t is not None) - t0, cpu
         if time.monotonic() > deadline:
             raise RuntimeError(f"the follows agents did not commit {len(edges)} follows in {limit_s:.0f}s; "
                                f"logs in {sess.ctx.work}/workers")
@@ -88,13 +95,16 @@ async def run(ctx: Context) -> dict[str, Any]:
     sess = await session(ctx, 100)
     history = await author_history(sess, wl)
     await sess.start_follows(ctx.follows_workers)
-    rates, cpu_per_follow = [], []
+    rates: list[float] = []
+    cpu_per_follow: dict[str, list[float]] = {role: [] for role in CPU_ROLES}
     for i in range(ctx.repeats):
         secs, cpu = await follows_pass(sess, edges, 8000 + i, limit_s=max(300.0, count / 20))
         rates.append(len(edges) / secs)
-        cpu_per_follow.append(cpu / len(edges) * 1e3)
+        for role, per_follow in cpu_per_follow.items():
+            per_follow.append(cpu.get(role, 0.0) / len(edges) * 1e3)
+        spent = ", ".join(f"{role} {ms[-1]:.2f}" for role, ms in cpu_per_follow.items())
         ctx.log(f"case 8: pass {i + 1}/{ctx.repeats}: {len(edges):,} follows in {secs:.1f}s = "
-                f"{rates[-1]:,.0f}/s ({cpu_per_follow[-1]:.2f} ms CPU per follow in the agents)")
+                f"{rates[-1]:,.0f}/s (ms of CPU per follow: {spent})")
     followees = len({f for _, f in edges})
     return {
         "title": "Follows: follow events applied per second by the follows agents, end to end",
@@ -103,8 +113,8 @@ async def run(ctx: Context) -> dict[str, Any]:
                    "history_activities": history, "follows_workers": ctx.follows_workers,
                    "follows_partitions": sess.settings.follows_partitions,
                    "follow_activity_limit": sess.settings.follow_activity_limit},
-        "rows": [row("follows applied/s", rates, unit="follows/s"),
-                 row("follows agents' CPU per follow", cpu_per_follow, unit="ms")],
+        "rows": [row("follows applied/s", rates, unit="follows/s")]
+        + [row(f"{CPU_ROLES[role]} CPU per follow", ms, unit="ms") for role, ms in cpu_per_follow.items()],
         "summary": {"follows_per_s": median(rates)},
         "summary_runs": {"follows_per_s": len(rates)},
         "notes": ["From the first follow event sent to the poll that saw the follows group's commit past the "
