@@ -28,8 +28,9 @@ Concurrency within a batch (``follower_lanes``, ``fanout.agents.lanes``)
 Runs of follows (``follow_runs``)
     Within a lane, consecutive follow events to distinct followees (a new user following a
     dozen accounts, a replay of a user's follows) are applied together
-    (``FollowGraph.apply_follows``: one read of their edges, one write of all their copies, one
-    read of the edges again, instead of each event's own round trips), ending in the state the
+    (``FollowGraph.apply_follows``: one read of their edges, their edges written together, the
+    followees' feeds in one read, one read of the edges again, instead of each event's own round
+    trips; each follow's copies are still one write), ending in the state the
     events give one by one. An unfollow, or a second event for the same followee, starts a new
     piece. When the store refuses a run or one of its events is invalid, its events are applied
     one by one, so only the guilty record is dead-lettered.

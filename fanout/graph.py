@@ -8,7 +8,9 @@ Order by the log, not by clocks
     producers' clocks say, and a re-delivery or a replay, which apply the partition again in
     order, end in the same state. An event produced under another key (so in another partition,
     in no order with the follower's other events) is ordered by its clock alone: unless it is newer
-    than the stored decision it changes nothing and copies nothing. The clock is the Kafka record
+    than the stored decision it changes nothing and copies nothing, except when the stored decision
+    is its own (the same op at its clock, written before a failure): a retry applies it again at
+    that clock, so its copies or deletes still land. The clock is the Kafka record
     timestamp in the pipeline and the process clock in the eager mode; an event's ``time`` field
     orders nothing.
 
@@ -53,16 +55,19 @@ _PAGE = 5000  # entries a read of a whole feed asks for at a time (one page of t
 UNFOLLOW_IN_FLIGHT = 100
 
 
-def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool) -> int | None:
-    """The timestamp a follow or unfollow event decides its edge at, or None when it lost.
+def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool, following: bool) -> int | None:
+    """The timestamp a follow (``following``) or unfollow event decides its edge at, or None when
+    it lost.
 
-    ``in_order``: the event is in the follower's own partition, after the stored decision.
+    ``in_order``: the event is in the follower's own partition, after the stored decision. An
+    event of another partition wins when newer, or when the stored decision is its own (written
+    by an earlier attempt that failed before its copies or deletes were acknowledged).
     """
     if stored is None:
         return clock
     if in_order:
         return max(clock, stored.at + 1)
-    return clock if clock > stored.at else None
+    return clock if clock > stored.at or stored == Edge(following, clock) else None
 
 
 def _result(outcome: T | BaseException) -> T:
@@ -99,7 +104,7 @@ class FollowGraph:
             stored, last = _result(edge_read), _result(active_read)
         else:
             stored, last = await self.store.follow_edge(follower, followee), 0
-        at = edge_timestamp(clock, stored, in_order=in_order)
+        at = edge_timestamp(clock, stored, in_order=in_order, following=following)
         if at is None:
             return 0
         if not following:
@@ -118,8 +123,9 @@ class FollowGraph:
         One event's reads do not depend on another's writes (each reads and writes only its own
         edge; the follower's last activity and the followees' user feeds are written by no follow
         event), so the steps run for all at once: one read of the edges and the last activity, the
-        edge writes, the followees' feeds, one write of every copy, one read of the edges again
-        (a follow whose edge was decided anew meanwhile takes its copies back, as in ``apply``).
+        edge writes, the followees' feeds, then each follow's copies (one write each, as ``apply``
+        writes them), one read of the edges again (a follow whose edge was decided anew meanwhile
+        takes its copies back, as in ``apply``).
         """
         followees = [followee for followee, _, _ in follows]
         if len(set(followees)) != len(followees):
@@ -131,17 +137,13 @@ class FollowGraph:
         decided = {
             followee: at
             for followee, clock, in_order in follows
-            if (at := edge_timestamp(clock, stored.get(followee), in_order=in_order)) is not None
+            if (at := edge_timestamp(clock, stored.get(followee), in_order=in_order, following=True)) is not None
         }
         await self._set_follows(follower, decided, last + self._window if last else 0)
         newest = await self._newest_of(list(decided))
-        kinds = self.settings.feed_kinds
-        await self.writer.write([
-            TimelineWrite(feed_id(kind, follower), a, FOLLOW_BAND + at)
-            for followee, at in decided.items()
-            for a in newest[followee]
-            for kind in kinds
-        ])
+        feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
+        for followee, at in decided.items():  # a write per follow: the writer's trim rounds grow with its size
+            await self.writer.write([TimelineWrite(f, a, FOLLOW_BAND + at) for a in newest[followee] for f in feeds])
         now = await self.store.follow_edges(follower, list(decided)) if decided else {}
         copied = []
         for followee in followees:

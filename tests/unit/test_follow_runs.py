@@ -14,7 +14,7 @@ from typing import Literal
 
 import pytest
 
-from fanout import MemoryStore, Settings
+from fanout import MemoryStore, Settings, StoreError
 from fanout.activity import FOLLOW_BAND, Activity
 from fanout.agents.follows import RUN_MAX, follow_runs
 from fanout.codec import FollowEvent
@@ -127,3 +127,40 @@ async def test_a_run_refuses_two_events_of_one_edge() -> None:
     graph = Fanout(MemoryStore(), SETTINGS).graph
     with pytest.raises(ValueError, match="one event per followee"):
         await graph.apply_follows("me", [("a1", T0, True), ("a1", T0 + 1, True)])
+
+
+class FailingOnceStore(MemoryStore):
+    """Refuses the first timeline write into me's timeline (a write timeout): the edges are then
+    written and the copies not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def apply(self, writes: Sequence[TimelineWrite]) -> None:
+        if not self.failed and any(w.feed == "timeline:me" for w in writes):
+            self.failed = True
+            raise StoreError("Cassandra write failed: WriteTimeout (injected)", retriable=True)
+        await super().apply(writes)
+
+
+@pytest.mark.parametrize("in_order", [True, False], ids=["in order", "mis-keyed"])
+@pytest.mark.parametrize("at_once", [False, True], ids=["one event", "a run"])
+async def test_a_follow_retried_after_its_edge_was_written_still_copies(at_once: bool, in_order: bool) -> None:
+    """The retry of a follow that failed after its edge write finds its own decision stored; a
+    mis-keyed one (ordered by its clock alone) must take it for its own, not for a newer one."""
+    store = FailingOnceStore()
+    await authors(store, ["a1", "a2"])
+    graph = Fanout(store, SETTINGS).graph
+    follows = [("a1", T0, in_order), ("a2", T0 + 1, in_order)]
+
+    async def attempt() -> list[int]:
+        if at_once:
+            return await graph.apply_follows("me", follows)
+        return [await graph.apply("me", f, True, clock, in_order=o) for f, clock, o in follows]
+
+    with pytest.raises(StoreError, match="injected"):
+        await attempt()
+    assert await store.follow_edge("me", "a1") == Edge(True, T0)  # decided, nothing copied yet
+    assert await attempt() == [3, 3]
+    assert await timeline(store) == sorted(f"{a}-{n}" for a in ("a1", "a2") for n in range(3))
