@@ -50,7 +50,15 @@ from benchmarks.harness import pipeline, plots, report  # noqa: E402
 from benchmarks.harness.context import RESULTS, Context  # noqa: E402
 from benchmarks.harness.processes import reachable, service_pids  # noqa: E402
 from benchmarks.harness.profiles import worker_profiles  # noqa: E402
-from benchmarks.harness.stack import FreshStack, StackRefused, pid_file_pids, wait_for_coordinator, worktrees  # noqa: E402
+from benchmarks.harness.stack import (  # noqa: E402
+    QUIET_CORES,
+    FreshStack,
+    StackRefused,
+    pid_file_pids,
+    wait_for_coordinator,
+    wait_for_quiet_node,
+    worktrees,
+)
 from benchmarks.harness.stores import drop_keyspaces, wait_for_cassandra  # noqa: E402
 from benchmarks.harness.summary import summarize, summary_runs  # noqa: E402
 from fanout import Settings  # noqa: E402
@@ -121,10 +129,11 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
             t = time.perf_counter()
             load = os.getloadavg()[0]
             ctx.log(f"[bold]case {key}[/]: {_summary(CASES[key])} (load average {load:.1f})")
+            settled: dict[str, float] = {}
             try:
                 if key in PIPELINE_CASES and reason:
                     raise RuntimeError(f"the pipeline cannot run here: {reason}")
-                await ready(ctx, stack, int(kafka_port or 9092))
+                settled = await ready(ctx, stack, int(kafka_port or 9092))
                 result = await CASES[key](ctx)
             except Exception as exc:  # one case failing does not stop the suite; the run exits 1
                 ctx.log(f"[red]case {key} FAILED: {type(exc).__name__}: {exc}[/]")
@@ -134,6 +143,7 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
                     await pipeline.close(ctx)
             result["elapsed_s"] = round(time.perf_counter() - t, 1)
             result["load_average"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+            result["node_before_case"] = settled  # the wait for the node to settle, its CPU rate then
             results["cases"][key] = result
             ctx.log(f"case {key} done in {result['elapsed_s']:.0f}s")
     finally:
@@ -159,10 +169,12 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
     return 1 if failed else 0
 
 
-async def ready(ctx: Context, stack: FreshStack | None, kafka_port: int) -> None:
+async def ready(ctx: Context, stack: FreshStack | None, kafka_port: int) -> dict[str, float]:
     """Before a case: with a fresh stack, stop the pipeline's workers and restart the broker and node on
     empty data; then wait for the node to take a session and for the group coordinator, as the
-    agents do (raises, and the case fails loudly, when either does not come)."""
+    agents do (raises, and the case fails loudly, when either does not come), and for the node to
+    settle (``wait_for_quiet_node``: the compactions of the previous case's data). Returns that wait
+    and the node's CPU rate after it."""
     if stack is not None:
         await pipeline.close(ctx)  # its workers and topics do not survive the restart
         ctx.log(f"fresh stack: restarting the broker and node on empty data (restart {stack.restarts + 1})")
@@ -174,6 +186,13 @@ async def ready(ctx: Context, stack: FreshStack | None, kafka_port: int) -> None
         ctx.log(f"the node and the group coordinator answered after {waited:.1f}s")
     ctx.service_pids = (stack.pids() if stack is not None else
                         service_pids(ctx.settings.cassandra_port, kafka_port) or pid_file_pids(worktrees()))
+    settle_s, cores = await wait_for_quiet_node(ctx.service_pids.get("cassandra"))
+    if cores >= QUIET_CORES:
+        ctx.log(f"[yellow]the node still burns {cores:.2f} cores after {settle_s:.0f}s (compactions?): the case "
+                "runs on a busy node[/]")
+    elif settle_s > 5:
+        ctx.log(f"the node settled after {settle_s:.0f}s ({cores:.2f} cores)")
+    return {"settle_s": round(settle_s, 1), "node_cores": round(cores, 3)}
 
 
 def _summary(case: Case) -> str:

@@ -7,10 +7,15 @@ checkout owns: nothing listens on the ports yet (the run starts the servers itse
 processes listening are exactly the pids recorded in this checkout's ``.local/<service>/pid``
 (``make up`` run here, as ``make bench`` does on a fresh machine). Servers started from another
 checkout (shared with other people's tests) are refused, loudly, before anything is stopped.
+
+Before every case, with or without it, the run also waits for the node to settle
+(``wait_for_quiet_node``): a case that loaded a million rows leaves the node compacting for a minute
+or more, and the next case would measure that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -21,7 +26,7 @@ from pathlib import Path
 from fanout import Settings
 
 from .context import ROOT
-from .processes import listening_pid
+from .processes import cpu_seconds, listening_pid
 
 SERVICES = {"kafka": ("127.0.0.1", 9092), "cassandra": ("127.0.0.1", 9042)}  # scripts/services.sh's fixed ports
 
@@ -143,3 +148,23 @@ async def wait_for_coordinator(settings: Settings, within: float = 120.0) -> flo
             raise RuntimeError(f"no group coordinator after {time.monotonic() - started:.0f}s: "
                                f"{type(exc).__name__}: {exc}") from exc
     return time.monotonic() - started
+
+
+QUIET_CORES = 0.3  # a node burning less than this with no bench load has settled (its idle rate: 0.04-0.1)
+
+
+async def wait_for_quiet_node(pid: int | None, *, below: float = QUIET_CORES, within: float = 180.0,
+                              window: float = 2.0) -> tuple[float, float]:
+    """Wait until the node's own work (compactions and flushes the previous case left behind)
+    burns less than ``below`` cores over ``window`` seconds; returns (seconds waited, the last
+    rate). Gives up after ``within`` seconds: the case then runs on a busy node, and says so."""
+    if not pid:
+        return 0.0, 0.0
+    started = time.monotonic()
+    while True:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(window)
+        rate = (cpu_seconds(pid) - before) / window
+        waited = time.monotonic() - started
+        if rate < below or waited >= within:
+            return waited, rate
