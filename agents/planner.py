@@ -1,18 +1,21 @@
 """The planner agent: activity events -> chunk messages on the ``high`` and ``low`` topics.
 
 Group ``<prefix>planner`` consumes ``activities`` (key = actor). For every record it runs
-``Fanout.handle_activity(event, accepted_ts=record timestamp)``, which updates the registry and
-the author's own feed in the store and hands each chunk to ``KafkaChunkSink``. The offsets of a
-batch are committed only after every produced chunk (and dead letter) is acknowledged by the
-broker, so a crash re-plans the batch; re-planning produces the same chunks (deterministic ids
-and write timestamps), which the writers apply idempotently.
+``Fanout.handle_activity(event, accepted_ts=record timestamp)`` (several at once: below), which
+updates the registry and the author's own feed in the store and hands each chunk to
+``KafkaChunkSink``. The offsets of a batch are committed only after every produced chunk (and
+dead letter) is acknowledged by the broker, so a crash re-plans the batch; re-planning produces
+the same chunks (deterministic ids and write timestamps), which the writers apply idempotently.
 
 Each partition is planned by its own task (``fanout.agents.base``); a partition is committed once
 ITS chunks are acknowledged, so one 1M-follower activity holds back only its own partition.
 Within a batch the records are planned in lanes (``fanout.agents.lanes``), one per actor, up to
 ``FANOUT_PLANNER_CONCURRENCY`` lanes at once: all events of one actor are planned in the order
 they were produced, and one large account's posts do not hold back the other actors' posts of
-the batch (whose HIGH chunks would otherwise wait behind them). Events of different actors that
+the batch (whose HIGH chunks would otherwise wait behind them). A lane's events go to
+``Fanout.handle_activities`` together (up to ``RUN_MAX``): an actor's consecutive adds are
+registered in order and fanned out in one pass over its followers (``fanout.pushing``), their
+chunks interleaved; a remove is planned after the adds before it. Events of different actors that
 name the same explicit ``id`` share a lane too (the registry row of that id decides which one is
 refused as a conflict, so their order must stay the partition's). What else actors share is a
 follower's activity mark: an actor's post marks it active in the follower rows of the accounts
@@ -42,6 +45,9 @@ from . import group_id, metrics
 from .base import Agent, record_time_us, retry_store
 from .lanes import Lane, group_lanes, run_lanes
 from .poison import tied_to_record
+
+#: Events of a lane planned in one call at most (``Fanout.handle_activities``).
+RUN_MAX = 32
 
 
 class KafkaChunkSink:
@@ -91,8 +97,31 @@ class PlannerAgent(Agent):
         await run_lanes(lanes, self._plan_lane, self.settings.planner_concurrency)
 
     async def _plan_lane(self, lane: Lane[ActivityEvent]) -> None:
-        for record, event in lane:
-            await self._one(record, event)
+        for start in range(0, len(lane), RUN_MAX):
+            part = lane[start : start + RUN_MAX]
+            if len(part) == 1:
+                await self._one(*part[0])
+            else:
+                await self._run(part)
+
+    async def _run(self, part: Lane[ActivityEvent]) -> None:
+        """Plan the events in one call (an actor's consecutive adds read its followers once); a
+        refused event is dead-lettered with its reason. If the store refuses the call, the events
+        are planned again one by one (idempotent), so only a record the store refuses is lost."""
+        pairs = [(event, record_time_us(record)) for record, event in part]
+        try:
+            outcomes = await retry_store(
+                self.role, partial(self.fanout.handle_activities, pairs), **self.retry_options()
+            )
+        except StoreError:
+            for record, event in part:
+                await self._one(record, event)
+            return
+        for (record, _), outcome in zip(part, outcomes, strict=True):
+            if isinstance(outcome, InvalidEvent):
+                await self.dead.send(record, outcome)
+            else:
+                metrics.EVENTS.labels(self.role, "ok").inc()
 
     async def _one(self, record: Any, event: ActivityEvent) -> None:
         try:

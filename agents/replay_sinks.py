@@ -15,8 +15,8 @@ from typing import Final, Protocol
 import msgspec
 
 from fanout.codec import ChunkMessage
-from fanout.core import ChunkSink
 from fanout.feeds import feed_id
+from fanout.pushing import ChunkSink
 from fanout.writer import TimelineWriter
 
 from .base import retry_store

@@ -21,7 +21,7 @@ from ._version import __version__
 from .activity import Activity
 from .aggregation import Group, GroupPage
 from .codec import ActivityEvent, ChunkMessage, FollowEvent
-from .core import ChunkSink, Fanout, PlanResult
+from .core import Fanout
 from .errors import (
     ConfigError,
     FanoutError,
@@ -35,6 +35,7 @@ from .followers import ActiveWindowPolicy, FollowerSource, Priority, follower_ho
 from .grouping import GroupingRule
 from .memory import MemoryStore
 from .notifications import Counts, Notification, NotificationPage
+from .pushing import ChunkSink, PlanResult
 from .settings import Settings
 from .store import Edge, FollowerRow, Key, RegistryEntry, Store, TimelineWrite
 

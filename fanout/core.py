@@ -25,9 +25,8 @@ Removes win, produced anywhere, in any order
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .activity import REMOVED_WRITE_TS, Activity, now_micros
 from .aggregation import GroupPage, page
@@ -43,28 +42,22 @@ from .codec import (
     to_activity,
 )
 from .errors import ForeignActivity, InvalidEvent, UnknownActivity
-from .feeds import feed_id, feed_ids
-from .followers import ActiveWindowPolicy, FollowerSource, Priority
+from .feeds import feed_id
+from .followers import ActiveWindowPolicy, FollowerSource
 from .graph import FollowGraph
 from .grouping import GroupingRule
 from .notifications import AggregatedFeeds, Counts, NotificationPage
-from .planner import Chunker
-from .pull import PullPolicy
+from .pull import PullPlan, PullPolicy
 from .pullmerge import MergedReader
+from .pushing import ChunkSink, PlanResult, Pusher
 from .settings import Settings
-from .store import Key, PullState, RegistryEntry, Store, TimelineWrite
-from .targeting import placed, target_chunks
+from .store import Key, RegistryEntry, Store, TimelineWrite
+from .targeting import placed
 from .targets import check_targets
-from .tracing import Delivery, PlanCounter, delivery_report
+from .tracing import Delivery, delivery_report
 from .writer import TimelineWriter
 
 _DAY_US = 86_400 * 1_000_000
-
-
-class ChunkSink(Protocol):
-    """Where planned chunks go: the in-process writer (eager) or a Kafka topic per priority."""
-
-    async def send(self, chunk: ChunkMessage) -> None: ...
 
 
 class _EagerSink:
@@ -73,17 +66,6 @@ class _EagerSink:
 
     async def send(self, chunk: ChunkMessage) -> None:
         await self.writer.write_chunks([chunk])
-
-
-@dataclass(slots=True)
-class PlanResult:
-    """What planning one activity event did."""
-
-    activity: Activity | None  # None: a remove of an activity never seen (recorded as removed)
-    op: str
-    chunks: int = 0
-    feeds: int = 0
-    skipped: str = ""  # why nothing was fanned out, if so
 
 
 class Fanout:
@@ -111,9 +93,10 @@ class Fanout:
         self.graph = FollowGraph(store, self.settings, self.writer)
         hybrid = followers is None  # hybrid fanout needs the store's follow graph (fanout.pull)
         self.pull = PullPolicy(store, self.settings, self.followers, enabled=hybrid)
+        self._window = int(self.settings.active_window_days * _DAY_US)
+        self.pusher = Pusher(store, self.settings, self.followers, self.pull, self._window)
         self.reader = MergedReader(store, self.settings, enabled=hybrid)  # every feed read goes through it
         self.aggregated = AggregatedFeeds(store, self.settings, grouping, self.reader)  # rules: settings, `grouping`
-        self._window = int(self.settings.active_window_days * _DAY_US)
 
     async def __aenter__(self) -> Fanout:
         return self
@@ -145,10 +128,43 @@ class Fanout:
         ``accepted_ts`` is the event's time when it carries none (the Kafka record timestamp in
         the pipeline, so replays derive the same id).
         """
+        outcome = (await self.handle_activities([(event, accepted_ts)]))[0]
+        if isinstance(outcome, InvalidEvent):
+            raise outcome
+        return outcome
+
+    async def handle_activities(
+        self, events: Sequence[tuple[ActivityEvent, int | None]]
+    ) -> list[PlanResult | InvalidEvent]:
+        """Plan (event, ``accepted_ts``) pairs in order: each one's result, or the ``InvalidEvent``
+        that refused it (the others are planned). Consecutive adds of one actor are registered and
+        written to the author's feed one by one, then fanned out in one pass over the actor's
+        followers (``fanout.pushing``): N posts of an account read its followers once."""
         now = now_micros()
-        accepted = accepted_ts if accepted_ts is not None else now
-        if event.op == "remove":
-            return await self._plan_remove(event, accepted, now)
+        out: list[PlanResult | InvalidEvent] = []
+        run: list[tuple[int, Activity]] = []  # (index in out, activity): adds of one actor not fanned out yet
+        for event, accepted_ts in events:
+            accepted = accepted_ts if accepted_ts is not None else now
+            if run and (event.op == "remove" or event.actor != run[0][1].actor):
+                await self._fan_run(run, out, now)
+            try:
+                if event.op == "remove":
+                    out.append(await self._plan_remove(event, accepted, now))
+                    continue
+                prepared = await self._prepare_add(event, accepted, now)
+            except InvalidEvent as exc:
+                out.append(exc)
+                continue
+            if isinstance(prepared, PlanResult):
+                out.append(prepared)
+            else:
+                out.append(PlanResult(prepared, "add"))  # replaced by its fanout's result
+                run.append((len(out) - 1, prepared))
+        await self._fan_run(run, out, now)
+        return out
+
+    async def _prepare_add(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult | Activity:
+        """The registry and the author's feed; the activity to fan out, or why not."""
         event_time_us(event, accepted, self.settings)  # refuses times out of range (reason "time")
         activity = to_activity(event, accepted)
         entry = await self.store.get_activity(activity.id)
@@ -166,7 +182,7 @@ class Fanout:
         await self.mark_active(activity.actor, at=min(now, activity.ts))  # a replayed old event is old activity
         own = feed_id(self.settings.user_feed_kind, activity.actor)
         await self.writer.write([TimelineWrite(own, placed(activity), activity.ts)])
-        return await self._fan(activity, "add", activity.ts, now)
+        return activity
 
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
         activity_id = removed_id(event)  # the codec's rule: `id`, or the add's content and time
@@ -181,76 +197,38 @@ class Fanout:
         activity = entry.activity
         own = feed_id(self.settings.user_feed_kind, activity.actor)
         await self.writer.write([TimelineWrite(own, activity, REMOVED_WRITE_TS, remove=True)])
-        return await self._fan(activity, "remove", REMOVED_WRITE_TS, now)
+        return (await self.pusher.push(self.sink, [(activity, REMOVED_WRITE_TS)], "remove", now))[0]
 
-    async def _fan(self, activity: Activity, op: str, write_ts: int, now: int) -> PlanResult:
-        if op != "add":  # removes are always fanned out (fanout.pull)
-            return await self._push(activity, op, write_ts, now)
-        plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
+    async def _fan_run(self, run: list[tuple[int, Activity]], out: list[PlanResult | InvalidEvent], now: int) -> None:
+        """Fan out a run's adds (``out[index]`` gets each result): each one's pull plan in turn
+        (``fanout.pull``); those simply pushed go together, the others on their own, in order."""
+        together: list[tuple[int, Activity]] = []
+        for index, activity in run:
+            plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
+            if not (plan.pulled or plan.backfill or plan.state is not None):
+                together.append((index, activity))
+                continue
+            await self._push_together(together, out, now)
+            out[index] = await self._fan_planned(activity, plan, now)
+        await self._push_together(together, out, now)
+        run.clear()
+
+    async def _push_together(self, together: list[tuple[int, Activity]], out: list[Any], now: int) -> None:
+        if together:  # watched: a pass that crosses the pull threshold merges all of them from then on
+            results = await self.pusher.push(self.sink, [(a, a.ts) for _, a in together], "add", now, watch=True)
+            for (index, _), result in zip(together, results, strict=True):
+                out[index] = result
+            together.clear()
+
+    async def _fan_planned(self, activity: Activity, plan: PullPlan, now: int) -> PlanResult:
         if plan.pulled:  # its `to` targets are still pushed: they are not followers
-            result = PlanResult(activity, op, skipped="pulled: merged into the followers' timelines when read")
-            sink = PlanCounter(self.sink)
-            await self._send_targets(activity, op, write_ts, now, result, sink)
-            await self.store.record_plan(sink.plans(activity.id, op, now_micros()))
+            result = await self.pusher.send_targets(self.sink, activity, "add", activity.ts, now)
+            result.skipped = "pulled: merged into the followers' timelines when read"
             return result
         for missed in plan.backfill:  # crossing down: what was never pushed
-            await self._push(missed, op, missed.ts, now)
-        return await self._push(activity, op, write_ts, now, watch=True, state=plan.state)
-
-    async def _push(
-        self, activity: Activity, op: str, write_ts: int, now: int, *, watch: bool = False,
-        state: PullState | None = None,
-    ) -> PlanResult:
-        result = PlanResult(activity, op)
-        chunker = Chunker(self.settings.chunk_size)
-        sink = PlanCounter(self.sink)  # delivery tracing: the plan is recorded once every chunk is sent
-        pages = self.followers.pages(activity.actor, now)
-        if watch:  # crossing up: the fanout stops once the followers pass the pull threshold
-            pages = self.pull.watch(activity, state, pages)
-        async for priority, ids in pages:
-            for chunk in chunker.add(priority, ids):
-                await self._send(activity, op, write_ts, chunk, result, sink)
-        for chunk in chunker.flush():
-            await self._send(activity, op, write_ts, chunk, result, sink)
-        await self._send_targets(activity, op, write_ts, now, result, sink)
-        await self.store.record_plan(sink.plans(activity.id, op, now_micros()))
-        return result
-
-    async def _send(
-        self,
-        activity: Activity,
-        op: str,
-        write_ts: int,
-        chunk: tuple[Priority, list[str]],
-        result: PlanResult,
-        sink: ChunkSink,
-    ) -> None:
-        priority, users = chunk
-        feeds = feed_ids(self.settings.feed_kinds, users)
-        await self._send_feeds(activity, op, write_ts, priority, feeds, sink)
-        result.chunks += 1
-        result.feeds += len(users)
-
-    async def _send_targets(
-        self, activity: Activity, op: str, write_ts: int, now: int, result: PlanResult, sink: ChunkSink
-    ) -> None:
-        """The chunks of the activity's ``to`` targets (``fanout.targeting``)."""
-        for priority, feeds in await target_chunks(self.store, activity, now, self._window, self.settings.chunk_size):
-            await self._send_feeds(activity, op, write_ts, priority, feeds, sink)
-            result.chunks += 1
-            result.feeds += len(feeds)
-
-    async def _send_feeds(
-        self, activity: Activity, op: str, write_ts: int, priority: Priority, feeds: list[str], sink: ChunkSink
-    ) -> None:
-        message = ChunkMessage(
-            op="add" if op == "add" else "remove",
-            priority="high" if priority is Priority.HIGH else "low",
-            activity=placed(activity),
-            feeds=feeds,
-            write_ts=write_ts,
-        )
-        await sink.send(message)
+            await self.pusher.push(self.sink, [(missed, missed.ts)], "add", now)
+        pushed = await self.pusher.push(self.sink, [(activity, activity.ts)], "add", now, watch=True, state=plan.state)
+        return pushed[0]
 
     async def import_activities(self, actor: str, activities: Iterable[ActivityEvent | Mapping[str, Any]]) -> int:
         """Bulk-load ``actor``'s history; every activity must be ``actor``'s (checked first)."""
