@@ -46,7 +46,7 @@ from .base import Agent, record_time_us, retry_store
 from .lanes import Lane, group_lanes, run_lanes
 from .poison import tied_to_record
 
-#: Events of a lane planned in one call at most (``Fanout.handle_activities``).
+#: An actor's consecutive adds planned in one call at most (``Fanout.handle_activities``).
 RUN_MAX = 32
 
 
@@ -97,23 +97,25 @@ class PlannerAgent(Agent):
         await run_lanes(lanes, self._plan_lane, self.settings.planner_concurrency)
 
     async def _plan_lane(self, lane: Lane[ActivityEvent]) -> None:
-        for start in range(0, len(lane), RUN_MAX):
-            part = lane[start : start + RUN_MAX]
+        for part in post_runs(lane):
             if len(part) == 1:
                 await self._one(*part[0])
             else:
                 await self._run(part)
 
     async def _run(self, part: Lane[ActivityEvent]) -> None:
-        """Plan the events in one call (an actor's consecutive adds read its followers once); a
-        refused event is dead-lettered with its reason. If the store refuses the call, the events
-        are planned again one by one (idempotent), so only a record the store refuses is lost."""
+        """Plan a run of one actor's adds in one call (its followers read once); a refused event
+        is dead-lettered with its reason. A retriable failure plans the run again (its adds are
+        fanned out at its end: nothing was sent twice but what a single event's retry sends); if
+        the store refuses the call, the events are planned one by one, so only a record the store
+        refuses is lost."""
         pairs = [(event, record_time_us(record)) for record, event in part]
         try:
             outcomes = await retry_store(
                 self.role, partial(self.fanout.handle_activities, pairs), **self.retry_options()
             )
-        except StoreError:
+        except StoreError as exc:
+            await tied_to_record(self.store, exc)  # re-raised when retriable or the store is broken
             for record, event in part:
                 await self._one(record, event)
             return
@@ -135,6 +137,21 @@ class PlannerAgent(Agent):
             await self.dead.send(record, await tied_to_record(self.store, exc))
             return
         metrics.EVENTS.labels(self.role, "ok").inc()
+
+
+def post_runs(lane: Lane[ActivityEvent]) -> list[Lane[ActivityEvent]]:
+    """A lane cut into the pieces planned one after another, in order: runs of one actor's
+    consecutive adds (at most ``RUN_MAX``), and each other event alone."""
+    pieces: list[Lane[ActivityEvent]] = []
+    for item in lane:
+        event = item[1]
+        first = pieces[-1][0][1] if pieces else None  # a piece of several is a run of adds
+        if first is not None and first.op == event.op == "add" and first.actor == event.actor \
+                and len(pieces[-1]) < RUN_MAX:
+            pieces[-1].append(item)
+        else:
+            pieces.append([item])
+    return pieces
 
 
 def _lane_keys(event: ActivityEvent) -> list[tuple[str, str]]:

@@ -144,7 +144,7 @@ class Fanout:
         out: list[PlanResult | InvalidEvent] = []
         run: list[tuple[int, Activity]] = []  # (index in out, activity): adds of one actor not fanned out yet
         for event, accepted_ts in events:
-            accepted = accepted_ts if accepted_ts is not None else now
+            accepted = accepted_ts if accepted_ts is not None else now_micros()  # each its own, as one by one
             if run and (event.op == "remove" or event.actor != run[0][1].actor):
                 await self._fan_run(run, out, now)
             try:
@@ -203,8 +203,11 @@ class Fanout:
         """Fan out a run's adds (``out[index]`` gets each result): each one's pull plan in turn
         (``fanout.pull``); those simply pushed go together, the others on their own, in order."""
         together: list[tuple[int, Activity]] = []
-        for index, activity in run:
+        for n, (index, activity) in enumerate(run):
             plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
+            if plan.backfill:  # crossing down: the run's later adds are in the author's feed already,
+                later = {a.id for _, a in run[n + 1 :]}  # but pushed after this one, as one by one
+                plan.backfill = [a for a in plan.backfill if a.id not in later]
             if not (plan.pulled or plan.backfill or plan.state is not None):
                 together.append((index, activity))
                 continue

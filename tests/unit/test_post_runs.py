@@ -19,9 +19,10 @@ import pytest
 
 from fanout import Fanout, MemoryStore, Settings, StoreError
 from fanout.activity import now_micros
+from fanout.agents.planner import RUN_MAX, post_runs
 from fanout.codec import ActivityEvent, activity_event, remove_event
 from fanout.errors import InvalidEvent
-from fanout.store import PriorityPage
+from fanout.store import PriorityPage, PullState
 
 from ..contract.test_targets import Recorder
 from .test_planner_concurrency import activity_value, chunks, dead_letters, planner_on, state
@@ -167,3 +168,111 @@ async def test_the_planner_plans_a_refused_run_one_by_one_and_dead_letters_only_
         await one_by_one.process([rec])
     assert Counter(chunks(producer)) == Counter(chunks(ref_producer))
     assert {activity_id for _, _, _, activity_id, _, _ in chunks(producer)} == {"a1", "a2", "a3"}
+
+
+class FlakyOnce(MemoryStore):
+    """put_activity of ``a4`` fails once, retriably (a timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def put_activity(self, activity: Any) -> None:
+        if activity.id == "a4" and not self.failed:
+            self.failed = True
+            raise StoreError("timeout", retriable=True)
+        await super().put_activity(activity)
+
+
+def lane() -> list[Record]:
+    """a1-a3 (a run), the remove of a1, then a4, whose first registration fails retriably."""
+    values = [activity_value("a", "a1"), activity_value("a", "a2"), activity_value("a", "a3"),
+              activity_value("a", "a1", "remove"), activity_value("a", "a4")]
+    return [Record(SETTINGS.topic("activities"), 0, n, T0 // 1000 + n, b"a", v) for n, v in enumerate(values)]
+
+
+async def test_a_transient_failure_plans_only_its_run_again() -> None:
+    """A timeout on a4 plans only a4 again: no chunk of the run before it, nor of the remove, is
+    sent twice (one by one, only a4 is retried)."""
+    store, reference = FlakyOnce(), FlakyOnce()
+    for s in (store, reference):
+        await network(s, 0)
+    planner, producer = planner_on(store, agent_retry_attempts=3)
+    await planner.on_started()
+    await planner.process(lane())
+    one_by_one, ref_producer = planner_on(reference, agent_retry_attempts=3)
+    await one_by_one.on_started()
+    for record in lane():
+        await one_by_one.process([record])
+    got, want = Counter(chunks(producer)), Counter(chunks(ref_producer))
+    assert sum(want.values()) == len(want)  # one by one: every chunk sent once
+    dups = Counter(c[1:4:2] for c, n in got.items() if n > 1)
+    assert not dups, f"chunks sent twice (op, id): {dict(dups)}; {sum(got.values())} vs {sum(want.values())} chunks"
+
+
+class AlwaysTimingOut(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def get_activity(self, activity_id: str) -> Any:
+        self.calls += 1
+        raise StoreError("timeout", retriable=True)
+
+
+async def test_a_store_outage_gets_the_configured_retries_once() -> None:
+    store = AlwaysTimingOut()
+    planner, _ = planner_on(store, agent_retry_attempts=2)
+    await planner.on_started()
+    with pytest.raises(StoreError):
+        await planner.process(lane()[:2])
+    assert store.calls == 2, f"FANOUT_AGENT_RETRY_ATTEMPTS=2 but the store was tried {store.calls} times"
+
+
+async def test_crossing_down_in_a_run_pushes_each_post_once() -> None:
+    """A pulled account crossing down in a run: the run's later adds, already in the author's
+    feed, are not in the first add's backfill; each post is pushed once, as one by one."""
+    settings = SETTINGS.replace(pull_threshold=400, feed_kinds=("timeline",))  # a: 130 followers <= 200
+    sinks = []
+    for together in (True, False):
+        store = MemoryStore()
+        await network(store, 0)
+        await store.set_pull_state("a", PullState(T0 - 10, 0))
+        sink = Recorder()
+        fanout = Fanout(store, settings, sink=sink)
+        pairs = [(add("a", f"p{n}"), T0 + n) for n in range(4)]
+        if together:
+            await fanout.handle_activities(pairs)
+        else:
+            for event, accepted in pairs:
+                await fanout.handle_activity(event, accepted)
+        sinks.append(sink)
+    got, want = sent(sinks[0]), sent(sinks[1])
+    assert got == want, (
+        f"{sum(got.values())} chunks in a run, {sum(want.values())} one by one; sent twice: "
+        f"{sorted({k[2] for k, n in got.items() if n > 1})}")
+
+
+async def test_events_without_a_time_each_get_their_own_clock_reading() -> None:
+    """Two identical posts without a time or ``accepted_ts`` are two activities, in a run as one
+    by one: each event is accepted at its own clock reading."""
+    counts = []
+    for together in (True, False):
+        store = MemoryStore()
+        fanout = Fanout(store, SETTINGS)
+        events = [activity_event(actor="u", verb="post", object="hello") for _ in range(2)]
+        if together:
+            await fanout.handle_activities([(e, None) for e in events])
+        else:
+            for e in events:
+                await fanout.handle_activity(e)
+        counts.append(len(await store.read("user:u", limit=10)))
+    assert counts[0] == counts[1], f"run: {counts[0]} post(s) in user:u, one by one: {counts[1]}"
+
+
+def test_a_lane_is_cut_into_runs_of_one_actors_adds_and_single_other_events() -> None:
+    events = [add("a", "1"), add("a", "2"), remove_event("1", actor="a"), add("a", "3"), add("b", "4"),
+              add("b", "5"), add("a", "6")] + [add("c", f"c{n}") for n in range(RUN_MAX + 1)]
+    pieces = post_runs([(n, e) for n, e in enumerate(events)])
+    assert [[n for n, _ in piece] for piece in pieces][:5] == [[0, 1], [2], [3], [4, 5], [6]]
+    assert [len(piece) for piece in pieces[5:]] == [RUN_MAX, 1]
