@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from fanout.cassandra.binding import add_rows, binds_rows
+
 from .context import ROOT
 from .processes import child_env, cpu_seconds
 from .workload import Workload, activity_fields, standard, user_id
@@ -84,18 +86,18 @@ def timeline_rows(wl: Workload, run: int, part: int = 0, parts: int = 1, limit: 
 
 def requests_of(insert: Any, groups: Iterable[list[Row]]) -> Iterator[tuple[Any, Any]]:
     """``(statement, values)`` per group for ``execute_concurrent``: a lone row a plain insert,
-    more an idempotent UNLOGGED batch."""
+    more an idempotent UNLOGGED batch, its rows bound as fanout's store binds them
+    (``fanout.cassandra.binding``: the rows after the first without a ``BoundStatement`` each)."""
     from cassandra.query import BatchStatement, BatchType
 
+    binder = binds_rows(insert)
     for group in groups:
         if len(group) == 1:
             yield insert, group[0]
             continue
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         batch.is_idempotent = True
-        for row in group:
-            batch.add(insert, row)
-        yield batch, None
+        yield add_rows(batch, [binder.bind(row) for row in group]), None
 
 
 def value_bytes(row: Row) -> int:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from ..store import TimelineWrite
+from .binding import add_rows, real
 from .rows import encode_extra
 
 WRITE_MODES: Final = ("concurrent", "partition_batch", "replica_batch")
@@ -54,7 +55,7 @@ def timeline_requests(mode: str, writes: Sequence[TimelineWrite], *, insert: Any
             yield _as_request(group, BatchStatement, BatchType.UNLOGGED)
     else:
         for bound, _ in bound_writes(writes, insert=insert, delete=delete):
-            yield bound
+            yield real(bound)
 
 
 def bound_writes(writes: Iterable[TimelineWrite], *, insert: Any, delete: Any) -> Iterator[tuple[Any, int]]:
@@ -167,9 +168,7 @@ def row_deletes(feed: str, rows: Iterable[tuple[int, str, int]], *, delete: Any)
 
 def _as_request(group: list[Any], batch_class: Any, batch_type: Any) -> Any:
     if len(group) == 1:
-        return group[0]
+        return real(group[0])
     batch = batch_class(batch_type=batch_type)
     batch.is_idempotent = True
-    for bound in group:
-        batch.add(bound)
-    return batch
+    return add_rows(batch, group)  # rows after the first serialized without a BoundStatement each

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .binding import binds_rows
 from .errors import store_error
 from .rows import ACTIVITY_COLUMNS
 
@@ -55,11 +56,13 @@ class Statements:
                 stmt.consistency_level = read_consistency
             return stmt
 
-        self.insert = p(
+        self.insert = binds_rows(p(  # the timeline's rows go in batches (fanout.cassandra.binding)
             f"INSERT INTO {ks}.timeline (feed, ts, activity_id, actor, verb, object, target, extra) "
             f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?{using_ttl}"
+        ))
+        self.delete = binds_rows(
+            p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND ts = ? AND activity_id = ?")
         )
-        self.delete = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND ts = ? AND activity_id = ?")
         self.read = p(f"{select} LIMIT ?")
         self.read_feeds = p(f"SELECT feed, {ACTIVITY_COLUMNS} FROM {ks}.timeline WHERE feed IN ? PER PARTITION LIMIT ?")
         self.read_before = p(f"{select}{older} LIMIT ?")
