@@ -25,10 +25,8 @@ Removes win, produced anywhere, in any order
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from functools import partial
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .activity import REMOVED_WRITE_TS, Activity, now_micros
 from .aggregation import GroupPage, page
@@ -49,7 +47,7 @@ from .followers import ActiveWindowPolicy, FollowerSource
 from .graph import FollowGraph
 from .grouping import GroupingRule
 from .notifications import AggregatedFeeds, Counts, NotificationPage
-from .pull import PullPolicy
+from .pull import PullPlan, PullPolicy
 from .pullmerge import MergedReader
 from .pushing import ChunkSink, PlanResult, Pusher
 from .settings import Settings
@@ -60,7 +58,6 @@ from .tracing import Delivery, delivery_report
 from .writer import TimelineWriter
 
 _DAY_US = 86_400 * 1_000_000
-T = TypeVar("T")
 
 
 class _EagerSink:
@@ -141,40 +138,30 @@ class Fanout:
     ) -> list[PlanResult | InvalidEvent]:
         """Plan (event, ``accepted_ts``) pairs in order: each one's result, or the ``InvalidEvent``
         that refused it (the others are planned). Consecutive adds of one actor are registered and
-        written to the author's feed (at once when their ids differ), then fanned out in one pass
-        over the actor's followers (``fanout.pushing``): N posts of an account read them once."""
+        written to the author's feed one by one, then fanned out in one pass over the actor's
+        followers (``fanout.pushing``): N posts of an account read its followers once."""
         now = now_micros()
         out: list[PlanResult | InvalidEvent] = []
         run: list[tuple[int, Activity]] = []  # (index in out, activity): adds of one actor not fanned out yet
-        start = 0
-        while start < len(events):
-            event, accepted_ts = events[start]
+        for event, accepted_ts in events:
+            accepted = accepted_ts if accepted_ts is not None else now_micros()  # each its own, as one by one
             if run and (event.op == "remove" or event.actor != run[0][1].actor):
                 await self._fan_run(run, out, now)
-            end = start + 1
-            if event.op == "remove":
-                accepted = accepted_ts if accepted_ts is not None else now_micros()
-                out.extend(await _each([partial(self._plan_remove, event, accepted, now)]))
-            else:  # the actor's consecutive adds
-                while end < len(events) and events[end][0].op == "add" and events[end][0].actor == event.actor:
-                    end += 1
-                for prepared in await self._prepare_adds(events[start:end], now):
-                    if isinstance(prepared, Activity):  # its result: the run's fanout's
-                        run.append((len(out), prepared))
-                        prepared = PlanResult(prepared, "add")
-                    out.append(prepared)
-            start = end
+            try:
+                if event.op == "remove":
+                    out.append(await self._plan_remove(event, accepted, now))
+                    continue
+                prepared = await self._prepare_add(event, accepted, now)
+            except InvalidEvent as exc:
+                out.append(exc)
+                continue
+            if isinstance(prepared, PlanResult):
+                out.append(prepared)
+            else:
+                out.append(PlanResult(prepared, "add"))  # replaced by its fanout's result
+                run.append((len(out) - 1, prepared))
         await self._fan_run(run, out, now)
         return out
-
-    async def _prepare_adds(
-        self, adds: Sequence[tuple[ActivityEvent, int | None]], now: int
-    ) -> list[PlanResult | Activity | InvalidEvent]:
-        """``_prepare_add`` of one actor's adds, all at once when their ids differ (each its own
-        registry row; the author's feed takes them in any order), else one after the other."""
-        pairs = [(event, accepted_ts if accepted_ts is not None else now_micros()) for event, accepted_ts in adds]
-        calls = [partial(self._prepare_add, event, accepted, now) for event, accepted in pairs]
-        return await _each(calls, together=len(calls) > 1 and _distinct_ids(pairs))
 
     async def _prepare_add(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult | Activity:
         """The registry and the author's feed; the activity to fan out, or why not."""
@@ -213,12 +200,38 @@ class Fanout:
         return (await self.pusher.push(self.sink, [(activity, REMOVED_WRITE_TS)], "remove", now))[0]
 
     async def _fan_run(self, run: list[tuple[int, Activity]], out: list[PlanResult | InvalidEvent], now: int) -> None:
-        """Fan out a run's adds (``fanout.pushing``); ``out[index]`` gets each one's result."""
-        if run:
-            results = await self.pusher.fan_adds(self.sink, [activity for _, activity in run], now)
-            for (index, _), result in zip(run, results, strict=True):
+        """Fan out a run's adds (``out[index]`` gets each result): each one's pull plan in turn
+        (``fanout.pull``); those simply pushed go together, the others on their own, in order."""
+        together: list[tuple[int, Activity]] = []
+        for n, (index, activity) in enumerate(run):
+            plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
+            if plan.backfill:  # crossing down: the run's later adds are in the author's feed already,
+                later = {a.id for _, a in run[n + 1 :]}  # but pushed after this one, as one by one
+                plan.backfill = [a for a in plan.backfill if a.id not in later]
+            if not (plan.pulled or plan.backfill or plan.state is not None):
+                together.append((index, activity))
+                continue
+            await self._push_together(together, out, now)
+            out[index] = await self._fan_planned(activity, plan, now)
+        await self._push_together(together, out, now)
+        run.clear()
+
+    async def _push_together(self, together: list[tuple[int, Activity]], out: list[Any], now: int) -> None:
+        if together:  # watched: a pass that crosses the pull threshold merges all of them from then on
+            results = await self.pusher.push(self.sink, [(a, a.ts) for _, a in together], "add", now, watch=True)
+            for (index, _), result in zip(together, results, strict=True):
                 out[index] = result
-            run.clear()
+            together.clear()
+
+    async def _fan_planned(self, activity: Activity, plan: PullPlan, now: int) -> PlanResult:
+        if plan.pulled:  # its `to` targets are still pushed: they are not followers
+            result = await self.pusher.send_targets(self.sink, activity, "add", activity.ts, now)
+            result.skipped = "pulled: merged into the followers' timelines when read"
+            return result
+        for missed in plan.backfill:  # crossing down: what was never pushed
+            await self.pusher.push(self.sink, [(missed, missed.ts)], "add", now)
+        pushed = await self.pusher.push(self.sink, [(activity, activity.ts)], "add", now, watch=True, state=plan.state)
+        return pushed[0]
 
     async def import_activities(self, actor: str, activities: Iterable[ActivityEvent | Mapping[str, Any]]) -> int:
         """Bulk-load ``actor``'s history; every activity must be ``actor``'s (checked first)."""
@@ -238,12 +251,12 @@ class Fanout:
 
         ``at``: the clock the call is ordered by (microseconds; default: now). Calls for one
         follower are applied in order: the later call wins whatever its ``at`` says."""
-        return await self.handle_follow(follow_event(follower, followee, "follow"), at)
+        return await self.handle_follow(_follow_event(follower, followee, "follow"), at)
 
     async def unfollow(self, follower: str, followee: str, *, at: int | None = None) -> int:
         """Unfollow, and remove the followee's activities from the follower's feeds (``at``: as
         for ``follow``)."""
-        return await self.handle_follow(follow_event(follower, followee, "unfollow"), at)
+        return await self.handle_follow(_follow_event(follower, followee, "unfollow"), at)
 
     async def handle_follow(self, event: FollowEvent, accepted_ts: int | None = None, *, in_order: bool = True) -> int:
         """Apply a follow or unfollow event; returns the entries copied (or removed).
@@ -348,6 +361,10 @@ def _activity_event(
     return activity_event(event, **fields)
 
 
+def _follow_event(follower: str, followee: str, op: str) -> FollowEvent:
+    return follow_event(follower, followee, op)
+
+
 def _check_add(entry: RegistryEntry | None, activity: Activity) -> None:
     if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
         raise InvalidEvent(
@@ -360,39 +377,3 @@ def _check_remove(entry: RegistryEntry | None, activity_id: str, actor: str) -> 
         raise InvalidEvent(
             f"activity {activity_id!r} belongs to actor {entry.activity.actor!r}, not {actor!r}", reason="conflict"
         )
-
-
-async def _each(calls: Sequence[Callable[[], Awaitable[T]]], *, together: bool = False) -> list[T | InvalidEvent]:
-    """Each call's result, or the ``InvalidEvent`` it raised; ``together``: run at once (any other
-    error cancels the rest, which are awaited, and propagates)."""
-
-    async def outcome(call: Callable[[], Awaitable[T]]) -> T | InvalidEvent:
-        try:
-            return await call()
-        except InvalidEvent as exc:
-            return exc
-
-    if not together:
-        return [await outcome(call) for call in calls]
-    tasks = [asyncio.ensure_future(outcome(call)) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def _distinct_ids(pairs: Sequence[tuple[ActivityEvent, int]]) -> bool:
-    """Whether the adds name distinct activities (one that cannot be read counts as distinct)."""
-    ids: set[str] = set()
-    for event, accepted in pairs:
-        try:
-            activity_id = to_activity(event, accepted).id
-        except InvalidEvent:
-            continue
-        if activity_id in ids:
-            return False
-        ids.add(activity_id)
-    return True

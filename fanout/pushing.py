@@ -22,7 +22,7 @@ from .codec import ChunkMessage
 from .feeds import feed_ids
 from .followers import FollowerSource, Priority
 from .planner import Chunker
-from .pull import PullPlan, PullPolicy
+from .pull import PullPolicy
 from .settings import Settings
 from .store import PullState, Store
 from .targeting import placed, target_chunks
@@ -90,43 +90,6 @@ class Pusher:
             await self._send_targets(p, now)
             await self.store.record_plan(p.sink.plans(p.activity.id, op, now_micros()))
         return [p.result for p in planned]
-
-    async def fan_adds(self, sink: ChunkSink, activities: Sequence[Activity], now: int) -> list[PlanResult]:
-        """Fan out one author's adds (registered, in its feed), in order: each one's pull plan in
-        turn (``fanout.pull``); those simply pushed go together in one pass, the others alone."""
-        results: dict[int, PlanResult] = {}
-        together: list[int] = []
-        for n, activity in enumerate(activities):
-            plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
-            if plan.backfill:  # crossing down: the later adds are in the author's feed already,
-                later = {a.id for a in activities[n + 1 :]}  # but pushed after this one, as one by one
-                plan.backfill = [a for a in plan.backfill if a.id not in later]
-            if not (plan.pulled or plan.backfill or plan.state is not None):
-                together.append(n)
-                continue
-            await self._push_together(sink, activities, together, results, now)
-            results[n] = await self._fan_planned(sink, activity, plan, now)
-        await self._push_together(sink, activities, together, results, now)
-        return [results[n] for n in range(len(activities))]
-
-    async def _push_together(
-        self, sink: ChunkSink, activities: Sequence[Activity], together: list[int], results: dict[int, PlanResult],
-        now: int,
-    ) -> None:
-        if together:  # watched: a pass that crosses the pull threshold merges all of them from then on
-            items = [(activities[n], activities[n].ts) for n in together]
-            pushed = await self.push(sink, items, "add", now, watch=True)
-            results.update(zip(together, pushed, strict=True))
-            together.clear()
-
-    async def _fan_planned(self, sink: ChunkSink, activity: Activity, plan: PullPlan, now: int) -> PlanResult:
-        if plan.pulled:  # its `to` targets are still pushed: they are not followers
-            result = await self.send_targets(sink, activity, "add", activity.ts, now)
-            result.skipped = "pulled: merged into the followers' timelines when read"
-            return result
-        for missed in plan.backfill:  # crossing down: what was never pushed
-            await self.push(sink, [(missed, missed.ts)], "add", now)
-        return (await self.push(sink, [(activity, activity.ts)], "add", now, watch=True, state=plan.state))[0]
 
     async def _send(self, p: _Planned, chunk: tuple[Priority, list[str]]) -> None:
         priority, users = chunk

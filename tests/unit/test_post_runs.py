@@ -10,7 +10,6 @@ the refused record is dead-lettered.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from fanout import Fanout, MemoryStore, PlanResult, Settings, StoreError
+from fanout import Fanout, MemoryStore, Settings, StoreError
 from fanout.activity import now_micros
 from fanout.agents.planner import RUN_MAX, post_runs
 from fanout.codec import ActivityEvent, activity_event, remove_event
@@ -214,10 +213,10 @@ async def test_a_transient_failure_plans_only_its_run_again() -> None:
 class AlwaysTimingOut(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
-        self.calls: Counter[str] = Counter()
+        self.calls = 0
 
     async def get_activity(self, activity_id: str) -> Any:
-        self.calls[activity_id] += 1
+        self.calls += 1
         raise StoreError("timeout", retriable=True)
 
 
@@ -227,8 +226,7 @@ async def test_a_store_outage_gets_the_configured_retries_once() -> None:
     await planner.on_started()
     with pytest.raises(StoreError):
         await planner.process(lane()[:2])
-    tries = max(store.calls.values())
-    assert tries == 2, f"FANOUT_AGENT_RETRY_ATTEMPTS=2 but the store was tried {tries} times"
+    assert store.calls == 2, f"FANOUT_AGENT_RETRY_ATTEMPTS=2 but the store was tried {store.calls} times"
 
 
 async def test_crossing_down_in_a_run_pushes_each_post_once() -> None:
@@ -278,46 +276,3 @@ def test_a_lane_is_cut_into_runs_of_one_actors_adds_and_single_other_events() ->
     pieces = post_runs([(n, e) for n, e in enumerate(events)])
     assert [[n for n, _ in piece] for piece in pieces][:5] == [[0, 1], [2], [3], [4, 5], [6]]
     assert [len(piece) for piece in pieces[5:]] == [RUN_MAX, 1]
-
-
-class OverlapStore(MemoryStore):
-    """Records how many registrations are in progress at once; ``fail`` makes that id's fail."""
-
-    def __init__(self, fail: str = "") -> None:
-        super().__init__()
-        self.inside = self.most = 0
-        self.fail = fail
-
-    async def put_activity(self, activity: Any) -> None:
-        self.inside += 1
-        self.most = max(self.most, self.inside)
-        try:
-            for _ in range(3):
-                await asyncio.sleep(0)
-            if activity.id == self.fail:
-                raise StoreError("refused", retriable=False)
-            await super().put_activity(activity)
-        finally:
-            self.inside -= 1
-
-
-async def test_a_runs_adds_are_registered_at_once_unless_they_share_an_id() -> None:
-    distinct, repeated = OverlapStore(), OverlapStore()
-    for store in (distinct, repeated):
-        await network(store, 5)
-    await Fanout(distinct, SETTINGS).handle_activities([(add("a", f"x{n}"), T0 + n) for n in range(5)])
-    assert distinct.most == 5
-    events = [add("a", "x0"), add("a", "x1"), add("a", "x0")]  # a retry of x0 in the run: in order
-    results = await Fanout(repeated, SETTINGS).handle_activities([(e, T0 + n) for n, e in enumerate(events)])
-    assert repeated.most == 1
-    assert [r.activity and r.activity.id for r in results if isinstance(r, PlanResult)] == ["x0", "x1", "x0"]
-    assert len(await distinct.read("timeline:f0", limit=10)) == 5
-
-
-async def test_a_failed_registration_cancels_the_runs_others_and_leaves_nothing_running() -> None:
-    store = OverlapStore(fail="x2")
-    await network(store, 6)
-    with pytest.raises(StoreError, match="refused"):
-        await Fanout(store, SETTINGS).handle_activities([(add("a", f"x{n}"), T0 + n) for n in range(5)])
-    assert asyncio.all_tasks() == {asyncio.current_task()}
-    assert store.inside == 0
