@@ -216,7 +216,9 @@ class Fanout:
         await self._push_together(together, out, now)
         run.clear()
 
-    async def _push_together(self, together: list[tuple[int, Activity]], out: list[Any], now: int) -> None:
+    async def _push_together(
+        self, together: list[tuple[int, Activity]], out: list[PlanResult | InvalidEvent], now: int
+    ) -> None:
         if together:  # watched: a pass that crosses the pull threshold merges all of them from then on
             results = await self.pusher.push(self.sink, [(a, a.ts) for _, a in together], "add", now, watch=True)
             for (index, _), result in zip(together, results, strict=True):

@@ -18,9 +18,9 @@ def test_the_wheel_installs_only_fanout_with_every_module(tmp_path: Path) -> Non
     output = (built.stdout + built.stderr).decode()
     assert "deprecated" not in output, f"the build warns (a new user sees it in `make run`): {output[:2000]}"
     (wheel,) = tmp_path.glob("fanout-*.whl")
-    metadata = next(n for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".dist-info/METADATA"))
-    assert "License-Expression: Apache-2.0" in zipfile.ZipFile(wheel).read(metadata).decode()
     names = zipfile.ZipFile(wheel).namelist()
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    assert "License-Expression: Apache-2.0" in zipfile.ZipFile(wheel).read(metadata).decode()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"fanout"}
     info = next(n for n in names if n.endswith(".dist-info/top_level.txt"))
