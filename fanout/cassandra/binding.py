@@ -43,7 +43,9 @@ class RowBinder:
         self._proto: int = prepared.protocol_version
         self._unset = UNSET_VALUE
         self._serializers: list[Callable[[Any, int], bytes]] = [m.type.serialize for m in prepared.column_metadata]
-        self.fast = prepared.column_encryption_policy is None
+        self._key_indexes: tuple[int, ...] = tuple(prepared.routing_key_indexes or ())
+        # protocol v3 has no UNSET (``bind`` refuses it there): every row through ``bind``
+        self.fast = prepared.column_encryption_policy is None and self._proto >= 4
 
     def bind(self, values: Sequence[Any]) -> BoundRow:
         return BoundRow(self, values)
@@ -53,6 +55,8 @@ class RowBinder:
         if not self.fast or len(values) != len(self._serializers):
             return None
         unset, proto = self._unset, self._proto
+        if any(values[i] is unset for i in self._key_indexes):
+            return None  # ``bind`` refuses an UNSET routing key with its own error
         try:
             return [value if value is None or value is unset else serialize(value, proto)
                     for serialize, value in zip(self._serializers, values, strict=True)]
