@@ -106,7 +106,8 @@ class PlannerAgent(Agent):
     async def _run(self, part: Lane[ActivityEvent]) -> None:
         """Plan a run of one actor's adds in one call (its followers read once); a refused event
         is dead-lettered with its reason. A retriable failure plans the run again (its adds are
-        fanned out at its end: nothing was sent twice but what a single event's retry sends); if
+        fanned out at its end: a failure before then sends nothing twice, one during the fanout
+        sends the run's chunks again, idempotent writes); if
         the store refuses the call, the events are planned one by one, so only a record the store
         refuses is lost."""
         pairs = [(event, record_time_us(record)) for record, event in part]

@@ -232,6 +232,8 @@ class Fanout:
             return result
         for missed in plan.backfill:  # crossing down: what was never pushed
             await self.pusher.push(self.sink, [(missed, missed.ts)], "add", now)
+        if plan.leaving is not None:  # only now: a retry of a failed backfill must find it pulled
+            await self.store.set_pull_state(activity.actor, plan.leaving)
         pushed = await self.pusher.push(self.sink, [(activity, activity.ts)], "add", now, watch=True, state=plan.state)
         return pushed[0]
 

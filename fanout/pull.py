@@ -18,10 +18,12 @@ after it. Removes are always fanned out (rare; a post pushed before the crossing
 
 Crossing down (pulled -> pushed), at an add of a pulled account whose followers are at most
 half the threshold (hysteresis: an account near the threshold does not flap; counting stops at
-half the threshold + 1): the state becomes *leaving* (reads still merge it), every user-feed
-entry at or after ``since`` is pushed to the current followers (the backfill: what was never
-pushed), then the add itself. A later add, ``FANOUT_PULL_DRAIN_SECONDS`` after the crossing
-(time for the pipeline's writers to land the backfill), drops the state: reads stop merging.
+half the threshold + 1): every user-feed entry at or after ``since`` is pushed to the current
+followers (the backfill: what was never pushed), then the state becomes *leaving* (reads still
+merge it; written after the backfill, so a retry of a failed backfill finds the account pulled
+and backfills again: ``Fanout._fan_planned``), then the add itself is pushed. A later add,
+``FANOUT_PULL_DRAIN_SECONDS`` after the crossing (time for the pipeline's writers to land the
+backfill), drops the state: reads stop merging.
 A leaving account that passes the threshold again is pulled again, keeping its ``since``.
 
 So nothing is lost or doubled: an entry is pushed, or at or after ``since`` and merged, or
@@ -49,6 +51,9 @@ class PullPlan:
     pulled: bool = False
     backfill: list[Activity] = field(default_factory=list)
     state: PullState | None = None  # the state before this add (None: pushed)
+    # crossing down: the state to write once the backfill is pushed (not before: a retry after a
+    # failure during the backfill must find the account still pulled and backfill again)
+    leaving: PullState | None = None
 
 
 class PullPolicy:
@@ -76,11 +81,10 @@ class PullPolicy:
             if activity.ts < state.since:
                 await self.store.set_pull_state(actor, PullState(activity.ts, 0))
             return PullPlan(pulled=True, state=state)
-        await self.store.set_pull_state(actor, PullState(state.since, now))  # leaving: still merged
         own = feed_id(self.settings.user_feed_kind, actor)
         entries = await self.store.read(own, limit=self.settings.max_length)
         backfill = [a for a in entries if a.ts >= state.since and a.id != activity.id]
-        return PullPlan(backfill=backfill, state=state)
+        return PullPlan(backfill=backfill, state=state, leaving=PullState(state.since, now))  # still merged
 
     async def watch(
         self, activity: Activity, state: PullState | None, pages: AsyncIterator[FollowerPage]
