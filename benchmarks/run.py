@@ -156,7 +156,13 @@ async def main(args: argparse.Namespace, wanted: list[str]) -> int:
     results["summary"] = summarize(results["cases"])
     results["summary_runs"] = summary_runs(results["cases"])
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
-    pngs = [] if args.no_plots else plots.plot(results, RESULTS, stamp)
+    pngs: list[str] = []
+    if not args.no_plots:
+        try:
+            pngs = plots.plot(results, RESULTS, stamp)
+        except Exception as exc:  # a plot that cannot be drawn must not lose the run's numbers
+            results["plots_error"] = f"{type(exc).__name__}: {exc}"
+            console.print(f"[red]the plots failed ({results['plots_error']}); the results are written without them[/]")
     results["plots"] = pngs
     report.write_json(RESULTS / f"{stamp}.json", results)
     report.write_markdown(RESULTS / f"{stamp}.md", results, pngs)
