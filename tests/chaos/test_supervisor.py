@@ -36,11 +36,17 @@ ORPHANS_GONE_WITHIN = 20.0  # children of a SIGKILLed supervisor are gone within
 
 
 def _roles(pid: int) -> dict[int, str]:
-    """child pid -> its role ('writer-high', ...), from its command line."""
+    """child pid -> its role ('writer-high', ...), from its command line.
+
+    A child forked but not yet exec'd still shows the supervisor's own command line: it has no role yet
+    and is left out until it has one (counting it as the role 'all' made a restarted planner look
+    missing).
+    """
     out: dict[int, str] = {}
+    own = cmdline(pid)
     for child in children_of(pid):
         args = cmdline(child)
-        if "worker" not in args:
+        if "worker" not in args or args == own:
             continue
         role = args[args.index("worker") + 1]
         if "--priority" in args:
