@@ -185,7 +185,7 @@ async def ready(ctx: Context, stack: FreshStack | None, kafka_port: int) -> dict
         await pipeline.close(ctx)  # its workers and topics do not survive the restart
         ctx.log(f"fresh stack: restarting the broker and node on empty data (restart {stack.restarts + 1})")
         await asyncio.to_thread(stack.restart)
-        ctx.keyspaces.clear()  # the wipe dropped them
+        ctx.data_wiped()
     waited = await wait_for_cassandra(ctx.settings)
     waited += await wait_for_coordinator(ctx.settings)
     if waited > 1:

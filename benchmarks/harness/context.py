@@ -58,6 +58,13 @@ class Context:
             self.keyspaces.append(ks)
         return ks
 
+    def data_wiped(self) -> None:
+        """The node restarted on empty data: its keyspaces and the graphs loaded into them are gone
+        (``stores.ensure_edges`` must load a graph again; it skipped it, and a case ran on no edges)."""
+        self.keyspaces.clear()
+        for key in [k for k in self.shared if k.startswith("loaded:")]:
+            del self.shared[key]
+
     def log(self, message: str) -> None:
         self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}")
 
