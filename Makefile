@@ -61,8 +61,8 @@ lint: $(STAMP) ## ruff, mypy --strict on every Python folder, import-linter (lay
 schemas: $(STAMP) ## regenerate schemas/*.json from the codecs
 	$(BIN)/fanout schemas --write
 
-bench: $(STAMP) up ## the benchmark suite, every case on a freshly restarted broker and node (wipes their data; benchmarks/README.md)
-	$(BIN)/python benchmarks/run.py --fresh-stack
+bench: $(STAMP) up ## the benchmark suite on the real broker and node (see benchmarks/README.md)
+	$(BIN)/python benchmarks/run.py
 
 clean: ## remove the virtualenv and caches (not the servers' data: see clean-data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
