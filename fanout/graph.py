@@ -53,6 +53,10 @@ _PAGE = 5000  # entries a read of a whole feed asks for at a time (one page of t
 #: How many of a followee's newest activities an unfollow deletes even if they are not (yet) in
 #: the follower's feed: chunks of these may still be in flight.
 UNFOLLOW_IN_FLIGHT = 100
+#: A run's follows copy in up to this many rows per writer call (consecutive follows together; a
+#: bigger copy alone): small copies share requests, while the writer's trim rounds, each scanning
+#: the rows still pending, stay few per call (one call for 64 follows x 5,000 copies was quadratic).
+COPY_WRITE_ROWS = 400
 
 
 def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool, following: bool) -> int | None:
@@ -123,9 +127,9 @@ class FollowGraph:
         One event's reads do not depend on another's writes (each reads and writes only its own
         edge; the follower's last activity and the followees' user feeds are written by no follow
         event), so the steps run for all at once: one read of the edges and the last activity, the
-        edge writes, the followees' feeds, then each follow's copies (one write each, as ``apply``
-        writes them), one read of the edges again (a follow whose edge was decided anew meanwhile
-        takes its copies back, as in ``apply``).
+        edge writes, the followees' feeds, then the follows' copies (``_copy_writes``: consecutive
+        follows' copies in one writer call, up to ``COPY_WRITE_ROWS`` rows), one read of the edges
+        again (a follow whose edge was decided anew meanwhile takes its copies back, as in ``apply``).
         """
         followees = [followee for followee, _, _ in follows]
         if len(set(followees)) != len(followees):
@@ -142,8 +146,8 @@ class FollowGraph:
         await self._set_follows(follower, decided, last + self._window if last else 0)
         newest = await self._newest_of(list(decided))
         feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
-        for followee, at in decided.items():  # a write per follow: the writer's trim rounds grow with its size
-            await self.writer.write([TimelineWrite(f, a, FOLLOW_BAND + at) for a in newest[followee] for f in feeds])
+        for writes in _copy_writes(feeds, newest, decided):
+            await self.writer.write(writes)
         now = await self.store.follow_edges(follower, list(decided)) if decided else {}
         copied = []
         for followee in followees:
@@ -271,3 +275,19 @@ class FollowGraph:
             if len(page) < size:
                 return
             before = page[-1].key
+
+
+def _copy_writes(
+    feeds: Sequence[str], newest: dict[str, list[Activity]], decided: dict[str, int]
+) -> Iterable[list[TimelineWrite]]:
+    """The copies of each decided follow (``followee: at``) into ``feeds``, at ``FOLLOW_BAND + at``,
+    as writer calls: consecutive follows together while they hold at most ``COPY_WRITE_ROWS`` rows."""
+    call: list[TimelineWrite] = []
+    for followee, at in decided.items():
+        copies = [TimelineWrite(f, a, FOLLOW_BAND + at) for a in newest[followee] for f in feeds]
+        if call and len(call) + len(copies) > COPY_WRITE_ROWS:
+            yield call
+            call = []
+        call += copies
+    if call:
+        yield call

@@ -3,9 +3,14 @@
 ``FollowGraph.apply_follows`` writes the edges of several follows of one follower and reads the
 followees' user feeds. One by one that is two or three requests per edge and one per feed; here:
 
-* the edges' ``following`` rows, all in the follower's partition, as UNLOGGED batches of at most
-  ``BATCH_MAX_STATEMENTS`` rows (one partition: one mutation, exempt from the batch size warning);
-  each ``followers`` row (the followee's partition) in one request, with its ``active_until``;
+* the edges' rows, each partition's rows together (the follower's ``following`` rows, then each
+  followee's ``followers`` row with its ``active_until``), grouped by replica set (the driver's
+  token map; on one node, every partition) into UNLOGGED batches of at most
+  ``REPLICA_BATCH_ROWS`` rows and ``REPLICA_BATCH_MAX_BYTES``, cut between partitions where a
+  partition fits: a run of ten follows is one request on one node, not eleven (the driver's
+  CPU per request is most of a follows agent's, issue 12). The partitions of a batch are within
+  ``unlogged_batch_across_partitions_warn_threshold`` of the project's cassandra.yaml (64), as
+  for the writers' batches (``batching``);
 * the feeds in one query, ``feed IN ? PER PARTITION LIMIT ?``, split by feed afterwards.
 
 The cells written are those of ``set_follow``, at the same timestamps, so the store's rules (the
@@ -14,31 +19,74 @@ newest write of an edge wins, an unfollow wins a tie) are unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..activity import Activity
-from .batching import BATCH_MAX_STATEMENTS, _as_request
+from .batching import BATCH_MAX_STATEMENTS, REPLICA_BATCH_MAX_BYTES, REPLICA_BATCH_ROWS, ReplicaKey, _as_request, _runs
 from .rows import activity_from_row
 
 
-def follow_requests(s: Any, follower: str, followees: Mapping[str, int], active_until: int) -> list[Any]:
+def follow_requests(
+    s: Any, follower: str, followees: Mapping[str, int], active_until: int, *, replicas: ReplicaKey | None = None
+) -> list[Any]:
     """The requests of ``set_follow(follower, followee, True, at, active_until)`` for each
-    ``followee: at`` (``s``: the prepared ``Statements``)."""
+    ``followee: at`` (``s``: the prepared ``Statements``; ``replicas``: a partition key's replica
+    set, None: one node): ``follow_groups``, a batch each (a lone row: a plain statement)."""
     from cassandra.query import BatchStatement, BatchType
 
+    groups = follow_groups(s, follower, followees, active_until, replicas=replicas)
+    return [_as_request(group, BatchStatement, BatchType.UNLOGGED) for group in groups]
+
+
+def follow_groups(
+    s: Any, follower: str, followees: Mapping[str, int], active_until: int, *, replicas: ReplicaKey | None = None
+) -> list[list[Any]]:
+    """The bound rows of ``follow_requests``, grouped as its batches."""
+    partitions: list[tuple[str, list[tuple[Any, int]]]] = []  # (partition key, its rows with sizes)
     edges = list(followees.items())
-    requests = []
+    out_size = 32 + len(follower)
     for start in range(0, len(edges), BATCH_MAX_STATEMENTS):  # the follower's partition
         part = edges[start : start + BATCH_MAX_STATEMENTS]
-        requests.append(_as_request([s.follow_out.bind((at, at, follower, f)) for f, at in part],
-                                    BatchStatement, BatchType.UNLOGGED))
-    for followee, at in edges:  # each followee's partition: one request
-        row = [s.follow_in.bind((at, followee, follower))]
+        partitions.append((follower, [(s.follow_out.bind((at, at, follower, f)), out_size + len(f)) for f, at in part]))
+    for followee, at in edges:  # each followee's partition
+        size = 24 + len(followee) + len(follower)
+        rows = [(s.follow_in.bind((at, followee, follower)), size)]
         if active_until > 0:
-            row.append(s.raise_active_until.bind((active_until, active_until, followee, follower)))
-        requests.append(_as_request(row, BatchStatement, BatchType.UNLOGGED))
-    return requests
+            rows.append((s.raise_active_until.bind((active_until, active_until, followee, follower)), size + 16))
+        partitions.append((followee, rows))
+    by_set: dict[Hashable, list[list[tuple[Any, int]]]] = {}
+    for key, rows in partitions:
+        by_set.setdefault(None if replicas is None else replicas(key), []).append(rows)
+    return [
+        group
+        for set_rows in by_set.values()
+        for group in partition_runs(set_rows, REPLICA_BATCH_ROWS, REPLICA_BATCH_MAX_BYTES)
+    ]
+
+
+def partition_runs(
+    partitions: Iterable[Sequence[tuple[Any, int]]], max_rows: int, max_bytes: int
+) -> Iterator[list[Any]]:
+    """Partitions' (statement, size) rows cut into runs of at most ``max_rows`` and ``max_bytes``,
+    each partition's rows in one run where they fit in one (a bigger partition: ``_runs`` of its
+    rows, the last of them continued by the next partitions)."""
+    group: list[Any] = []
+    size = 0
+    for rows in partitions:
+        cost = sum(c for _, c in rows)
+        if group and (len(group) + len(rows) > max_rows or size + cost > max_bytes):
+            yield group
+            group, size = [], 0
+        if len(rows) <= max_rows and cost <= max_bytes:
+            group += [statement for statement, _ in rows]
+            size += cost
+            continue
+        *full, group = _runs(rows, max_rows, max_bytes)  # group was empty: the partition alone
+        yield from full
+        size = sum(c for _, c in rows[len(rows) - len(group) :])
+    if group:
+        yield group
 
 
 def by_feed(feeds: Sequence[str], rows: Iterable[Sequence[Any]]) -> dict[str, list[Activity]]:

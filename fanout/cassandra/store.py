@@ -154,7 +154,8 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         await self._bridge.run_all(requests, "timeline write", limit=ROWS_IN_FLIGHT // REPLICA_BATCH_ROWS)
 
     def _replica_key(self) -> ReplicaKey | None:
-        """A feed's replica set from the driver's token map; None (one set) on one node."""
+        """A partition key's replica set from the driver's token map (a feed, a follower, a followee:
+        every table here has one text partition key); None (one set) on one node."""
         metadata = self.cluster.metadata
         token_map = metadata.token_map
         if token_map is None or len(metadata.all_hosts()) <= 1:
@@ -267,7 +268,8 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
 
     async def set_follows(self, follower: str, followees: Mapping[str, int], active_until: int = 0) -> None:
         s = await self._statements()
-        await self._bridge.run_all(follow_requests(s, follower, followees, active_until), "set_follows")
+        requests = follow_requests(s, follower, followees, active_until, replicas=self._replica_key())
+        await self._bridge.run_all(requests, "set_follows")
 
     async def read_feeds(self, feeds: Sequence[str], *, limit: int) -> dict[str, list[Activity]]:
         unique = list(dict.fromkeys(feeds))

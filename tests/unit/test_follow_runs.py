@@ -19,6 +19,7 @@ from fanout.activity import FOLLOW_BAND, Activity
 from fanout.agents.follows import RUN_MAX, follow_runs
 from fanout.codec import FollowEvent
 from fanout.core import Fanout
+from fanout.graph import COPY_WRITE_ROWS, _copy_writes
 from fanout.store import Edge, TimelineWrite
 
 SETTINGS = Settings(follow_activity_limit=5, max_length=50, trim_every=10)
@@ -52,6 +53,7 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.reads = {"edge": 0, "edges": 0, "last_active": 0}
         self.decide: tuple[str, int] | None = None
+        self.applied: list[int] = []  # rows into me's timeline, per ``apply`` call
 
     async def follow_edge(self, follower: str, followee: str) -> Edge | None:
         self.reads["edge"] += 1
@@ -66,6 +68,7 @@ class CountingStore(MemoryStore):
         return await super().last_active(user)
 
     async def apply(self, writes: Sequence[TimelineWrite]) -> None:
+        self.applied.append(sum(w.feed == "timeline:me" for w in writes))
         if self.decide is not None and any(w.feed == "timeline:me" for w in writes):
             followee, at = self.decide
             self.decide = None
@@ -121,6 +124,26 @@ async def test_a_follow_decided_anew_while_it_copies_takes_its_copies_back(at_on
     # the take-back deletes at the follow's own write time: a later fanout add cannot revive the copy
     cell = store._feeds["timeline:me"].cells["a1-0"]
     assert cell == (FOLLOW_BAND + T0, None)
+
+
+async def test_a_runs_small_copies_share_a_writer_call_and_big_ones_are_cut() -> None:
+    names = [f"a{n}" for n in range(10)]
+    store = CountingStore()
+    await authors(store, names)
+    graph = Fanout(store, Settings(follow_activity_limit=5, trim_every=1_000)).graph
+    assert await graph.apply_follows("me", [(name, T0 + n, True) for n, name in enumerate(names)]) == [3] * 10
+    assert [n for n in store.applied if n] == [30]  # one request's worth, not one write per follow
+    assert len(await store.read("timeline:me", limit=100)) == 30
+
+    big = {f"b{n}": n for n in range(5)}
+    newest = {f: [Activity(id=f"{f}-{i}", actor=f, verb="v", object="o", ts=i) for i in range(150)] for f in big}
+    calls = list(_copy_writes(["timeline:me"], newest, big))
+    assert [len(c) for c in calls] == [300, 300, 150]  # cut where the next follow would pass the cap
+    assert 300 <= COPY_WRITE_ROWS < 450
+    assert [w.activity.id for c in calls for w in c] == [a.id for f in big for a in newest[f]]
+    assert {w.write_ts for w in calls[2]} == {FOLLOW_BAND + 4}
+    huge = {"h": [Activity(id=f"h-{i}", actor="h", verb="v", object="o", ts=i) for i in range(1_000)]}
+    assert [len(c) for c in _copy_writes(["timeline:me", "other:me"], huge, {"h": 1})] == [2_000]  # alone
 
 
 async def test_a_run_refuses_two_events_of_one_edge() -> None:
