@@ -121,7 +121,7 @@ class FollowsAgent(Agent):
             settings,
             group=group_id(settings.topic_prefix, "follows"),
             topics=[settings.topic("follows")],
-            max_records=settings.batch_max_records,
+            max_records=settings.follows_batch_max_records,
             fetch_wait_ms=settings.batch_max_wait_ms,
             **options,
         )

@@ -37,6 +37,7 @@ async def test_kill_storm(make_stack: Callable[..., Awaitable[Stack]], scale: Sc
         FANOUT_MAX_LENGTH="100000",  # no feed comes near it: trimming never makes the expectation ambiguous
         FANOUT_CHUNK_SIZE="20",
         FANOUT_BATCH_MAX_RECORDS="50",
+        FANOUT_FOLLOWS_BATCH_MAX_RECORDS="50",  # as small as the others: many commits between kills
     )
     model = Model(follow_activity_limit=scale.follow_limit)
     social = Social(rng, scale, int(time.time() * 1_000_000))

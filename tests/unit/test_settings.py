@@ -53,6 +53,7 @@ def test_environment_overrides_each_type() -> None:
         ({"FANOUT_CASSANDRA_WRITE_CONSISTENCY": "SERIAL"}, "FANOUT_CASSANDRA_WRITE_CONSISTENCY='SERIAL'"),
         ({"FANOUT_CASSANDRA_READ_CONSISTENCY": "quorum!"}, "FANOUT_CASSANDRA_READ_CONSISTENCY"),
         ({"FANOUT_LOW_BATCH_MAX_RECORDS": "0"}, "FANOUT_LOW_BATCH_MAX_RECORDS must be >= 1"),
+        ({"FANOUT_FOLLOWS_BATCH_MAX_RECORDS": "0"}, "FANOUT_FOLLOWS_BATCH_MAX_RECORDS must be >= 1"),
     ],
 )
 def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
