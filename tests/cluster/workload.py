@@ -59,8 +59,10 @@ class StarFanout:
 
         await asyncio.gather(*(one(f) for f in self.followers))
 
-    async def publish(self) -> None:
-        await produce_raw(self.settings, "activities", [(AUTHOR.encode(), json.dumps(e).encode()) for e in self.events])
+    async def publish(self, events: list[dict[str, str]] | None = None) -> None:
+        """The activity events (all of them unless ``events`` names some)."""
+        chosen = self.events if events is None else events
+        await produce_raw(self.settings, "activities", [(AUTHOR.encode(), json.dumps(e).encode()) for e in chosen])
 
     async def written(self) -> int:
         """Chunk messages the writers (both priorities) have committed. Asked of the brokers that
