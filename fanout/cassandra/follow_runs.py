@@ -23,7 +23,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..activity import Activity
-from .batching import BATCH_MAX_STATEMENTS, REPLICA_BATCH_MAX_BYTES, REPLICA_BATCH_ROWS, ReplicaKey, _as_request, _runs
+from .batching import REPLICA_BATCH_MAX_BYTES, REPLICA_BATCH_ROWS, ReplicaKey, _as_request, _runs
 from .rows import activity_from_row
 
 
@@ -43,13 +43,11 @@ def follow_groups(
     s: Any, follower: str, followees: Mapping[str, int], active_until: int, *, replicas: ReplicaKey | None = None
 ) -> list[list[Any]]:
     """The bound rows of ``follow_requests``, grouped as its batches."""
-    partitions: list[tuple[str, list[tuple[Any, int]]]] = []  # (partition key, its rows with sizes)
-    edges = list(followees.items())
     out_size = 32 + len(follower)
-    for start in range(0, len(edges), BATCH_MAX_STATEMENTS):  # the follower's partition
-        part = edges[start : start + BATCH_MAX_STATEMENTS]
-        partitions.append((follower, [(s.follow_out.bind((at, at, follower, f)), out_size + len(f)) for f, at in part]))
-    for followee, at in edges:  # each followee's partition
+    # (partition key, its rows with sizes): the follower's first, cut by ``partition_runs`` if too big
+    out = [(s.follow_out.bind((at, at, follower, f)), out_size + len(f)) for f, at in followees.items()]
+    partitions = [(follower, out)]
+    for followee, at in followees.items():  # each followee's partition
         size = 24 + len(followee) + len(follower)
         rows = [(s.follow_in.bind((at, followee, follower)), size)]
         if active_until > 0:
