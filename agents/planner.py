@@ -11,17 +11,17 @@ Each partition is planned by its own task (``fanout.agents.base``); a partition 
 ITS chunks are acknowledged, so one 1M-follower activity holds back only its own partition.
 Within a batch the records are planned in lanes (``fanout.agents.lanes``), one per actor, up to
 ``FANOUT_PLANNER_CONCURRENCY`` lanes at once: all events of one actor are planned in the order
-they were produced, and one large account's posts do not hold back the other actors' posts of
-the batch (whose HIGH chunks would otherwise wait behind them). A lane's events go to
+they were produced, and one large account's posts do not hold back the other actors' posts of the
+batch (whose HIGH chunks would otherwise wait behind them). A lane's events go to
 ``Fanout.handle_activities`` together (up to ``RUN_MAX``): an actor's consecutive adds are
-registered in order and fanned out in one pass over its followers (``fanout.pushing``), their
-chunks interleaved; a remove is planned after the adds before it. Events of different actors that
-name the same explicit ``id`` share a lane too (the registry row of that id decides which one is
-refused as a conflict, so their order must stay the partition's). What else actors share is a
-follower's activity mark: an actor's post marks it active in the follower rows of the accounts
-it follows, so another account's post in the same batch may see that mark earlier or later than
-in partition order and put that follower in the other priority; the feeds end the same, and
-across partitions (several planners) this was always so.
+registered together (``fanout.registering``) and fanned out in one pass over its followers
+(``fanout.pushing``), their chunks interleaved; a remove is planned after the adds before it.
+Events of different actors that name the same explicit ``id`` share a lane too (the registry row
+of that id decides which one is refused as a conflict, so their order must stay the partition's).
+What else actors share is a follower's activity mark: an actor's post marks it active in the
+follower rows of the accounts it follows, so another account's post in the same batch may see that
+mark earlier or later than in partition order and put that follower in the other priority; the
+feeds end the same, and across partitions (several planners) this was always so.
 
 Chunk keys: the first feed id of the chunk. The same follower page of an actor lands on the same
 partition each time (its add and its remove are applied by the same writer, in order) and one

@@ -39,7 +39,6 @@ from .codec import (
     follow_event,
     remove_event,
     removed_id,
-    to_activity,
 )
 from .errors import ForeignActivity, InvalidEvent, UnknownActivity
 from .feeds import feed_id
@@ -50,10 +49,9 @@ from .notifications import AggregatedFeeds, Counts, NotificationPage
 from .pull import PullPlan, PullPolicy
 from .pullmerge import MergedReader
 from .pushing import ChunkSink, PlanResult, Pusher
+from .registering import Registrar
 from .settings import Settings
 from .store import Key, RegistryEntry, Store, TimelineWrite
-from .targeting import placed
-from .targets import check_targets
 from .tracing import Delivery, delivery_report
 from .writer import TimelineWriter
 
@@ -95,6 +93,7 @@ class Fanout:
         self.pull = PullPolicy(store, self.settings, self.followers, enabled=hybrid)
         self._window = int(self.settings.active_window_days * _DAY_US)
         self.pusher = Pusher(store, self.settings, self.followers, self.pull, self._window)
+        self.registrar = Registrar(store, self.settings, self.writer, self.mark_active)
         self.reader = MergedReader(store, self.settings, enabled=hybrid)  # every feed read goes through it
         self.aggregated = AggregatedFeeds(store, self.settings, grouping, self.reader)  # rules: settings, `grouping`
 
@@ -137,52 +136,39 @@ class Fanout:
         self, events: Sequence[tuple[ActivityEvent, int | None]]
     ) -> list[PlanResult | InvalidEvent]:
         """Plan (event, ``accepted_ts``) pairs in order: each one's result, or the ``InvalidEvent``
-        that refused it (the others are planned). Consecutive adds of one actor are registered and
-        written to the author's feed one by one, then fanned out in one pass over the actor's
-        followers (``fanout.pushing``): N posts of an account read its followers once."""
+        that refused it (the others are planned). Consecutive adds of one actor are registered
+        together and written to the author's feed in one call (``fanout.registering``), then fanned
+        out in one pass over the actor's followers (``fanout.pushing``): N posts of an account read
+        its followers once."""
         now = now_micros()
         out: list[PlanResult | InvalidEvent] = []
-        run: list[tuple[int, Activity]] = []  # (index in out, activity): adds of one actor not fanned out yet
+        adds: list[tuple[ActivityEvent, int]] = []  # consecutive adds of one actor, not planned yet
         for event, accepted_ts in events:
             accepted = accepted_ts if accepted_ts is not None else now_micros()  # each its own, as one by one
-            if run and (event.op == "remove" or event.actor != run[0][1].actor):
-                await self._fan_run(run, out, now)
+            if adds and (event.op == "remove" or event.actor != adds[0][0].actor):
+                await self._plan_adds(adds, out, now)
+            if event.op != "remove":
+                adds.append((event, accepted))
+                continue
             try:
-                if event.op == "remove":
-                    out.append(await self._plan_remove(event, accepted, now))
-                    continue
-                prepared = await self._prepare_add(event, accepted, now)
+                out.append(await self._plan_remove(event, accepted, now))
             except InvalidEvent as exc:
                 out.append(exc)
-                continue
-            if isinstance(prepared, PlanResult):
-                out.append(prepared)
-            else:
-                out.append(PlanResult(prepared, "add"))  # replaced by its fanout's result
-                run.append((len(out) - 1, prepared))
-        await self._fan_run(run, out, now)
+        await self._plan_adds(adds, out, now)
         return out
 
-    async def _prepare_add(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult | Activity:
-        """The registry and the author's feed; the activity to fan out, or why not."""
-        event_time_us(event, accepted, self.settings)  # refuses times out of range (reason "time")
-        activity = to_activity(event, accepted)
-        entry = await self.store.get_activity(activity.id)
-        _check_add(entry, activity)
-        if entry is not None and entry.activity is not None:
-            activity = entry.activity  # a known id is a replay or a retry: it keeps its first time (and targets)
-        else:
-            check_targets(event.to, self.settings)  # unknown kinds: reason "target" (not again on a replay)
-        await self.store.put_activity(activity)
-        if entry is None or not entry.removed:
-            entry = await self.store.get_activity(activity.id)  # read again after the write: see above
-            _check_add(entry, activity)
-        if entry is not None and entry.removed:
-            return PlanResult(activity, "add", skipped="removed before it was added")
-        await self.mark_active(activity.actor, at=min(now, activity.ts))  # a replayed old event is old activity
-        own = feed_id(self.settings.user_feed_kind, activity.actor)
-        await self.writer.write([TimelineWrite(own, placed(activity), activity.ts)])
-        return activity
+    async def _plan_adds(
+        self, adds: list[tuple[ActivityEvent, int]], out: list[PlanResult | InvalidEvent], now: int
+    ) -> None:
+        """Register one actor's adds, then fan out those to be fanned out, as one run."""
+        run: list[tuple[int, Activity]] = []  # (index in out, activity)
+        for registered in await self.registrar.register(adds, now):
+            if isinstance(registered, Activity):
+                run.append((len(out), registered))
+                registered = PlanResult(registered, "add")  # replaced by its fanout's result
+            out.append(registered)
+        adds.clear()
+        await self._fan_run(run, out, now)
 
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
         activity_id = removed_id(event)  # the codec's rule: `id`, or the add's content and time
@@ -201,10 +187,13 @@ class Fanout:
 
     async def _fan_run(self, run: list[tuple[int, Activity]], out: list[PlanResult | InvalidEvent], now: int) -> None:
         """Fan out a run's adds (``out[index]`` gets each result): each one's pull plan in turn
-        (``fanout.pull``); those simply pushed go together, the others on their own, in order."""
+        (``fanout.pull``); those simply pushed go together, the others on their own, in order.
+        An account read as pushed (no pull state) stays so for the rest of the run: only a push
+        writes its state, and the run's are after this loop."""
         together: list[tuple[int, Activity]] = []
         for n, (index, activity) in enumerate(run):
-            plan = await self.pull.plan(activity, now)  # hybrid fanout: pulled, pushed, or crossing down
+            # hybrid fanout: pulled, pushed, or crossing down
+            plan = PullPlan() if together else await self.pull.plan(activity, now)
             if plan.backfill:  # crossing down: the run's later adds are in the author's feed already,
                 later = {a.id for _, a in run[n + 1 :]}  # but pushed after this one, as one by one
                 plan.backfill = [a for a in plan.backfill if a.id not in later]
@@ -367,13 +356,6 @@ def _activity_event(
 
 def _follow_event(follower: str, followee: str, op: str) -> FollowEvent:
     return follow_event(follower, followee, op)
-
-
-def _check_add(entry: RegistryEntry | None, activity: Activity) -> None:
-    if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
-        raise InvalidEvent(
-            f"activity id {activity.id!r} already belongs to actor {entry.activity.actor!r}", reason="conflict"
-        )
 
 
 def _check_remove(entry: RegistryEntry | None, activity_id: str, actor: str) -> None:

@@ -87,7 +87,7 @@ class Pusher:
         for p in planned:
             for chunk in p.chunker.flush():
                 await self._send(p, chunk)
-            await self._finish(p, now)
+        await self._finish(planned, now)
         return [p.result for p in planned]
 
     async def _send(self, p: _Planned, chunk: tuple[Priority, list[str]]) -> None:
@@ -98,16 +98,19 @@ class Pusher:
     async def send_targets(self, sink: ChunkSink, activity: Activity, op: str, write_ts: int, now: int) -> PlanResult:
         """Only the activity's ``to`` targets (a pulled account's post: not its followers)."""
         p = _Planned(activity, op, write_ts, self.settings.chunk_size, sink)
-        await self._finish(p, now)
+        await self._finish([p], now)
         return p.result
 
-    async def _finish(self, p: _Planned, now: int) -> None:
-        """The chunks of the activity's ``to`` targets (``fanout.targeting``), then its plan's trace."""
-        chunks = await target_chunks(self.store, p.activity, now, self.window, self.settings.chunk_size)
-        for priority, feeds in chunks:
-            await self._send_feeds(p, priority, feeds)
-            p.result.feeds += len(feeds)
-        await self.store.record_plan(p.sink.plans(p.activity.id, p.result.op, now_micros()))
+    async def _finish(self, planned: list[_Planned], now: int) -> None:
+        """The chunks of each activity's ``to`` targets (``fanout.targeting``), then their plans'
+        traces in one store call."""
+        for p in planned:
+            chunks = await target_chunks(self.store, p.activity, now, self.window, self.settings.chunk_size)
+            for priority, feeds in chunks:
+                await self._send_feeds(p, priority, feeds)
+                p.result.feeds += len(feeds)
+        at = now_micros()
+        await self.store.record_plan([plan for p in planned for plan in p.sink.plans(p.activity.id, p.result.op, at)])
 
     async def _send_feeds(self, p: _Planned, priority: Priority, feeds: list[str]) -> None:
         message = ChunkMessage(

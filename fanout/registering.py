@@ -1,0 +1,131 @@
+"""Registering a run of one actor's adds before its fanout: each add's registry row, then the
+author's activity mark and user feed, once for the run.
+
+An add is registered as ``fanout.core`` says ("Removes win"): read the registry, put the
+activity, read again; an id removed meanwhile is not fanned out. The adds of a run with distinct
+ids touch distinct registry rows, so they are registered together, concurrently, up to
+``GROUP_MAX`` at once. An id seen again in the run starts a new group, registered after the
+first: its second add sees the first one's row as it would one by one (a retry or a replay keeps
+the first time). Then the actor is marked active once, at the newest of the run's times, and its
+adds go to the author's user feed in one writer call.
+
+Why: one by one, an account that posts N times in a planner batch waited about six store round
+trips a post before its followers' first chunk (the registry's three, the mark, the feed, the
+pull state), 6N in all, at the latency of a node that the writers keep busy; together it is
+about six for the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterator, Sequence
+from typing import Final, Protocol
+
+from .activity import Activity
+from .codec import ActivityEvent, event_time_us, to_activity
+from .errors import InvalidEvent
+from .feeds import feed_id
+from .pushing import PlanResult
+from .settings import Settings
+from .store import RegistryEntry, Store, TimelineWrite
+from .targeting import placed
+from .targets import check_targets
+from .writer import TimelineWriter
+
+#: Adds registered at once at most (each holds a request at the store while it reads or writes).
+GROUP_MAX: Final = 32
+
+#: What registering an add gives: the activity to fan out, why not (a plan that skips it), or
+#: why it was refused.
+Registered = Activity | PlanResult | InvalidEvent
+
+
+class MarkActive(Protocol):
+    async def __call__(self, user: str, *, at: int | None = None) -> None: ...
+
+
+class Registrar:
+    def __init__(self, store: Store, settings: Settings, writer: TimelineWriter, mark_active: MarkActive) -> None:
+        self.store = store
+        self.settings = settings
+        self.writer = writer
+        self.mark_active = mark_active
+
+    async def register(self, adds: Sequence[tuple[ActivityEvent, int]], now: int) -> list[Registered]:
+        """Register (event, accepted time) adds of one actor, in order of their results; raises
+        the first store failure once every add of its group has settled (a retry registers the
+        run again: every step is idempotent)."""
+        out: list[Registered | None] = [None] * len(adds)
+        checked: list[tuple[int, Activity]] = []
+        for index, (event, accepted_ts) in enumerate(adds):
+            try:
+                event_time_us(event, accepted_ts, self.settings)  # refuses times out of range (reason "time")
+                checked.append((index, to_activity(event, accepted_ts)))
+            except InvalidEvent as exc:
+                out[index] = exc
+        for group in _groups(checked):
+            steps = [self._entry(activity, adds[index][0].to) for index, activity in group]
+            for (index, _), outcome in zip(group, await _settled(steps), strict=True):
+                out[index] = outcome
+        results = [r for r in out if r is not None]
+        accepted = [r for r in results if isinstance(r, Activity)]
+        if accepted:
+            actor = accepted[0].actor  # a replayed old event is old activity: marked at its time
+            await self.mark_active(actor, at=max(min(now, a.ts) for a in accepted))
+            own = feed_id(self.settings.user_feed_kind, actor)
+            await self.writer.write([TimelineWrite(own, placed(a), a.ts) for a in accepted])
+        return results
+
+    async def _entry(self, activity: Activity, to: list[str] | None) -> Activity | PlanResult:
+        """The registry's part of one add (``to``: its event's targets): the activity to fan out
+        (the registered one, for a known id), or a plan that skips it."""
+        entry = await self.store.get_activity(activity.id)
+        _check_add(entry, activity)
+        if entry is not None and entry.activity is not None:
+            activity = entry.activity  # a known id is a replay or a retry: it keeps its first time (and targets)
+        else:
+            check_targets(to, self.settings)  # unknown kinds: reason "target" (not again on a replay)
+        await self.store.put_activity(activity)
+        if entry is None or not entry.removed:
+            entry = await self.store.get_activity(activity.id)  # read again after the write: fanout.core
+            _check_add(entry, activity)
+        if entry is not None and entry.removed:
+            return PlanResult(activity, "add", skipped="removed before it was added")
+        return activity
+
+
+def _check_add(entry: RegistryEntry | None, activity: Activity) -> None:
+    if entry is not None and entry.activity is not None and entry.activity.actor != activity.actor:
+        raise InvalidEvent(
+            f"activity id {activity.id!r} already belongs to actor {entry.activity.actor!r}", reason="conflict"
+        )
+
+
+def _groups(checked: list[tuple[int, Activity]]) -> Iterator[list[tuple[int, Activity]]]:
+    """The adds cut, in order, into groups of distinct ids of at most ``GROUP_MAX``."""
+    group: list[tuple[int, Activity]] = []
+    ids: set[str] = set()
+    for item in checked:
+        if item[1].id in ids or len(group) == GROUP_MAX:
+            yield group
+            group, ids = [], set()
+        group.append(item)
+        ids.add(item[1].id)
+    if group:
+        yield group
+
+
+async def _settled(steps: Sequence[Awaitable[Activity | PlanResult]]) -> list[Activity | PlanResult | InvalidEvent]:
+    """Every step's outcome (an ``InvalidEvent`` is one); the first other failure is raised after
+    all have settled, so no step is left running. One step is awaited as it is (no task)."""
+    if len(steps) == 1:
+        try:
+            return [await steps[0]]
+        except InvalidEvent as exc:
+            return [exc]
+    outcomes: list[Activity | PlanResult | InvalidEvent] = []
+    for outcome in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(outcome, BaseException) and not isinstance(outcome, InvalidEvent):
+            raise outcome
+        outcomes.append(outcome)
+    return outcomes
