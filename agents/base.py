@@ -290,6 +290,10 @@ class Agent:
             # every partition has a committed offset once settled (fanout.agents.offsets); the
             # reset only moves past records the topic's retention deleted meanwhile
             auto_offset_reset="earliest",
+            # aiokafka keeps one fetch in flight per broker, held by the broker up to this long
+            # while its partitions have no data: with the default 500 ms a partition resumed after
+            # its batch waited out that long poll before its next records were fetched
+            fetch_max_wait_ms=self.fetch_wait_ms,
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(1000, self.session_timeout_ms // 3),
         )

@@ -8,8 +8,10 @@ import pytest
 
 from fanout import MemoryStore, Settings
 from fanout.agents import worker
+from fanout.agents.planner import PlannerAgent
 from fanout.agents.writer import WriterAgent
 from fanout.errors import ConfigError
+from fanout.kafka import KafkaClients
 from fanout.store import Store
 
 
@@ -47,3 +49,21 @@ def test_low_max_in_flight_is_a_validated_setting() -> None:
     assert Settings.from_env({"FANOUT_LOW_MAX_IN_FLIGHT": "16"}).low_max_in_flight == 16
     with pytest.raises(ConfigError, match="FANOUT_LOW_MAX_IN_FLIGHT"):
         Settings.from_env({"FANOUT_LOW_MAX_IN_FLIGHT": "-1"})
+
+
+def test_an_agents_consumer_waits_at_the_broker_no_longer_than_its_batch_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka keeps one fetch in flight per broker, held up to ``fetch_max_wait_ms`` (500 ms by
+    default) while its partitions have no data: a partition resumed after its batch waited for
+    that long poll before its next records were fetched. The broker's wait is the batch wait."""
+    built: dict[str, dict[str, Any]] = {}
+
+    def consumer(self: Any, client_id: str, *topics: str, **options: Any) -> None:
+        built[client_id] = options
+
+    monkeypatch.setattr(KafkaClients, "consumer", consumer)
+    settings = Settings(batch_max_wait_ms=11, low_batch_max_wait_ms=800)
+    WriterAgent(settings, MemoryStore(), "high")._build_consumer()
+    WriterAgent(settings, MemoryStore(), "low")._build_consumer()
+    PlannerAgent(settings, MemoryStore())._build_consumer()
+    assert {name: options["fetch_max_wait_ms"] for name, options in built.items()} == {
+        "fanout-writer-high": 11, "fanout-writer-low": 800, "fanout-planner": 11}
