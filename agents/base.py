@@ -292,8 +292,9 @@ class Agent:
             auto_offset_reset="earliest",
             # aiokafka keeps one fetch in flight per broker, held by the broker up to this long
             # while its partitions have no data: with the default 500 ms a partition resumed after
-            # its batch waited out that long poll before its next records were fetched
-            fetch_max_wait_ms=self.fetch_wait_ms,
+            # its batch waited out that long poll before its next records were fetched (at least
+            # 10 ms: 0 would spin on empty fetches; at most aiokafka's default)
+            fetch_max_wait_ms=min(max(self.fetch_wait_ms, 10), 500),
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(1000, self.session_timeout_ms // 3),
         )

@@ -94,12 +94,12 @@ class TimelineWriter:
             ]
             await self.write(writes)
             written = len(writes)
-        landed = self.store.record_landed(landings(chunks, now_micros()))  # one trace row per chunk
+        landed = landings(chunks, now_micros())  # one trace row per chunk
         if self._columns is not None:  # in memory: no I/O to overlap
             undone = await self._removed_since(chunks)
-            await landed
+            await self.store.record_landed(landed)
         else:  # the registry read and the trace rows at once: one round trip less before a commit
-            undone = await _both(self._removed_since(chunks), landed)
+            undone = await _both(self._removed_since(chunks), self.store.record_landed(landed))
         await self.write(undone)
         return written + len(undone)
 

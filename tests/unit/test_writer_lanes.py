@@ -66,4 +66,6 @@ def test_an_agents_consumer_waits_at_the_broker_no_longer_than_its_batch_wait(mo
     WriterAgent(settings, MemoryStore(), "low")._build_consumer()
     PlannerAgent(settings, MemoryStore())._build_consumer()
     assert {name: options["fetch_max_wait_ms"] for name, options in built.items()} == {
-        "fanout-writer-high": 11, "fanout-writer-low": 800, "fanout-planner": 11}
+        "fanout-writer-high": 11, "fanout-writer-low": 500, "fanout-planner": 11}  # at most aiokafka's default
+    WriterAgent(Settings(batch_max_wait_ms=0), MemoryStore(), "high")._build_consumer()
+    assert built["fanout-writer-high"]["fetch_max_wait_ms"] == 10  # not 0: no spinning on empty fetches
