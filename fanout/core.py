@@ -49,7 +49,7 @@ from .notifications import AggregatedFeeds, Counts, NotificationPage
 from .pull import PullPlan, PullPolicy
 from .pullmerge import MergedReader
 from .pushing import ChunkSink, PlanResult, Pusher
-from .registering import Registrar
+from .registering import Registrar, newest_mark
 from .settings import Settings
 from .store import Key, RegistryEntry, Store, TimelineWrite
 from .tracing import Delivery, delivery_report
@@ -93,7 +93,7 @@ class Fanout:
         self.pull = PullPolicy(store, self.settings, self.followers, enabled=hybrid)
         self._window = int(self.settings.active_window_days * _DAY_US)
         self.pusher = Pusher(store, self.settings, self.followers, self.pull, self._window)
-        self.registrar = Registrar(store, self.settings, self.writer, self.mark_active)
+        self.registrar = Registrar(store, self.settings, self.writer, self._window)
         self.reader = MergedReader(store, self.settings, enabled=hybrid)  # every feed read goes through it
         self.aggregated = AggregatedFeeds(store, self.settings, grouping, self.reader)  # rules: settings, `grouping`
 
@@ -340,10 +340,9 @@ class Fanout:
         now). The one place that does: publishing and ``read(touch=True)`` call it. Cheap: it
         writes only when the mark is older than a 14th of the window (about twice a day)."""
         now = now_micros() if at is None else at
-        last = await self.store.last_active(user)
-        if now - last < self._window // 14:
-            return
-        await self.store.set_active(user, now + self._window, now)
+        mark = newest_mark(await self.store.last_active(user), [now], self._window // 14)
+        if mark is not None:
+            await self.store.set_active(user, mark + self._window, mark)
 
 
 def _activity_event(

@@ -7,8 +7,9 @@ reads the pages only after every activity of the run is registered and in the au
 (``Fanout.handle_activities``), as for one activity: a follow applied after the read copies them
 in from that feed (``fanout.graph``), one applied before is in the pages.
 
-Each activity's plan is recorded once all its chunks are sent (delivery tracing,
-``fanout.tracing``); its ``to`` targets are chunked after its followers (``fanout.targeting``).
+The plans of a pass are recorded in one write once all their chunks are sent (delivery
+tracing, ``fanout.tracing``); each activity's ``to`` targets are chunked after the followers
+(``fanout.targeting``).
 """
 
 from __future__ import annotations

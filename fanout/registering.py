@@ -6,8 +6,9 @@ activity, read again; an id removed meanwhile is not fanned out. The adds of a r
 ids touch distinct registry rows, so they are registered together, concurrently, up to
 ``GROUP_MAX`` at once. An id seen again in the run starts a new group, registered after the
 first: its second add sees the first one's row as it would one by one (a retry or a replay keeps
-the first time). Then the actor is marked active once, at the newest of the run's times, and its
-adds go to the author's user feed in one writer call.
+the first time). Then the actor's activity mark is read once and written at most once, with the
+value marking each add in turn would leave (``newest_mark``), and its adds go to the author's
+user feed in one writer call.
 
 Why: one by one, an account that posts N times in a planner batch waited about six store round
 trips a post before its followers' first chunk (the registry's three, the mark, the feed, the
@@ -18,8 +19,8 @@ about six for the run.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator, Sequence
-from typing import Final, Protocol
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
+from typing import Final
 
 from .activity import Activity
 from .codec import ActivityEvent, event_time_us, to_activity
@@ -40,16 +41,24 @@ GROUP_MAX: Final = 32
 Registered = Activity | PlanResult | InvalidEvent
 
 
-class MarkActive(Protocol):
-    async def __call__(self, user: str, *, at: int | None = None) -> None: ...
+def newest_mark(last: int, times: Iterable[int], every: int) -> int | None:
+    """The activity mark that marking a user active at each of ``times`` in turn leaves, given
+    their mark ``last``: a time at least ``every`` after the mark before it is written (and becomes
+    the mark), others are not; None when none is. Each mark written outranks the ones before it
+    (``Store.set_active`` keeps the newest), so writing only this one ends the same."""
+    mark = None
+    for at in times:
+        if at - last >= every:
+            last = mark = at
+    return mark
 
 
 class Registrar:
-    def __init__(self, store: Store, settings: Settings, writer: TimelineWriter, mark_active: MarkActive) -> None:
+    def __init__(self, store: Store, settings: Settings, writer: TimelineWriter, window: int) -> None:
         self.store = store
         self.settings = settings
         self.writer = writer
-        self.mark_active = mark_active
+        self.window = window  # the active window (microseconds): a mark is written once a 14th of it old
 
     async def register(self, adds: Sequence[tuple[ActivityEvent, int]], now: int) -> list[Registered]:
         """Register (event, accepted time) adds of one actor, in order of their results; raises
@@ -68,10 +77,15 @@ class Registrar:
             for (index, _), outcome in zip(group, await _settled(steps), strict=True):
                 out[index] = outcome
         results = [r for r in out if r is not None]
+        if len(results) != len(adds):  # every slot is filled above: results line up with the events
+            raise RuntimeError(f"registering {len(adds)} adds gave {len(results)} outcomes")
         accepted = [r for r in results if isinstance(r, Activity)]
         if accepted:
             actor = accepted[0].actor  # a replayed old event is old activity: marked at its time
-            await self.mark_active(actor, at=max(min(now, a.ts) for a in accepted))
+            last = await self.store.last_active(actor)
+            mark = newest_mark(last, (min(now, a.ts) for a in accepted), self.window // 14)
+            if mark is not None:  # the mark one by one would leave, in one write
+                await self.store.set_active(actor, mark + self.window, mark)
             own = feed_id(self.settings.user_feed_kind, actor)
             await self.writer.write([TimelineWrite(own, placed(a), a.ts) for a in accepted])
         return results

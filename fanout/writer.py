@@ -27,7 +27,7 @@ import asyncio
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
-from typing import Final, TypeVar, cast
+from typing import Final, cast
 
 from .activity import REMOVED_WRITE_TS, Activity, now_micros
 from .codec import ChunkMessage
@@ -47,7 +47,6 @@ def hash_due(feed: str, activity_id: str, trim_every: int) -> bool:
 
 
 _READS_AT_ONCE = 256  # registry reads awaited together (the store bounds its requests in flight too)
-_T = TypeVar("_T")
 
 
 class TimelineWriter:
@@ -80,7 +79,10 @@ class TimelineWriter:
         planned, met by the unfollow's deletes (the unfollow read the author's feed, which held the
         activity, or this follower's, which held this write). See ``fanout.core``.
 
-        Last, each chunk's landing is recorded for delivery tracing (``fanout.tracing``).
+        Each chunk's landing is recorded for delivery tracing (``fanout.tracing``): at the same
+        time as the registry read (one round trip less before a commit; in memory, after the
+        removes). A failed trace write is raised only after the removes are written: tracing never
+        holds back a remove.
         """
         if len(chunks) == 1 and self._columns is not None:  # the eager mode: one chunk a call
             chunk = chunks[0]
@@ -97,11 +99,18 @@ class TimelineWriter:
         landed = landings(chunks, now_micros())  # one trace row per chunk
         if self._columns is not None:  # in memory: no I/O to overlap
             undone = await self._removed_since(chunks)
+            await self.write(undone)
             await self.store.record_landed(landed)
-        else:  # the registry read and the trace rows at once: one round trip less before a commit
-            undone = await _both(self._removed_since(chunks), self.store.record_landed(landed))
-        await self.write(undone)
-        return written + len(undone)
+            return written + len(undone)
+        removed, traced = await asyncio.gather(
+            self._removed_since(chunks), self.store.record_landed(landed), return_exceptions=True
+        )
+        if isinstance(removed, BaseException):
+            raise removed  # after the trace write settled: nothing left running
+        await self.write(removed)
+        if isinstance(traced, BaseException):
+            raise traced
+        return written + len(removed)
 
     async def _removed_since(self, chunks: Sequence[ChunkMessage]) -> list[TimelineWrite]:
         """Removes for the feeds of the add chunks whose activity the registry says is removed."""
@@ -194,15 +203,6 @@ class TimelineWriter:
                 self._counts[feed] = max(0, self._counts[feed] - due[feed])  # inserts since stay counted
         if failure is not None:
             raise failure
-
-
-async def _both(first: Awaitable[_T], second: Awaitable[None]) -> _T:
-    """``first``'s result once both are done; the first failure is raised after both settled."""
-    result, other = await asyncio.gather(first, second, return_exceptions=True)
-    for outcome in (result, other):
-        if isinstance(outcome, BaseException):
-            raise outcome
-    return cast(_T, result)
 
 
 async def _settle(trim: Awaitable[int]) -> int | BaseException:

@@ -9,6 +9,7 @@ the run. The end state is the one-by-one state (``test_post_runs``); here: the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -121,17 +122,31 @@ async def test_groups_hold_at_most_group_max_adds() -> None:
     assert sum(store.own_feed_writes) == GROUP_MAX + 5  # in one call (cut where a trim falls due)
 
 
-async def test_the_mark_is_the_newest_time_of_the_run_and_a_refused_add_is_not_marked() -> None:
-    store = CallingStore()
-    await followed(store)
+HOUR = 3_600_000_000
+
+
+@pytest.mark.parametrize("gaps_h", [[0, 1, 2, 3, 4], [0, 13, 1, 13], [30 * 24, 0, 5 * 24]])
+async def test_the_activity_mark_ends_as_one_by_one_in_one_read_and_at_most_one_write(gaps_h: list[int]) -> None:
+    """One by one, each post marks its author unless the mark is under a 14th of the 7-day window
+    (12 h) old; the run reads the mark once and writes only the mark that leaves. Replayed old
+    posts are old activity; a refused post marks nothing."""
     settings = SETTINGS.replace(pull_threshold=0)
-    fanout = Fanout(store, settings, sink=Recorder())
-    old = T0 - 30 * 86_400_000_000  # replayed old posts are old activity
-    events = [(post("o1"), old), (post("o2"), old + 7), (post("bad", time="1990-01-01T00:00:00Z"), T0)]
-    results = await fanout.handle_activities(events)
-    assert isinstance(results[2], InvalidEvent) and results[2].reason == "time"
-    assert store.calls["last_active"] == 1 and store.calls["pull_state"] == 0  # hybrid off: no state read
-    assert await store.last_active("a") == old + 7
+    old = T0 - 40 * 24 * HOUR
+    times = [old + sum(gaps_h[: n + 1]) * HOUR for n in range(len(gaps_h))]
+    events = [(post(f"p{n}"), t) for n, t in enumerate(times)] + [(post("bad", time="1990-01-01T00:00:00Z"), T0)]
+    stores = CallingStore(), CallingStore()
+    for store in stores:
+        await followed(store)
+        await store.set_follow("a", "b", True, T0)  # a follows b: a's row under b holds a's mark
+    together, one_by_one = (Fanout(store, settings, sink=Recorder()) for store in stores)
+    results = await together.handle_activities(events)
+    assert isinstance(results[-1], InvalidEvent) and results[-1].reason == "time"
+    for event, accepted in events:
+        with contextlib.suppress(InvalidEvent):
+            await one_by_one.handle_activity(event, accepted)
+    assert stores[0].calls["last_active"] == 1 and stores[0].calls["pull_state"] == 0  # hybrid off: no read
+    assert await stores[0].last_active("a") == await stores[1].last_active("a")
+    assert stores[0]._active_until["b"] == stores[1]._active_until["b"]
 
 
 class FailingOne(CallingStore):

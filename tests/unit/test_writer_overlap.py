@@ -73,9 +73,15 @@ async def test_the_registry_read_and_the_landing_traces_are_in_flight_together()
     assert await store.inner.read("timeline:u1", limit=5) == []
 
 
-async def test_a_failed_landing_is_raised_after_the_registry_read_settled() -> None:
+async def test_a_failed_landing_is_raised_after_the_removes_are_written() -> None:
+    """Tracing never holds back a remove: with the add's activity removed meanwhile, the rows are
+    written again as removes before the trace write's failure is raised."""
     store = Meeting(fail_landing=True)
+    activity = Activity(id="a1", actor="x", verb="v", object="o", ts=T0)
+    await store.inner.put_activity(activity)
+    await store.inner.mark_removed("a1")
     writer = TimelineWriter(store, max_length=10, trim_every=5)  # type: ignore[arg-type]
     with pytest.raises(StoreError):
-        await writer.write_chunks([chunk(Activity(id="a1", actor="x", verb="v", object="o", ts=T0))])
+        await writer.write_chunks([chunk(activity)])
     assert store.finished == {"registry"}  # not left running
+    assert await store.inner.read("timeline:u1", limit=5) == []
