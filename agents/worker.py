@@ -10,6 +10,7 @@ uncommitted, within ``grace_seconds``; a second signal cancels at once) or cance
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from typing import Any
 
@@ -21,6 +22,7 @@ from .base import Agent
 from .follows import FollowsAgent
 from .health import serve
 from .planner import PlannerAgent
+from .quietlogs import QuietDriverLogs
 from .signals import stop_on_signals
 from .supervisor import supervise, watch_parent
 from .writer import WriterAgent
@@ -36,7 +38,13 @@ async def open_store(settings: Settings, *, write_mode: str | None = None) -> St
     """
     from fanout.cassandra import CassandraStore
 
-    return await CassandraStore.connect(settings, write_mode=write_mode)
+    importlib.import_module("cassandra.cluster")  # the driver is imported lazily: its loggers exist from here on
+    quiet = QuietDriverLogs()  # the node down: the driver's warnings on one line, not tracebacks
+    quiet.install()
+    try:
+        return await CassandraStore.connect(settings, write_mode=write_mode)
+    finally:
+        quiet.uninstall()
 
 
 def build_agent(

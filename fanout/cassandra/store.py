@@ -113,7 +113,8 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
             await asyncio.to_thread(cluster.shutdown)
             hosts = ",".join(settings.cassandra_hosts)
             raise StoreError(
-                f"Cassandra not reachable on {hosts}:{settings.cassandra_port}: {exc}", retriable=True
+                f"Cassandra not reachable on {hosts}:{settings.cassandra_port} (start it, e.g. `make up`, or set "
+                f"FANOUT_CASSANDRA_HOSTS / FANOUT_CASSANDRA_PORT): {exc}", retriable=True
             ) from exc
         return cls(cluster, session, settings, keyspace=name, write_mode=write_mode)
 

@@ -45,3 +45,24 @@ def test_a_new_message_is_printed_and_the_filter_comes_off() -> None:
     assert quiet.filter(record) and quiet.filter(record)  # repeat_every 0: every repeat is printed
     quiet.uninstall()
     assert quiet not in logger.filters
+
+
+async def test_a_worker_that_cannot_reach_cassandra_logs_no_driver_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`fanout worker` with the node down: the driver's connection warnings while the store opens
+    are one line each, like those during an outage (the CLI then prints its one-line error)."""
+    from fanout import Settings, StoreError
+    from fanout.agents import worker
+    from fanout.cassandra import CassandraStore
+
+    async def unreachable(settings: Settings, **_: object) -> None:
+        _warn_with_traceback(logging.getLogger("cassandra.cluster"), "127.0.0.1:9042")
+        raise StoreError("Cassandra not reachable on 127.0.0.1:9042", retriable=False)
+
+    monkeypatch.setattr(CassandraStore, "connect", unreachable)
+    with caplog.at_level(logging.INFO, logger="cassandra"), pytest.raises(StoreError):
+        await worker.open_store(Settings())
+    assert [r.exc_info for r in caplog.records] == [None]
+    assert "Traceback" not in caplog.text
+    assert logging.getLogger("cassandra.cluster").filters == []  # taken off again
