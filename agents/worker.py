@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 from typing import Any
 
 from fanout.settings import Settings
@@ -45,6 +46,18 @@ async def open_store(settings: Settings, *, write_mode: str | None = None) -> St
         return await CassandraStore.connect(settings, write_mode=write_mode)
     finally:
         quiet.uninstall()
+
+
+def yield_cpu(role: str, priority: str | None, settings: Settings) -> int | None:
+    """Raise a LOW writer process's niceness by ``settings.low_nice`` (``FANOUT_LOW_NICE``), for
+    the process that runs it (``fanout worker writer --priority low``, each LOW child of ``worker
+    all``), never for an agent run inside another program. The LOW lane is the backlog of
+    inactive followers: where the CPU is short, the kernel then gives it to the HIGH writers,
+    the planner and the servers first, and to the LOW writer whenever they leave it idle.
+    Returns the process's new niceness, or None when nothing changed."""
+    if role != "writer" or priority != "low" or not settings.low_nice:
+        return None
+    return os.nice(settings.low_nice)
 
 
 def build_agent(

@@ -110,11 +110,16 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.role == "all":
         return asyncio.run(_supervise(args, settings))
     from fanout.agents.supervisor import die_with_parent
-    from fanout.agents.worker import run_worker
+    from fanout.agents.worker import run_worker, yield_cpu
 
     if args.parent_pid and not die_with_parent(args.parent_pid):
         print(f"fanout worker {label}: the supervisor (pid {args.parent_pid}) is gone; not starting", file=sys.stderr)
         return 0
+    niceness = yield_cpu(args.role, args.priority, settings)
+    if niceness is not None:
+        logging.getLogger("fanout.agents").info(
+            "niceness %d (FANOUT_LOW_NICE=%d): the HIGH writers, the planner and the servers get the CPU first",
+            niceness, settings.low_nice)
     try:
         asyncio.run(
             run_worker(

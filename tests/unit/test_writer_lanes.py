@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -69,3 +72,45 @@ def test_an_agents_consumer_waits_at_the_broker_no_longer_than_its_batch_wait(mo
         "fanout-writer-high": 11, "fanout-writer-low": 500, "fanout-planner": 11}  # at most aiokafka's default
     WriterAgent(Settings(batch_max_wait_ms=0), MemoryStore(), "high")._build_consumer()
     assert built["fanout-writer-high"]["fetch_max_wait_ms"] == 10  # not 0: no spinning on empty fetches
+
+
+@pytest.mark.parametrize(("role", "priority", "low_nice", "want"), [
+    ("writer", "low", 10, [10]), ("writer", "low", 3, [3]), ("writer", "low", 0, []),
+    ("writer", "high", 10, []), ("planner", None, 10, []), ("follows", None, 10, []),
+])
+def test_only_a_low_writer_process_yields_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, role: str, priority: str | None, low_nice: int, want: list[int]
+) -> None:
+    calls: list[int] = []
+
+    def nice(increment: int) -> int:
+        calls.append(increment)
+        return 7
+
+    monkeypatch.setattr(os, "nice", nice)
+    niceness = worker.yield_cpu(role, priority, Settings(low_nice=low_nice))
+    assert calls == want
+    assert niceness == (7 if want else None)
+
+
+def test_low_nice_is_a_validated_setting() -> None:
+    assert Settings().low_nice == 10
+    assert Settings.from_env({"FANOUT_LOW_NICE": "0"}).low_nice == 0
+    for bad in ("-1", "20"):
+        with pytest.raises(ConfigError, match="FANOUT_LOW_NICE must be within 0-19"):
+            Settings.from_env({"FANOUT_LOW_NICE": bad})
+
+
+@pytest.mark.parametrize(("priority", "niceness"), [("low", os.nice(0) + 5), ("high", None)])
+def test_a_low_writer_process_runs_at_a_higher_niceness(priority: str, niceness: int | None) -> None:
+    """The real CLI in its own process (the node unreachable: it exits after saying so): a LOW
+    writer raises its niceness before it opens the store and says so; a HIGH writer does not."""
+    env = {"FANOUT_CASSANDRA_PORT": "1", "FANOUT_LOW_NICE": "5", "PATH": "/usr/bin:/bin"}  # nothing listens there
+    done = subprocess.run([sys.executable, "-m", "fanout", "worker", "writer", "--priority", priority,
+                           "--log-level", "INFO"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and "Cassandra not reachable" in done.stderr, done.stderr
+    said = [line for line in done.stderr.splitlines() if "FANOUT_LOW_NICE=5" in line]
+    if niceness is None:
+        assert said == []
+    else:
+        assert len(said) == 1 and f"niceness {niceness} " in said[0], done.stderr
