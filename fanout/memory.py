@@ -22,18 +22,18 @@ horizon is applied lazily, at the next call, in O(1) per forgotten delete. The f
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
 from .activity import Activity
 from .marks import MemoryMarks
+from .memorygraph import MemoryGraph
 from .pull import MemoryPulledAccounts
 from .settings import Settings
-from .store import Edge, FollowerRow, Key, PriorityPage, RegistryEntry, TimelineWrite
+from .store import Key, RegistryEntry, TimelineWrite
 from .tracing import DEFAULT_TRACE_TTL_SECONDS, MemoryTraces
 
 DEFAULT_GRACE_SECONDS: Final = 10 * 86_400  # Cassandra's default gc_grace_seconds
@@ -91,7 +91,7 @@ def _wins(new_ts: int, new_is_delete: bool, old: _Cell | None) -> bool:
     return new_is_delete  # on a tie a delete wins (and a repeated delete restarts the horizon)
 
 
-class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
+class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
     """Dictionaries with the same last-write-wins rules as the Cassandra store, bounded by the same
     horizon and TTL (see the module docstring)."""
 
@@ -103,6 +103,7 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         trace_ttl_seconds: float = DEFAULT_TRACE_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        MemoryGraph.__init__(self)  # the follow graph (fanout.memorygraph)
         MemoryMarks.__init__(self)  # notification marks (fanout.marks)
         MemoryPulledAccounts.__init__(self)  # hybrid fanout (fanout.pull)
         MemoryTraces.__init__(self, trace_ttl_seconds)  # delivery tracing (fanout.tracing)
@@ -111,10 +112,6 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         self.clock = clock
         self._feeds: dict[str, _Feed] = {}
         self._registry: dict[str, _Registered] = {}
-        self._edges: dict[str, dict[str, tuple[int, bool]]] = {}  # followee -> follower -> (at, on)
-        self._following: dict[str, dict[str, tuple[int, bool]]] = {}
-        self._active_until: dict[str, dict[str, int]] = {}  # followee -> follower -> until
-        self._last_active: dict[str, int] = {}
         # in the order they happened: (when, feed, activity id or None for a clear_feed, what was written)
         self._deletes: deque[tuple[float, str, str | None, _Cell | int]] = deque()
         self._expiring_rows: deque[tuple[float, str, str, _Cell]] = deque()  # (expires, feed, id, cell)
@@ -323,77 +320,6 @@ class MemoryStore(MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         until = self.clock() + self.ttl_seconds
         self._expiring_entries.append((until, activity_id))
         return until
-
-    # follow graph ----------------------------------------------------------------------
-    async def set_follow(
-        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0
-    ) -> None:
-        edges = self._edges.setdefault(followee, {})
-        old = edges.get(follower)
-        if old is not None and (old[0] > at or (old[0] == at and not old[1])):
-            return  # an equal or newer write already decided this edge
-        edges[follower] = (at, following)
-        self._following.setdefault(follower, {})[followee] = (at, following)
-        if following:
-            until = self._active_until.setdefault(followee, {})
-            until[follower] = max(active_until, until.get(follower, 0))
-
-    async def following(self, user: str) -> list[str]:
-        return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
-
-    async def follow_edge(self, follower: str, followee: str) -> Edge | None:
-        edge = self._following.get(follower, {}).get(followee)
-        return None if edge is None else Edge(edge[1], edge[0])
-
-    async def follow_edges(self, follower: str, followees: Collection[str] | None = None) -> dict[str, Edge]:
-        edges = self._following.get(follower, {})
-        return {f: Edge(on, at) for f, (at, on) in edges.items() if followees is None or f in followees}
-
-    async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
-        until = self._active_until.get(followee, {})
-        for ids in self._follower_slices(followee, page_size):
-            yield [FollowerRow(follower, until.get(follower, 0)) for follower in ids]
-
-    def _follower_slices(self, followee: str, page_size: int) -> Iterator[list[str]]:
-        """The followee's followers in pages of up to ``page_size``: its edges (the keys, taken at
-        the start) ``page_size`` at a time, each checked when its page is cut (follows may change
-        between pages; an edge turned off leaves its page short, as in Cassandra's pages)."""
-        edges = self._edges.get(followee, {})
-        keys = list(edges)
-        get = edges.get
-        size = max(page_size, 1)
-        for start in range(0, len(keys), size):
-            ids = [f for f in keys[start : start + size] if (edge := get(f)) is not None and edge[1]]
-            if ids:
-                yield ids
-
-    async def priority_pages(self, followee: str, now: int, page_size: int) -> AsyncIterator[PriorityPage]:
-        """``followers`` split as ``ActiveWindowPolicy`` splits it, (HIGH, LOW) ids per page, with
-        no ``FollowerRow`` per follower: the same pages in the same order."""
-        if type(self).followers is not MemoryStore.followers:  # a subclass's pages, split here
-            async for rows in self.followers(followee, page_size=page_size):
-                split = [r.follower for r in rows if r.active_until > now]
-                yield split, [r.follower for r in rows if r.active_until <= now]
-            return
-        until = self._active_until.get(followee, {}).get
-        for ids in self._follower_slices(followee, page_size):
-            yield [f for f in ids if until(f, 0) > now], [f for f in ids if until(f, 0) <= now]
-
-    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
-        edges = self._edges.get(followee, {})
-        return heapq.nsmallest(limit, (f for f, (_, on) in edges.items() if on and (after is None or f > after)))
-
-    async def follower_count(self, followee: str) -> int:
-        return sum(on for _, on in self._edges.get(followee, {}).values())
-
-    async def last_active(self, user: str) -> int:
-        return self._last_active.get(user, 0)
-
-    async def set_active(self, user: str, active_until: int, at: int) -> None:
-        self._last_active[user] = max(at, self._last_active.get(user, 0))
-        for followee in await self.following(user):
-            until = self._active_until.setdefault(followee, {})
-            until[user] = max(active_until, until.get(user, 0))
 
     async def close(self) -> None:
         self.closed = True

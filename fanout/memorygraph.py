@@ -1,0 +1,108 @@
+"""The in-memory twin's follow graph (``MemoryStore``'s part of ``Store``): edges both ways, each
+follower's ``active_until`` per followee, each user's last activity.
+
+Cassandra's rules: an edge is written at ``at`` and the newest write wins, an unfollow a tie; an
+unfollowed edge's row stays (``on`` False), as the row does in Cassandra. Follower pages are the
+edges' keys taken when the pages start, ``page_size`` at a time, each checked when its page is
+cut (follows may change between pages; an edge turned off leaves its page short). A followee
+whose edges are all on (the count of its edges turned off is kept) has its pages cut as they
+are, without a look at each edge: the eager mode's follower pages cost a slice, not a lookup a
+follower.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator, Collection, Iterator
+
+from .store import Edge, FollowerRow, PriorityPage
+
+
+class MemoryGraph:
+    """Dictionaries of the follow graph; a mixin of ``MemoryStore``."""
+
+    def __init__(self) -> None:
+        self._edges: dict[str, dict[str, tuple[int, bool]]] = {}  # followee -> follower -> (at, on)
+        self._edges_off: dict[str, int] = {}  # followee -> how many of its edges are off (absent: none)
+        self._following: dict[str, dict[str, tuple[int, bool]]] = {}
+        self._active_until: dict[str, dict[str, int]] = {}  # followee -> follower -> until
+        self._last_active: dict[str, int] = {}
+
+    async def set_follow(
+        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0
+    ) -> None:
+        edges = self._edges.setdefault(followee, {})
+        old = edges.get(follower)
+        if old is not None and (old[0] > at or (old[0] == at and not old[1])):
+            return  # an equal or newer write already decided this edge
+        edges[follower] = (at, following)
+        self._following.setdefault(follower, {})[followee] = (at, following)
+        turned_off = (not following) - (old is not None and not old[1])  # +1 on -> off, -1 off -> on
+        if turned_off:
+            off = self._edges_off.get(followee, 0) + turned_off
+            if off:
+                self._edges_off[followee] = off
+            else:
+                del self._edges_off[followee]
+        if following:
+            until = self._active_until.setdefault(followee, {})
+            until[follower] = max(active_until, until.get(follower, 0))
+
+    async def following(self, user: str) -> list[str]:
+        return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
+
+    async def follow_edge(self, follower: str, followee: str) -> Edge | None:
+        edge = self._following.get(follower, {}).get(followee)
+        return None if edge is None else Edge(edge[1], edge[0])
+
+    async def follow_edges(self, follower: str, followees: Collection[str] | None = None) -> dict[str, Edge]:
+        edges = self._following.get(follower, {})
+        return {f: Edge(on, at) for f, (at, on) in edges.items() if followees is None or f in followees}
+
+    async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
+        until = self._active_until.get(followee, {})
+        for ids in self._follower_slices(followee, page_size):
+            yield [FollowerRow(follower, until.get(follower, 0)) for follower in ids]
+
+    def _follower_slices(self, followee: str, page_size: int) -> Iterator[list[str]]:
+        """The followee's followers in pages of up to ``page_size`` (see the module docstring):
+        a page of a followee with no edge off is its slice of the keys as it is."""
+        edges = self._edges.get(followee, {})
+        keys = list(edges)
+        get = edges.get
+        size = max(page_size, 1)
+        for start in range(0, len(keys), size):
+            if followee in self._edges_off:
+                ids = [f for f in keys[start : start + size] if (edge := get(f)) is not None and edge[1]]
+            else:  # every edge on now: so is every key of the slice (an edge's row is never deleted)
+                ids = keys[start : start + size]
+            if ids:
+                yield ids
+
+    async def priority_pages(self, followee: str, now: int, page_size: int) -> AsyncIterator[PriorityPage]:
+        """``followers`` split as ``ActiveWindowPolicy`` splits it, (HIGH, LOW) ids per page, with
+        no ``FollowerRow`` per follower: the same pages in the same order."""
+        if type(self).followers is not MemoryGraph.followers:  # a subclass's pages, split here
+            async for rows in self.followers(followee, page_size=page_size):
+                split = [r.follower for r in rows if r.active_until > now]
+                yield split, [r.follower for r in rows if r.active_until <= now]
+            return
+        until = self._active_until.get(followee, {}).get
+        for ids in self._follower_slices(followee, page_size):
+            yield [f for f in ids if until(f, 0) > now], [f for f in ids if until(f, 0) <= now]
+
+    async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
+        edges = self._edges.get(followee, {})
+        return heapq.nsmallest(limit, (f for f, (_, on) in edges.items() if on and (after is None or f > after)))
+
+    async def follower_count(self, followee: str) -> int:
+        return sum(on for _, on in self._edges.get(followee, {}).values())
+
+    async def last_active(self, user: str) -> int:
+        return self._last_active.get(user, 0)
+
+    async def set_active(self, user: str, active_until: int, at: int) -> None:
+        self._last_active[user] = max(at, self._last_active.get(user, 0))
+        for followee in await self.following(user):
+            until = self._active_until.setdefault(followee, {})
+            until[user] = max(active_until, until.get(user, 0))
