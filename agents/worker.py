@@ -13,7 +13,8 @@ import asyncio
 import importlib
 import logging
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from fanout.settings import Settings
 from fanout.store import Store
@@ -48,16 +49,40 @@ async def open_store(settings: Settings, *, write_mode: str | None = None) -> St
         quiet.uninstall()
 
 
-def yield_cpu(role: str, priority: str | None, settings: Settings) -> int | None:
+#: Linux's autogroup scheduling: a session's processes share one group, weighed against other
+#: sessions by the group's own nice value (``man 7 sched``); absent where the kernel has none.
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+class Yielded(NamedTuple):
+    niceness: int  # the process's own, after ``os.nice``
+    autogroup: bool  # its session's autogroup set to the same nice value too
+
+
+def yield_cpu(role: str, priority: str | None, settings: Settings) -> Yielded | None:
     """Raise a LOW writer process's niceness by ``settings.low_nice`` (``FANOUT_LOW_NICE``), for
     the process that runs it (``fanout worker writer --priority low``, each LOW child of ``worker
     all``), never for an agent run inside another program. The LOW lane is the backlog of
-    inactive followers: where the CPU is short, the kernel then gives it to the HIGH writers,
-    the planner and the servers first, and to the LOW writer whenever they leave it idle.
-    Returns the process's new niceness, or None when nothing changed."""
+    inactive followers: where the CPU is short, the kernel gives the LOW writer a smaller share
+    (at 10 about a tenth of a nice-0 process's weight) and the HIGH writers, the planner and the
+    servers more. A nice value only weighs against processes of the same autogroup (the same
+    session) where the kernel groups by session: a LOW writer that leads its own session (each
+    child of ``worker all``) sets its session's autogroup nice too, so that it yields to the other
+    sessions, Kafka's and Cassandra's included; one started in a shell's session does not (that
+    would slow the whole session). Containers and systemd units weigh cgroups the same way: there
+    it yields only within its own. Call it before anything starts a thread (a thread keeps the
+    niceness it started with). Returns what changed, or None when nothing did."""
     if role != "writer" or priority != "low" or not settings.low_nice:
         return None
-    return os.nice(settings.low_nice)
+    niceness = os.nice(settings.low_nice)
+    autogroup = False
+    if os.getsid(0) == os.getpid():  # alone in its session: its autogroup is its own
+        try:
+            AUTOGROUP.write_text(f"{settings.low_nice}\n")
+            autogroup = True
+        except OSError:  # no autogroup in this kernel, or not allowed: the niceness alone
+            pass
+    return Yielded(niceness, autogroup)
 
 
 def build_agent(

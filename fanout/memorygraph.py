@@ -7,7 +7,7 @@ edges' keys taken when the pages start, ``page_size`` at a time, each checked wh
 cut (follows may change between pages; an edge turned off leaves its page short). A followee
 whose edges are all on (the count of its edges turned off is kept) has its pages cut as they
 are, without a look at each edge: the eager mode's follower pages cost a slice, not a lookup a
-follower.
+follower. An edge's row is never deleted: a method that ever deletes one must keep that count.
 """
 
 from __future__ import annotations

@@ -91,8 +91,9 @@ class Settings:
     # at the node leave HIGH writes less to wait behind
     low_max_in_flight: int = 0
     # niceness a LOW writer process adds to its own (os.nice; 0: none): where the CPU is short, the
-    # HIGH writers, the planner and the servers get it first (make bench case 3: HIGH p99 under
-    # full load 1.1-1.3 s -> 0.85-1.0 s at 10; README "Priorities")
+    # HIGH writers, the planner and the servers get more of it (make bench case 3, medians of three
+    # interleaved series: HIGH p99 under full load ~1.2-1.7 s -> ~0.93-1.15 s at 10, deliveries/s
+    # 3-11% lower; README "Priorities", also on autogroups and cgroups)
     low_nice: int = 10
     # followers whose events of one batch the follows agent applies at once (each follower's in order)
     follows_concurrency: int = 32

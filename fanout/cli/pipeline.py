@@ -115,11 +115,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.parent_pid and not die_with_parent(args.parent_pid):
         print(f"fanout worker {label}: the supervisor (pid {args.parent_pid}) is gone; not starting", file=sys.stderr)
         return 0
-    niceness = yield_cpu(args.role, args.priority, settings)
-    if niceness is not None:
+    yielded = yield_cpu(args.role, args.priority, settings)  # before anything starts a thread
+    if yielded is not None:
         logging.getLogger("fanout.agents").info(
-            "niceness %d (FANOUT_LOW_NICE=%d): the HIGH writers, the planner and the servers get the CPU first",
-            niceness, settings.low_nice)
+            "niceness %d%s (FANOUT_LOW_NICE=%d): the HIGH writers, the planner and the servers get more of the CPU",
+            yielded.niceness, ", its session's autogroup too" if yielded.autogroup else "", settings.low_nice)
     try:
         asyncio.run(
             run_worker(

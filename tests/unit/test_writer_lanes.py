@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,7 +80,7 @@ def test_an_agents_consumer_waits_at_the_broker_no_longer_than_its_batch_wait(mo
     ("writer", "high", 10, []), ("planner", None, 10, []), ("follows", None, 10, []),
 ])
 def test_only_a_low_writer_process_yields_the_cpu(
-    monkeypatch: pytest.MonkeyPatch, role: str, priority: str | None, low_nice: int, want: list[int]
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, role: str, priority: str | None, low_nice: int, want: list[int]
 ) -> None:
     calls: list[int] = []
 
@@ -88,9 +89,26 @@ def test_only_a_low_writer_process_yields_the_cpu(
         return 7
 
     monkeypatch.setattr(os, "nice", nice)
-    niceness = worker.yield_cpu(role, priority, Settings(low_nice=low_nice))
+    monkeypatch.setattr(os, "getsid", lambda pid: os.getpid())  # a session leader, as each child of `worker all`
+    monkeypatch.setattr(worker, "AUTOGROUP", tmp_path / "autogroup")
+    yielded = worker.yield_cpu(role, priority, Settings(low_nice=low_nice))
     assert calls == want
-    assert niceness == (7 if want else None)
+    assert yielded == (worker.Yielded(7, True) if want else None)
+    written = (tmp_path / "autogroup").read_text() if want else None
+    assert written == (f"{want[0]}\n" if want else None)
+
+
+def test_a_low_writer_in_a_shared_session_leaves_the_sessions_autogroup_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(os, "nice", lambda increment: 10)
+    monkeypatch.setattr(os, "getsid", lambda pid: os.getpid() + 1)  # started from a shell: not its session
+    monkeypatch.setattr(worker, "AUTOGROUP", tmp_path / "autogroup")
+    assert worker.yield_cpu("writer", "low", Settings()) == worker.Yielded(10, False)
+    assert not (tmp_path / "autogroup").exists()
+    monkeypatch.setattr(os, "getsid", lambda pid: os.getpid())
+    monkeypatch.setattr(worker, "AUTOGROUP", tmp_path)  # a directory: the write fails, the niceness stays
+    assert worker.yield_cpu("writer", "low", Settings()) == worker.Yielded(10, False)
 
 
 def test_low_nice_is_a_validated_setting() -> None:
@@ -101,16 +119,22 @@ def test_low_nice_is_a_validated_setting() -> None:
             Settings.from_env({"FANOUT_LOW_NICE": bad})
 
 
-@pytest.mark.parametrize(("priority", "niceness"), [("low", os.nice(0) + 5), ("high", None)])
-def test_a_low_writer_process_runs_at_a_higher_niceness(priority: str, niceness: int | None) -> None:
+@pytest.mark.parametrize("own_session", [False, True])
+@pytest.mark.parametrize("priority", ["low", "high"])
+def test_a_low_writer_process_runs_at_a_higher_niceness(priority: str, own_session: bool) -> None:
     """The real CLI in its own process (the node unreachable: it exits after saying so): a LOW
-    writer raises its niceness before it opens the store and says so; a HIGH writer does not."""
+    writer raises its niceness before it opens the store and says so, and, leading its own
+    session as each child of `worker all` does, its session's autogroup nice (where the kernel
+    has autogroups); a HIGH writer does neither."""
     env = {"FANOUT_CASSANDRA_PORT": "1", "FANOUT_LOW_NICE": "5", "PATH": "/usr/bin:/bin"}  # nothing listens there
     done = subprocess.run([sys.executable, "-m", "fanout", "worker", "writer", "--priority", priority,
-                           "--log-level", "INFO"], capture_output=True, text=True, env=env, timeout=60)
+                           "--log-level", "INFO"], capture_output=True, text=True, env=env, timeout=60,
+                          start_new_session=own_session)
     assert done.returncode == 2 and "Cassandra not reachable" in done.stderr, done.stderr
     said = [line for line in done.stderr.splitlines() if "FANOUT_LOW_NICE=5" in line]
-    if niceness is None:
+    if priority == "high":
         assert said == []
-    else:
-        assert len(said) == 1 and f"niceness {niceness} " in said[0], done.stderr
+        return
+    assert len(said) == 1 and f"niceness {min(os.nice(0) + 5, 19)}" in said[0], done.stderr
+    autogroups = own_session and worker.AUTOGROUP.exists()
+    assert ("its session's autogroup too" in said[0]) == autogroups, said[0]
