@@ -49,7 +49,7 @@ from .notifications import AggregatedFeeds, Counts, NotificationPage
 from .pull import PullPlan, PullPolicy
 from .pullmerge import MergedReader
 from .pushing import ChunkSink, PlanResult, Pusher
-from .registering import Registrar, newest_mark
+from .registering import Registrar, mark_active_at
 from .settings import Settings
 from .store import Key, RegistryEntry, Store, TimelineWrite
 from .tracing import Delivery, delivery_report
@@ -337,12 +337,11 @@ class Fanout:
     # activity of users -----------------------------------------------------------------
     async def mark_active(self, user: str, *, at: int | None = None) -> None:
         """Mark ``user`` active, a HIGH follower for ``active_window_days`` from ``at`` (default:
-        now). The one place that does: publishing and ``read(touch=True)`` call it. Cheap: it
-        writes only when the mark is older than a 14th of the window (about twice a day)."""
+        now). Only this and publishing (``registering.mark_active_at``, each post of a run's time in
+        turn) mark users active; ``read(touch=True)`` calls this. Cheap: it writes only when the
+        mark is older than a 14th of the window (about twice a day)."""
         now = now_micros() if at is None else at
-        mark = newest_mark(await self.store.last_active(user), [now], self._window // 14)
-        if mark is not None:
-            await self.store.set_active(user, mark + self._window, mark)
+        await mark_active_at(self.store, user, [now], self._window)
 
 
 def _activity_event(

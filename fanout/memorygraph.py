@@ -96,7 +96,7 @@ class MemoryGraph:
         return heapq.nsmallest(limit, (f for f, (_, on) in edges.items() if on and (after is None or f > after)))
 
     async def follower_count(self, followee: str) -> int:
-        return sum(on for _, on in self._edges.get(followee, {}).values())
+        return len(self._edges.get(followee, {})) - self._edges_off.get(followee, 0)
 
     async def last_active(self, user: str) -> int:
         return self._last_active.get(user, 0)

@@ -53,6 +53,15 @@ def newest_mark(last: int, times: Iterable[int], every: int) -> int | None:
     return mark
 
 
+async def mark_active_at(store: Store, user: str, times: Iterable[int], window: int) -> None:
+    """Mark ``user`` active at each of ``times`` in turn, as ``Fanout.mark_active`` does one at a
+    time, with one read of their mark and at most one write (``newest_mark``): a mark is written
+    once it is a 14th of the active ``window`` (microseconds) old, active until a window later."""
+    mark = newest_mark(await store.last_active(user), times, window // 14)
+    if mark is not None:
+        await store.set_active(user, mark + window, mark)
+
+
 class Registrar:
     def __init__(self, store: Store, settings: Settings, writer: TimelineWriter, window: int) -> None:
         self.store = store
@@ -82,10 +91,7 @@ class Registrar:
         accepted = [r for r in results if isinstance(r, Activity)]
         if accepted:
             actor = accepted[0].actor  # a replayed old event is old activity: marked at its time
-            last = await self.store.last_active(actor)
-            mark = newest_mark(last, (min(now, a.ts) for a in accepted), self.window // 14)
-            if mark is not None:  # the mark one by one would leave, in one write
-                await self.store.set_active(actor, mark + self.window, mark)
+            await mark_active_at(self.store, actor, (min(now, a.ts) for a in accepted), self.window)
             own = feed_id(self.settings.user_feed_kind, actor)
             await self.writer.write([TimelineWrite(own, placed(a), a.ts) for a in accepted])
         return results
