@@ -25,6 +25,7 @@ Removes win, produced anywhere, in any order
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,7 +52,8 @@ from .pullmerge import MergedReader
 from .pushing import ChunkSink, PlanResult, Pusher
 from .registering import Registrar, mark_active_at
 from .settings import Settings
-from .store import Key, RegistryEntry, Store, TimelineWrite
+from .settling import result
+from .store import Key, PullState, RegistryEntry, Store, TimelineWrite
 from .tracing import Delivery, delivery_report
 from .writer import TimelineWriter
 
@@ -162,13 +164,19 @@ class Fanout:
     ) -> None:
         """Register one actor's adds, then fan out those to be fanned out, as one run."""
         run: list[tuple[int, Activity]] = []  # (index in out, activity)
-        for registered in await self.registrar.register(adds, now):
+        if not adds:
+            return
+        # the actor's pull state read while the run is registered: one round trip less (fanout.pull)
+        registering, state_read = await asyncio.gather(
+            self.registrar.register(adds, now), self.pull.state(adds[0][0].actor), return_exceptions=True
+        )
+        for registered in result(registering):
             if isinstance(registered, Activity):
                 run.append((len(out), registered))
                 registered = PlanResult(registered, "add")  # replaced by its fanout's result
             out.append(registered)
         adds.clear()
-        await self._fan_run(run, out, now)
+        await self._fan_run(run, out, now, result(state_read))
 
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
         activity_id = removed_id(event)  # the codec's rule: `id`, or the add's content and time
@@ -185,15 +193,20 @@ class Fanout:
         await self.writer.write([TimelineWrite(own, activity, REMOVED_WRITE_TS, remove=True)])
         return (await self.pusher.push(self.sink, [(activity, REMOVED_WRITE_TS)], "remove", now))[0]
 
-    async def _fan_run(self, run: list[tuple[int, Activity]], out: list[PlanResult | InvalidEvent], now: int) -> None:
+    async def _fan_run(
+        self, run: list[tuple[int, Activity]], out: list[PlanResult | InvalidEvent], now: int, state: PullState | None
+    ) -> None:
         """Fan out a run's adds (``out[index]`` gets each result): each one's pull plan in turn
-        (``fanout.pull``); those simply pushed go together, the others on their own, in order.
-        An account read as pushed (no pull state) stays so for the rest of the run: only a push
-        writes its state, and the run's are after this loop."""
+        (``fanout.pull``, the first one's from ``state``, read before); those simply pushed go
+        together, the others on their own, in order. An account read as pushed (no pull state)
+        stays so for the rest of the run: only a push writes its state, and the run's are after
+        this loop; after an add planned on its own, the state is read again."""
         together: list[tuple[int, Activity]] = []
         for n, (index, activity) in enumerate(run):
+            if n and not together:  # the add before was planned on its own: it may have written the state
+                state = await self.pull.state(activity.actor)
             # hybrid fanout: pulled, pushed, or crossing down
-            plan = PullPlan() if together else await self.pull.plan(activity, now)
+            plan = PullPlan() if together else await self.pull.plan(activity, now, state)
             if plan.backfill:  # crossing down: the run's later adds are in the author's feed already,
                 later = {a.id for _, a in run[n + 1 :]}  # but pushed after this one, as one by one
                 plan.backfill = [a for a in plan.backfill if a.id not in later]

@@ -37,16 +37,15 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from typing import TypeVar, cast
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import cast
 
 from .activity import FOLLOW_BAND, Activity
 from .feeds import feed_id
 from .settings import Settings
+from .settling import all_settled, result
 from .store import Edge, FollowRunStore, Key, Store, TimelineWrite, class_defines
 from .writer import TimelineWriter
-
-T = TypeVar("T")
 
 _DAY_US = 86_400 * 1_000_000
 _PAGE = 5000  # entries a read of a whole feed asks for at a time (one page of the Cassandra store's reads)
@@ -74,20 +73,6 @@ def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool, following
     return clock if clock > stored.at or stored == Edge(following, clock) else None
 
 
-def _result(outcome: T | BaseException) -> T:
-    """An outcome of ``asyncio.gather(..., return_exceptions=True)``: reads run at once are all
-    awaited, none left running, before a failure is raised."""
-    if isinstance(outcome, BaseException):
-        raise outcome
-    return outcome
-
-
-async def _all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
-    """Run the awaitables at once (the store bounds its requests in flight); their results in
-    order, every one awaited before the first failure is raised."""
-    return [_result(outcome) for outcome in await asyncio.gather(*awaitables, return_exceptions=True)]
-
-
 class FollowGraph:
     """Follows and unfollows applied to the graph and the follower's timelines; rebuilds."""
 
@@ -105,7 +90,7 @@ class FollowGraph:
             edge_read, active_read = await asyncio.gather(
                 self.store.follow_edge(follower, followee), self.store.last_active(follower), return_exceptions=True
             )
-            stored, last = _result(edge_read), _result(active_read)
+            stored, last = result(edge_read), result(active_read)
         else:
             stored, last = await self.store.follow_edge(follower, followee), 0
         at = edge_timestamp(clock, stored, in_order=in_order, following=following)
@@ -137,7 +122,7 @@ class FollowGraph:
         edges_read, active_read = await asyncio.gather(
             self.store.follow_edges(follower, followees), self.store.last_active(follower), return_exceptions=True
         )
-        stored, last = _result(edges_read), _result(active_read)
+        stored, last = result(edges_read), result(active_read)
         decided = {
             followee: at
             for followee, clock, in_order in follows
@@ -163,7 +148,7 @@ class FollowGraph:
         if self._runs is not None:
             await self._runs.set_follows(follower, decided, active_until)
         else:
-            await _all(self.store.set_follow(follower, f, True, at, active_until) for f, at in decided.items())
+            await all_settled(self.store.set_follow(follower, f, True, at, active_until) for f, at in decided.items())
 
     async def _newest_of(self, followees: list[str]) -> dict[str, list[Activity]]:
         """Each followee's newest ``follow_activity_limit`` activities: in one read when the store
@@ -173,7 +158,7 @@ class FollowGraph:
         if self._runs is not None:
             found = await self._runs.read_feeds(sources, limit=limit)
             return {followee: found[source] for followee, source in zip(followees, sources, strict=True)}
-        return dict(zip(followees, await _all(self._read_all(source, limit) for source in sources), strict=True))
+        return dict(zip(followees, await all_settled(self._read_all(source, limit) for source in sources), strict=True))
 
     async def _kept(self, follower: str, followee: str, at: int) -> bool:
         """Whether the follow written at ``at`` still decides its edge; if not, take its copies back."""
@@ -206,7 +191,7 @@ class FollowGraph:
             *(self._read_all(feed, None) for feed in feeds),
             return_exceptions=True,
         )
-        recent, *found = [_result(read) for read in reads]
+        recent, *found = [result(read) for read in reads]
         removed = 0
         writes: list[TimelineWrite] = []
         for feed, entries in zip(feeds, found, strict=True):

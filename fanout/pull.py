@@ -65,14 +65,18 @@ class PullPolicy:
         self.enabled = enabled and self.threshold > 0
         self.drain_us = int(settings.pull_drain_seconds * 1_000_000)
 
-    async def plan(self, activity: Activity, now: int) -> PullPlan:
-        """The decision for an add of ``activity`` (already in its author's user feed)."""
-        if not self.enabled:
+    async def state(self, actor: str) -> PullState | None:
+        """``actor``'s pull state for ``plan`` (None, unread, when hybrid fanout is off). Only the
+        planning of ``actor``'s adds writes it, one run after another: read while the run is
+        registered, it is the state ``plan`` would read after."""
+        return await self.store.pull_state(actor) if self.enabled else None
+
+    async def plan(self, activity: Activity, now: int, state: PullState | None) -> PullPlan:
+        """The decision for an add of ``activity`` (already in its author's user feed), given its
+        author's pull ``state`` (read by ``state``)."""
+        if not self.enabled or state is None:
             return PullPlan()
         actor = activity.actor
-        state = await self.store.pull_state(actor)
-        if state is None:
-            return PullPlan()
         if state.leaving:
             if now - state.leaving >= self.drain_us:
                 await self.store.set_pull_state(actor, None)  # merged no more: the backfill has landed

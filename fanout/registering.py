@@ -6,14 +6,16 @@ activity, read again; an id removed meanwhile is not fanned out. The adds of a r
 ids touch distinct registry rows, so they are registered together, concurrently, up to
 ``GROUP_MAX`` at once. An id seen again in the run starts a new group, registered after the
 first: its second add sees the first one's row as it would one by one (a retry or a replay keeps
-the first time). Then the actor's activity mark is read once and written at most once, with the
-value marking each add in turn would leave (``newest_mark``), and its adds go to the author's
-user feed in one writer call.
+the first time). The actor's activity mark is read once, while the registry is (nothing the
+registry does changes it), and written at most once, with the value marking each add in turn
+would leave (``newest_mark``), at the same time as the adds go to the author's user feed in one
+writer call (``Fanout`` reads the pull state meanwhile: ``fanout.pull``).
 
-Why: one by one, an account that posts N times in a planner batch waited about six store round
-trips a post before its followers' first chunk (the registry's three, the mark, the feed, the
-pull state), 6N in all, at the latency of a node that the writers keep busy; together it is
-about six for the run.
+Why: one by one, an account that posts N times in a planner batch waited about seven store round
+trips a post before its followers' first chunk (the registry's three, the mark's read and write,
+the feed, the pull state), 7N in all, at the latency of a node that the writers keep busy;
+together and at once it is four for the run, then the first follower page
+(``tests/unit/test_planning_rounds.py`` counts them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .errors import InvalidEvent
 from .feeds import feed_id
 from .pushing import PlanResult
 from .settings import Settings
+from .settling import all_settled, result
 from .store import RegistryEntry, Store, TimelineWrite
 from .targeting import placed
 from .targets import check_targets
@@ -55,11 +58,21 @@ def newest_mark(last: int, times: Iterable[int], every: int) -> int | None:
 
 async def mark_active_at(store: Store, user: str, times: Iterable[int], window: int) -> None:
     """Mark ``user`` active at each of ``times`` in turn, as ``Fanout.mark_active`` does one at a
-    time, with one read of their mark and at most one write (``newest_mark``): a mark is written
-    once it is a 14th of the active ``window`` (microseconds) old, active until a window later."""
-    mark = newest_mark(await store.last_active(user), times, window // 14)
+    time, with one read of their mark and at most one write (``due_mark``, ``write_mark``)."""
+    mark = due_mark(await store.last_active(user), times, window)
     if mark is not None:
-        await store.set_active(user, mark + window, mark)
+        await write_mark(store, user, mark, window)
+
+
+def due_mark(last: int, times: Iterable[int], window: int) -> int | None:
+    """The mark to write (``newest_mark``): a mark is written once it is a 14th of the active
+    ``window`` (microseconds) old."""
+    return newest_mark(last, times, window // 14)
+
+
+async def write_mark(store: Store, user: str, mark: int, window: int) -> None:
+    """Write ``user``'s activity mark ``mark``, active until a ``window`` later."""
+    await store.set_active(user, mark + window, mark)
 
 
 class Registrar:
@@ -81,20 +94,35 @@ class Registrar:
                 checked.append((index, to_activity(event, accepted_ts)))
             except InvalidEvent as exc:
                 out[index] = exc
-        for group in _groups(checked):
-            steps = [self._entry(activity, adds[index][0].to) for index, activity in group]
-            for (index, _), outcome in zip(group, await _settled(steps), strict=True):
-                out[index] = outcome
+        last = 0
+        if checked:  # the actor's activity mark read while the registry is: one round trip less
+            registered, last_read = await asyncio.gather(
+                self._register(checked, adds, out), self.store.last_active(checked[0][1].actor),
+                return_exceptions=True,
+            )
+            result(registered)
+            last = result(last_read)
         results = [r for r in out if r is not None]
         if len(results) != len(adds):  # every slot is filled above: results line up with the events
             raise RuntimeError(f"registering {len(adds)} adds gave {len(results)} outcomes")
         accepted = [r for r in results if isinstance(r, Activity)]
-        if accepted:
+        if accepted:  # the mark (read above) and the author's feed: written at once
             actor = accepted[0].actor  # a replayed old event is old activity: marked at its time
-            await mark_active_at(self.store, actor, (min(now, a.ts) for a in accepted), self.window)
+            mark = due_mark(last, (min(now, a.ts) for a in accepted), self.window)
             own = feed_id(self.settings.user_feed_kind, actor)
-            await self.writer.write([TimelineWrite(own, placed(a), a.ts) for a in accepted])
+            writes = [self.writer.write([TimelineWrite(own, placed(a), a.ts) for a in accepted])]
+            if mark is not None:
+                writes.append(write_mark(self.store, actor, mark, self.window))
+            await all_settled(writes)
         return results
+
+    async def _register(self, checked: list[tuple[int, Activity]], adds: Sequence[tuple[ActivityEvent, int]],
+                        out: list[Registered | None]) -> None:
+        """The registry's part of each checked add, group after group, into ``out``."""
+        for group in _groups(checked):
+            steps = [self._entry(activity, adds[index][0].to) for index, activity in group]
+            for (index, _), outcome in zip(group, await _settled(steps), strict=True):
+                out[index] = outcome
 
     async def _entry(self, activity: Activity, to: list[str] | None) -> Activity | PlanResult:
         """The registry's part of one add (``to``: its event's targets): the activity to fan out

@@ -1,0 +1,137 @@
+"""How many store round trips a post waits before its followers' first chunk.
+
+Under load every round trip of the planner waits at a busy node (behind the writers' requests),
+so the planner's share of a HIGH chunk's latency is about its number of sequential round trips.
+A store that holds every call until the test releases it counts them: the calls waiting when
+everything else is blocked are one round, released together (what runs at once costs one).
+
+A post of a pushed account needs, in order: the registry's read, write and read again (the
+account's activity mark and pull state read meanwhile), then its user feed and mark written
+together, then the first follower page: five rounds, not eight (one call after another).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, TypeVar
+
+from fanout import Fanout, MemoryStore, Settings
+from fanout.activity import Activity, now_micros
+from fanout.codec import ChunkMessage, activity_event
+from fanout.store import PriorityPage, PullState, RegistryEntry, TimelineWrite
+
+T = TypeVar("T")
+NOW = now_micros()
+ACTIVE = NOW + 86_400_000_000
+
+
+class Rounds:
+    """Holds each store call until ``run`` releases the round it is in."""
+
+    def __init__(self) -> None:
+        self.waiting: list[asyncio.Future[None]] = []
+        self.round = 0
+        self.calls: list[tuple[int, str]] = []  # (round, method)
+
+    async def step(self, method: str) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(future)
+        self.calls.append((self.round + 1, method))
+        await future
+
+    async def run(self, work: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            for _ in range(50):  # let every runnable task reach its next store call
+                await asyncio.sleep(0)
+            if self.waiting:
+                self.round += 1
+                waiting, self.waiting = self.waiting, []
+                for future in waiting:
+                    future.set_result(None)
+        return task.result()
+
+
+class RoundStore(MemoryStore):
+    """The memory store, each call one round trip (``Rounds``)."""
+
+    def __init__(self, rounds: Rounds) -> None:
+        super().__init__()
+        self.rounds = rounds
+
+    async def get_activity(self, activity_id: str) -> RegistryEntry | None:
+        await self.rounds.step("get_activity")
+        return await super().get_activity(activity_id)
+
+    async def put_activity(self, activity: Activity) -> None:
+        await self.rounds.step("put_activity")
+        await super().put_activity(activity)
+
+    async def last_active(self, user: str) -> int:
+        await self.rounds.step("last_active")
+        return await super().last_active(user)
+
+    async def set_active(self, user: str, active_until: int, at: int) -> None:
+        await self.rounds.step("set_active")
+        await super().set_active(user, active_until, at)
+
+    async def apply(self, writes: Sequence[TimelineWrite]) -> None:
+        await self.rounds.step("apply")
+        await super().apply(writes)
+
+    async def pull_state(self, actor: str) -> PullState | None:
+        await self.rounds.step("pull_state")
+        return await super().pull_state(actor)
+
+    async def priority_pages(self, followee: str, now: int, page_size: int) -> AsyncIterator[PriorityPage]:
+        await self.rounds.step("priority_pages")
+        async for page in super().priority_pages(followee, now, page_size):
+            yield page
+
+
+class FirstChunk:
+    def __init__(self, rounds: Rounds) -> None:
+        self.rounds = rounds
+        self.at: int | None = None  # the round after which the first chunk was sent
+
+    async def send(self, chunk: ChunkMessage) -> None:
+        if self.at is None:
+            self.at = self.rounds.round
+
+
+async def first_chunk_round(posts: int, *, marked: bool) -> tuple[int | None, list[tuple[int, str]]]:
+    rounds = Rounds()
+    store = RoundStore(rounds)
+    for n in range(3):
+        await store.set_follow(f"f{n}", "author", True, NOW - 1_000, ACTIVE if n else 0)
+    if marked:  # marked active a moment ago: no mark to write
+        await rounds.run(store.set_active("author", ACTIVE, NOW))
+    sink = FirstChunk(rounds)
+    fanout = Fanout(store, Settings(), sink=sink)
+    events: list[tuple[Any, int | None]] = [
+        (activity_event(actor="author", verb="post", object=f"p{k}", id=f"post-{k}"), None) for k in range(posts)
+    ]
+    rounds.calls.clear()
+    rounds.round = 0
+    results = await rounds.run(fanout.handle_activities(events))
+    assert [r.feeds for r in results] == [3] * posts  # type: ignore[union-attr]
+    return sink.at, rounds.calls
+
+
+async def test_a_post_reaches_its_first_chunk_after_five_round_trips() -> None:
+    at, calls = await first_chunk_round(1, marked=False)
+    assert at == 5, calls
+    by_round = {n: sorted(m for r, m in calls if r == n) for n in range(1, 6)}
+    assert by_round[1] == ["get_activity", "last_active", "pull_state"]
+    assert by_round[2] == ["put_activity"]
+    assert by_round[3] == ["get_activity"]
+    assert by_round[4] == ["apply", "set_active"]  # the author's feed and its activity mark
+    assert by_round[5] == ["priority_pages"]
+
+
+async def test_a_run_of_posts_waits_as_long_as_one() -> None:
+    at, calls = await first_chunk_round(5, marked=True)
+    assert at == 5, calls
+    assert sum(m == "last_active" for _, m in calls) == 1  # read once for the run, written never (marked)
+    assert not any(m == "set_active" for _, m in calls)
