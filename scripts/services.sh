@@ -284,6 +284,8 @@ start_cassandra() {
     -XX:G1RSetUpdatingPauseTimePercent=5 -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
     -XX:+UseThreadPriorities -XX:+UseTLAB -XX:+ResizeTLAB -XX:+PerfDisableSharedMem
     -XX:+ExitOnOutOfMemoryError -XX:StringTableSize=1000003
+    # every collection's pause in logs/gc.log (as upstream's options log them), 5 files of 10 MB
+    "-Xlog:gc*=info,safepoint=info:file=$dir/logs/gc.log:time,uptime,level,tags:filecount=5,filesize=10m"
     # JPMS (Java 17)
     -Djdk.attach.allowAttachSelf=true
     --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
