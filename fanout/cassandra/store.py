@@ -89,7 +89,7 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         from cassandra.auth import PlainTextAuthProvider
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster
 
-        from .routing import execution_profile
+        from .routing import execution_profile, reconnection_policy
 
         name = check_name(keyspace or settings.cassandra_keyspace)
         profile = execution_profile(settings, request_timeout=_REQUEST_TIMEOUT)
@@ -104,8 +104,8 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
             **versioned,
             execution_profiles={EXEC_PROFILE_DEFAULT: profile},
             connection_class=_connection_class(),
-            auth_provider=auth,
-            connect_timeout=10,
+            auth_provider=auth, connect_timeout=10,
+            reconnection_policy=reconnection_policy(),
         )
         try:
             session = await asyncio.to_thread(cluster.connect)
