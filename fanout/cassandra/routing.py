@@ -11,11 +11,13 @@
   schema change. Reads are prepared with ``settings.read_consistency`` (``statements``). Both
   default to ``LOCAL_QUORUM``: with replication factor 3 a write is acknowledged by two replicas
   and a read asks two, so a read sees every acknowledged write while any one node is down.
-* **Reconnection.** A node marked down is tried again after 0.5 s, then at most every
-  ``RECONNECT_MAX_S`` (2 s): the driver's default waits up to 600 s between attempts, so a node
-  back after a 40 s outage went unused for up to another ~30 s (a chaos test's recovery varied
-  from 2 to 40 s), and after a 10-minute outage for up to 10 minutes. With one node there is no
-  other node to announce it up, so only these attempts find it.
+* **Reconnection.** A node marked down is tried again after ~0.5 s, then at most every
+  ``RECONNECT_MAX_S`` (2 s; the driver adds up to 15% of jitter), for as long as it is down: the
+  driver's default waits up to 600 s between attempts, so a node back after a 40 s outage went
+  unused for up to another ~30 s (a chaos test's recovery varied from 2 to 40 s), and after a
+  10-minute outage for up to 10 minutes. With one node there is no other node to announce it up,
+  so only these attempts find it. Each failed attempt logs a warning: the agents and ``fanout
+  serve`` print each distinct one once a minute (``QuietDriverLogs``).
 * **Evidence.** ``CoordinatorCounts`` wraps the policy and counts, per node, the requests whose
   plan starts there (the coordinator they were sent to); ``requests_by_host`` reads the counts.
 
@@ -109,7 +111,9 @@ def execution_profile(settings: Settings, *, request_timeout: float) -> Executio
 
 def reconnection_policy() -> ExponentialReconnectionPolicy:
     """How soon a node marked down is tried again (see the module docstring)."""
-    return ExponentialReconnectionPolicy(base_delay=RECONNECT_FIRST_S, max_delay=RECONNECT_MAX_S)
+    # max_attempts=None: never give up (the driver's default, 64 attempts, would stop after ~2 minutes
+    # at these delays, and a store with one node would never find it again)
+    return ExponentialReconnectionPolicy(base_delay=RECONNECT_FIRST_S, max_delay=RECONNECT_MAX_S, max_attempts=None)
 
 
 def requests_by_host(cluster: Any) -> dict[str, int]:

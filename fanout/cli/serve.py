@@ -4,14 +4,18 @@
 
 It starts even when Kafka or Cassandra is down (``/readyz`` says which; requests that need it get
 503) and stops on SIGTERM/SIGINT after the requests in progress (uvicorn's graceful shutdown).
+While the node is away the driver's warnings (one per reconnection attempt, every 2 s at most) are
+printed as the agents print them: each distinct one once a minute, on one line (``QuietDriverLogs``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 from typing import Any
 
+from fanout.agents.quietlogs import QuietDriverLogs
 from fanout.settings import Settings
 
 from .arguments import port
@@ -34,9 +38,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again to the handler that
     # was there before it: a no-op one lets the command end with 0, like `fanout worker`.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    importlib.import_module("cassandra.cluster")  # the driver is imported lazily: its loggers exist from here on
+    quiet = QuietDriverLogs()
+    quiet.install()
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
                     server_header=False)
     finally:
+        quiet.uninstall()
         signal.signal(signal.SIGTERM, previous)
     return 0

@@ -211,6 +211,9 @@ async def test_cassandra_write_modes_agree(cassandra_store: Any, unique_name: Na
         base.settings.replace(max_in_flight=8), keyspace=base.keyspace, write_mode=mode
     )
     try:
+        # a node marked down is tried again every 2 s at most, forever (tests/unit/test_cassandra_reconnect.py)
+        policy = store.cluster.reconnection_policy
+        assert (policy.base_delay, policy.max_delay, policy.max_attempts) == (0.5, 2.0, None)
         feeds = [unique_name("feed") for _ in range(5)]
         entries = [act("a", n, extra={"blob": "x" * 1500}) for n in range(1, 41)]  # 60 KiB a feed
         writes = [TimelineWrite(f, a, a.ts) for f in feeds for a in entries]

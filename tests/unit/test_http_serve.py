@@ -10,6 +10,7 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.http_helpers import assert_problem, free_port
 
@@ -47,3 +48,27 @@ def test_fanout_serve_starts_with_the_backends_down_and_stops_on_sigterm() -> No
             proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def test_fanout_serve_prints_the_drivers_warnings_as_the_agents_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While serving, the driver's loggers carry ``QuietDriverLogs`` (a node away: each warning once a
+    minute, on one line, though the store retries it every 2 s); afterwards they do not."""
+    import argparse
+    import logging
+
+    import uvicorn
+
+    from fanout.agents.quietlogs import QuietDriverLogs
+    from fanout.cli.serve import _serve
+    from fanout.settings import Settings
+
+    seen: list[bool] = []
+
+    def run(app: object, **options: object) -> None:
+        seen.append(any(isinstance(f, QuietDriverLogs) for f in logging.getLogger("cassandra.cluster").filters))
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    args = argparse.Namespace(host="127.0.0.1", port=free_port(), log_level="warning")
+    assert _serve(args, Settings()) == 0
+    assert seen == [True]
+    assert not any(isinstance(f, QuietDriverLogs) for f in logging.getLogger("cassandra.cluster").filters)
