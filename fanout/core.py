@@ -25,7 +25,6 @@ Removes win, produced anywhere, in any order
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -52,7 +51,6 @@ from .pullmerge import MergedReader
 from .pushing import ChunkSink, PlanResult, Pusher
 from .registering import Registrar, mark_active_at
 from .settings import Settings
-from .settling import result
 from .store import Key, PullState, RegistryEntry, Store, TimelineWrite
 from .tracing import Delivery, delivery_report
 from .writer import TimelineWriter
@@ -95,7 +93,7 @@ class Fanout:
         self.pull = PullPolicy(store, self.settings, self.followers, enabled=hybrid)
         self._window = int(self.settings.active_window_days * _DAY_US)
         self.pusher = Pusher(store, self.settings, self.followers, self.pull, self._window)
-        self.registrar = Registrar(store, self.settings, self.writer, self._window)
+        self.registrar = Registrar(store, self.settings, self.writer, self._window, self.pull)
         self.reader = MergedReader(store, self.settings, enabled=hybrid)  # every feed read goes through it
         self.aggregated = AggregatedFeeds(store, self.settings, grouping, self.reader)  # rules: settings, `grouping`
 
@@ -163,20 +161,15 @@ class Fanout:
         self, adds: list[tuple[ActivityEvent, int]], out: list[PlanResult | InvalidEvent], now: int
     ) -> None:
         """Register one actor's adds, then fan out those to be fanned out, as one run."""
+        registration = await self.registrar.register(adds, now)  # the pull state read meanwhile
         run: list[tuple[int, Activity]] = []  # (index in out, activity)
-        if not adds:
-            return
-        # the actor's pull state read while the run is registered: one round trip less (fanout.pull)
-        registering, state_read = await asyncio.gather(
-            self.registrar.register(adds, now), self.pull.state(adds[0][0].actor), return_exceptions=True
-        )
-        for registered in result(registering):
+        for registered in registration.results:
             if isinstance(registered, Activity):
                 run.append((len(out), registered))
                 registered = PlanResult(registered, "add")  # replaced by its fanout's result
             out.append(registered)
         adds.clear()
-        await self._fan_run(run, out, now, result(state_read))
+        await self._fan_run(run, out, now, registration.pull_state)
 
     async def _plan_remove(self, event: ActivityEvent, accepted: int, now: int) -> PlanResult:
         activity_id = removed_id(event)  # the codec's rule: `id`, or the add's content and time
@@ -350,8 +343,8 @@ class Fanout:
     # activity of users -----------------------------------------------------------------
     async def mark_active(self, user: str, *, at: int | None = None) -> None:
         """Mark ``user`` active, a HIGH follower for ``active_window_days`` from ``at`` (default:
-        now). Only this and publishing (``registering.mark_active_at``, each post of a run's time in
-        turn) mark users active; ``read(touch=True)`` calls this. Cheap: it writes only when the
+        now). Only this (``registering.mark_active_at``) and publishing (``Registrar.register``, each
+        post of a run's time in turn) mark users active; ``read(touch=True)`` calls this. Cheap: it writes only when the
         mark is older than a 14th of the window (about twice a day)."""
         now = now_micros() if at is None else at
         await mark_active_at(self.store, user, [now], self._window)

@@ -7,14 +7,15 @@ ids touch distinct registry rows, so they are registered together, concurrently,
 ``GROUP_MAX`` at once. An id seen again in the run starts a new group, registered after the
 first: its second add sees the first one's row as it would one by one (a retry or a replay keeps
 the first time). The actor's activity mark is read once, while the registry is (nothing the
-registry does changes it), and written at most once, with the value marking each add in turn
-would leave (``newest_mark``), at the same time as the adds go to the author's user feed in one
-writer call (``Fanout`` reads the pull state meanwhile: ``fanout.pull``).
+registry does changes it; a mark written meanwhile by a reader stays, as ``set_active`` keeps the
+newest), and written at most once, with the value marking each add in turn would leave
+(``newest_mark``), at the same time as the adds go to the author's user feed in one writer call.
+The actor's pull state (``fanout.pull``) is read while the registry is too, for ``Fanout``.
 
-Why: one by one, an account that posts N times in a planner batch waited about seven store round
-trips a post before its followers' first chunk (the registry's three, the mark's read and write,
-the feed, the pull state), 7N in all, at the latency of a node that the writers keep busy;
-together and at once it is four for the run, then the first follower page
+Why: one by one, an account that posts N times in a planner batch waited about six store round
+trips a post before its followers' first chunk (the registry's three, the mark, the feed, the pull
+state; seven when the mark is written), about 6N in all, at the latency of a node that the writers
+keep busy; together and at once it is four for the run, then the first follower page
 (``tests/unit/test_planning_rounds.py`` counts them).
 """
 
@@ -22,16 +23,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 from .activity import Activity
 from .codec import ActivityEvent, event_time_us, to_activity
 from .errors import InvalidEvent
 from .feeds import feed_id
+from .pull import PullPolicy
 from .pushing import PlanResult
 from .settings import Settings
 from .settling import all_settled, result
-from .store import RegistryEntry, Store, TimelineWrite
+from .store import PullState, RegistryEntry, Store, TimelineWrite
 from .targeting import placed
 from .targets import check_targets
 from .writer import TimelineWriter
@@ -75,17 +77,24 @@ async def write_mark(store: Store, user: str, mark: int, window: int) -> None:
     await store.set_active(user, mark + window, mark)
 
 
+class Registration(NamedTuple):
+    results: list[Registered]  # each add's outcome, in order
+    pull_state: PullState | None  # the actor's (``PullPolicy.state``), read meanwhile; None: pushed or not read
+
+
 class Registrar:
-    def __init__(self, store: Store, settings: Settings, writer: TimelineWriter, window: int) -> None:
+    def __init__(self, store: Store, settings: Settings, writer: TimelineWriter, window: int, pull: PullPolicy) -> None:
         self.store = store
+        self.pull = pull
         self.settings = settings
         self.writer = writer
         self.window = window  # the active window (microseconds): a mark is written once a 14th of it old
 
-    async def register(self, adds: Sequence[tuple[ActivityEvent, int]], now: int) -> list[Registered]:
-        """Register (event, accepted time) adds of one actor, in order of their results; raises
-        the first store failure once every add of its group has settled (a retry registers the
-        run again: every step is idempotent)."""
+    async def register(self, adds: Sequence[tuple[ActivityEvent, int]], now: int) -> Registration:
+        """Register (event, accepted time) adds of one actor: their outcomes in order, and the
+        actor's pull state; raises the first store failure once every call has settled (a retry
+        registers the run again: every step is idempotent). Adds all refused by the codec's checks
+        cost no store call."""
         out: list[Registered | None] = [None] * len(adds)
         checked: list[tuple[int, Activity]] = []
         for index, (event, accepted_ts) in enumerate(adds):
@@ -94,14 +103,15 @@ class Registrar:
                 checked.append((index, to_activity(event, accepted_ts)))
             except InvalidEvent as exc:
                 out[index] = exc
-        last = 0
-        if checked:  # the actor's activity mark read while the registry is: one round trip less
-            registered, last_read = await asyncio.gather(
-                self._register(checked, adds, out), self.store.last_active(checked[0][1].actor),
+        last, state = 0, None
+        if checked:  # the actor's activity mark and pull state read while the registry is
+            actor = checked[0][1].actor
+            registered, last_read, state_read = await asyncio.gather(
+                self._register(checked, adds, out), self.store.last_active(actor), self.pull.state(actor),
                 return_exceptions=True,
             )
             result(registered)
-            last = result(last_read)
+            last, state = result(last_read), result(state_read)
         results = [r for r in out if r is not None]
         if len(results) != len(adds):  # every slot is filled above: results line up with the events
             raise RuntimeError(f"registering {len(adds)} adds gave {len(results)} outcomes")
@@ -114,7 +124,7 @@ class Registrar:
             if mark is not None:
                 writes.append(write_mark(self.store, actor, mark, self.window))
             await all_settled(writes)
-        return results
+        return Registration(results, state)
 
     async def _register(self, checked: list[tuple[int, Activity]], adds: Sequence[tuple[ActivityEvent, int]],
                         out: list[Registered | None]) -> None:

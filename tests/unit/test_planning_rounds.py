@@ -7,7 +7,8 @@ everything else is blocked are one round, released together (what runs at once c
 
 A post of a pushed account needs, in order: the registry's read, write and read again (the
 account's activity mark and pull state read meanwhile), then its user feed and mark written
-together, then the first follower page: five rounds, not eight (one call after another).
+together, then the first follower page: five rounds, not seven (eight with the mark written) one
+call after another. A run whose adds the codec refuses makes no store call at all.
 """
 
 from __future__ import annotations
@@ -135,3 +136,15 @@ async def test_a_run_of_posts_waits_as_long_as_one() -> None:
     assert at == 5, calls
     assert sum(m == "last_active" for _, m in calls) == 1  # read once for the run, written never (marked)
     assert not any(m == "set_active" for _, m in calls)
+
+
+async def test_a_run_the_codec_refuses_makes_no_store_call() -> None:
+    rounds = Rounds()
+    fanout = Fanout(RoundStore(rounds), Settings(), sink=FirstChunk(rounds))
+    events: list[tuple[Any, int | None]] = [
+        (activity_event(actor="author", verb="post", object="p", id=f"old-{k}", time="1990-01-01T00:00:00Z"), None)
+        for k in range(3)
+    ]
+    results = await rounds.run(fanout.handle_activities(events))
+    assert [getattr(r, "reason", None) for r in results] == ["time"] * 3
+    assert rounds.calls == []  # so a store outage does not hold back their dead letters
