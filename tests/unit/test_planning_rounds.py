@@ -14,13 +14,14 @@ call after another. A run whose adds the codec refuses makes no store call at al
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Sequence
+import inspect
+from collections.abc import AsyncIterator, Awaitable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from fanout import Fanout, MemoryStore, Settings
-from fanout.activity import Activity, now_micros
+from fanout.activity import now_micros
 from fanout.codec import ChunkMessage, activity_event
-from fanout.store import PriorityPage, PullState, RegistryEntry, TimelineWrite
 
 T = TypeVar("T")
 NOW = now_micros()
@@ -54,41 +55,55 @@ class Rounds:
         return task.result()
 
 
+_INSIDE: ContextVar[bool] = ContextVar("inside_a_store_call", default=False)
+_END = object()
+
+
 class RoundStore(MemoryStore):
-    """The memory store, each call one round trip (``Rounds``)."""
+    """The memory store, each call one round trip (``Rounds``): every public coroutine method and
+    follower page, so a new call on the path counts too; a call the store makes inside one of its
+    own (``set_active`` reads ``following``) is part of that round trip, not another."""
 
     def __init__(self, rounds: Rounds) -> None:
         super().__init__()
         self.rounds = rounds
 
-    async def get_activity(self, activity_id: str) -> RegistryEntry | None:
-        await self.rounds.step("get_activity")
-        return await super().get_activity(activity_id)
 
-    async def put_activity(self, activity: Activity) -> None:
-        await self.rounds.step("put_activity")
-        await super().put_activity(activity)
+def _held(name: str, method: Any) -> Any:
+    if inspect.isasyncgenfunction(method):  # a round trip for the first page (the reads it makes are its own)
+        async def pages(self: RoundStore, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            if not _INSIDE.get():
+                await self.rounds.step(name)
+            inner = method(self, *args, **kwargs)
+            token = _INSIDE.set(True)
+            try:
+                first = await anext(inner, _END)
+            finally:
+                _INSIDE.reset(token)  # before the page goes to the caller: its own calls count
+            if first is _END:
+                return
+            yield first
+            async for page in inner:
+                yield page
+        return pages
 
-    async def last_active(self, user: str) -> int:
-        await self.rounds.step("last_active")
-        return await super().last_active(user)
+    async def call(self: RoundStore, *args: Any, **kwargs: Any) -> Any:
+        if _INSIDE.get():
+            return await method(self, *args, **kwargs)
+        await self.rounds.step(name)
+        token = _INSIDE.set(True)
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            _INSIDE.reset(token)
+    return call
 
-    async def set_active(self, user: str, active_until: int, at: int) -> None:
-        await self.rounds.step("set_active")
-        await super().set_active(user, active_until, at)
 
-    async def apply(self, writes: Sequence[TimelineWrite]) -> None:
-        await self.rounds.step("apply")
-        await super().apply(writes)
-
-    async def pull_state(self, actor: str) -> PullState | None:
-        await self.rounds.step("pull_state")
-        return await super().pull_state(actor)
-
-    async def priority_pages(self, followee: str, now: int, page_size: int) -> AsyncIterator[PriorityPage]:
-        await self.rounds.step("priority_pages")
-        async for page in super().priority_pages(followee, now, page_size):
-            yield page
+for _name, _method in inspect.getmembers(MemoryStore):
+    if not _name.startswith("_") and _name != "close" and (
+        inspect.iscoroutinefunction(_method) or inspect.isasyncgenfunction(_method)
+    ):
+        setattr(RoundStore, _name, _held(_name, _method))
 
 
 class FirstChunk:
@@ -105,7 +120,7 @@ async def first_chunk_round(posts: int, *, marked: bool) -> tuple[int | None, li
     rounds = Rounds()
     store = RoundStore(rounds)
     for n in range(3):
-        await store.set_follow(f"f{n}", "author", True, NOW - 1_000, ACTIVE if n else 0)
+        await rounds.run(store.set_follow(f"f{n}", "author", True, NOW - 1_000, ACTIVE if n else 0))
     if marked:  # marked active a moment ago: no mark to write
         await rounds.run(store.set_active("author", ACTIVE, NOW))
     sink = FirstChunk(rounds)
