@@ -9,6 +9,7 @@ message is printed at most once a minute; the others are counted in ``suppressed
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 
@@ -55,6 +56,10 @@ class QuietDriverLogs(LoggerFamilyFilter):
         super().__init__(DRIVER_LOGGER)
         self.repeat_every = repeat_every
         self.suppressed = 0
+
+    def install(self) -> None:
+        importlib.import_module("cassandra.cluster")  # the driver is imported lazily: its loggers exist from here on
+        super().install()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:

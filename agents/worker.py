@@ -10,7 +10,6 @@ uncommitted, within ``grace_seconds``; a second signal cancels at once) or cance
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 from pathlib import Path
@@ -40,7 +39,6 @@ async def open_store(settings: Settings, *, write_mode: str | None = None) -> St
     """
     from fanout.cassandra import CassandraStore
 
-    importlib.import_module("cassandra.cluster")  # the driver is imported lazily: its loggers exist from here on
     quiet = QuietDriverLogs()  # the node down: the driver's warnings on one line, not tracebacks
     quiet.install()
     try:

@@ -11,7 +11,6 @@ printed as the agents print them: each distinct one once a minute, on one line (
 from __future__ import annotations
 
 import argparse
-import importlib
 import signal
 from typing import Any
 
@@ -38,7 +37,6 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again to the handler that
     # was there before it: a no-op one lets the command end with 0, like `fanout worker`.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    importlib.import_module("cassandra.cluster")  # the driver is imported lazily: its loggers exist from here on
     quiet = QuietDriverLogs()
     quiet.install()
     try:
