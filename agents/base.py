@@ -229,7 +229,9 @@ class Agent:
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Partitions were assigned (before they are fetched): settle where the group starts on
         the ones it never committed (``fanout.agents.offsets``)."""
-        await offsets.settle(self.consumer, assigned, group=self.group, role=self.role, start_from=self.start_from)
+        settled = await offsets.settle(self.consumer, assigned, group=self.group, role=self.role,
+                                       start_from=self.start_from)
+        self.partitions.committed.update(settled)
 
     def retry_options(self) -> dict[str, Any]:
         """``retry_store`` bounds for the agents: ``attempts`` and ``within`` from the settings."""
@@ -324,6 +326,7 @@ class Agent:
     async def _loop(self) -> None:
         failures = 0
         while not self._stopping():
+            await self.partitions.commit_skipped()
             try:
                 fetched = await self.consumer.getmany(timeout_ms=self.fetch_wait_ms, max_records=self.max_records)
             except KafkaError as exc:

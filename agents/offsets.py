@@ -41,10 +41,13 @@ def _name(tp: TopicPartition) -> str:
     return f"{tp.topic}[{tp.partition}]"
 
 
-async def settle(consumer: Any, tps: set[TopicPartition], *, group: str, role: str, start_from: str | None) -> None:
-    """Pin or refuse every partition of ``tps`` that ``group`` never committed (see above)."""
+async def settle(
+    consumer: Any, tps: set[TopicPartition], *, group: str, role: str, start_from: str | None
+) -> dict[TopicPartition, int]:
+    """Pin or refuse every partition of ``tps`` that ``group`` never committed (see above); return
+    the group's committed offset of each one afterwards."""
     if not tps:
-        return
+        return {}
     committed = {tp: await consumer.committed(tp) for tp in sorted(tps)}
     begins = await consumer.beginning_offsets(list(tps))
     ends = await consumer.end_offsets(list(tps))
@@ -82,3 +85,4 @@ async def settle(consumer: Any, tps: set[TopicPartition], *, group: str, role: s
         for tp, offset in pins.items():
             consumer.seek(tp, offset)
         await consumer.commit(pins)
+    return {tp: offset for tp, offset in committed.items() if offset is not None} | pins

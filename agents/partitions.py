@@ -6,6 +6,11 @@ the broker what the records produced, the task commits ``{tp: last offset + 1}``
 partition. A retriable failure seeks the partition back to the batch's first record and resumes
 it after a backoff, so the records are re-fetched; nothing of theirs was committed. A
 non-retriable one stops the agent (``agent.fail``).
+
+The consumer also moves past records it never returns: the markers a transactional producer
+writes when it commits or aborts, and the records of aborted transactions. ``commit_skipped``
+commits the position of an idle partition that moved past such records only, so the group's lag
+comes back to 0 (as a Java consumer's does) instead of staying at the records skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ log = logging.getLogger("fanout.agents")
 MAX_BACKOFF_S = 5.0
 FIRST_BACKOFF_S = 0.1
 REPEAT_LOG_EVERY_S = 60.0
+SKIPPED_COMMIT_EVERY_S = 1.0  # how often ``commit_skipped`` looks (the agent's loop calls it each round)
 
 
 def retriable(exc: BaseException) -> bool:
@@ -95,6 +101,8 @@ class Partitions:
         self.agent = agent
         self.work: dict[TopicPartition, _Work] = {}
         self.failing: dict[TopicPartition, _Failing] = {}
+        self.committed: dict[TopicPartition, int] = {}  # the group's offset of each assigned partition
+        self._skipped_at = time.monotonic()  # when ``commit_skipped`` last looked
         self.batches = 0
         self.records = 0
 
@@ -149,8 +157,44 @@ class Partitions:
         except KafkaError as exc:
             agent.kafka.trouble(f"commit failed: {exc!r}")
             raise RetryBatch(f"commit failed: {exc!r}") from exc
+        if tp in self.committed:  # still assigned (``drain`` forgets the partitions leaving)
+            self.committed[tp] = offset
         metrics.COMMITS.labels(agent.role).inc()
         agent.health.progress()
+
+    async def commit_skipped(self) -> None:
+        """Commit the position of each idle partition that the consumer moved past records it
+        never returned (transaction markers, aborted transactions; see the module doc).
+
+        Idle: no batch in flight or waiting to be re-fetched, so every record below the position
+        was processed and committed, or skipped. Only the agent's loop starts batches, and it is the
+        caller: none starts while this runs. A failed commit is left for the next look. Looks at
+        most once per ``SKIPPED_COMMIT_EVERY_S``."""
+        if time.monotonic() - self._skipped_at < SKIPPED_COMMIT_EVERY_S:
+            return
+        self._skipped_at = time.monotonic()
+        consumer = self.agent.consumer
+        moved: dict[TopicPartition, int] = {}
+        for tp, offset in list(self.committed.items()):
+            if tp in self.work or tp in self.failing or tp not in consumer.assignment():
+                continue
+            high_water = consumer.highwater(tp)  # None before the partition's first fetch
+            if high_water is None or high_water <= offset:
+                continue  # nothing beyond the committed offset: no position to read
+            try:
+                position = await consumer.position(tp)
+            except KafkaError:  # revoked meanwhile
+                continue
+            if position > offset:
+                moved[tp] = position
+        if not moved:
+            return
+        try:
+            await consumer.commit(moved)
+        except KafkaError as exc:  # a rebalance or an outage: the next call tries again
+            log.debug("%s: committing the skipped records of %s failed: %r", self.agent.role, tps_text(moved), exc)
+            return
+        self.committed.update(moved)
 
     async def _retry_later(self, tp: TopicPartition, first: int, exc: BaseException) -> None:
         """Forget what the batch produced, seek its partition back, resume it after a backoff."""
@@ -191,7 +235,10 @@ class Partitions:
 
     async def drain(self, tps: set[TopicPartition], grace: float) -> None:
         """Let the tasks of ``tps`` finish within ``grace`` seconds, cancel the rest (uncommitted);
-        a task waiting to re-fetch is cancelled at once (it holds nothing)."""
+        a task waiting to re-fetch is cancelled at once (it holds nothing). Their committed
+        offsets are forgotten (``on_assigned`` settles them again)."""
+        for tp in tps:
+            self.committed.pop(tp, None)  # a task finishing below records nothing
         works = {tp: w for tp, w in self.work.items() if tp in tps}
         if not works:
             return

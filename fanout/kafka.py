@@ -89,8 +89,14 @@ class KafkaClients:
         return AIOKafkaProducer(client_id=client_id, **{**self.connection_options(), **defaults, **options})
 
     def consumer(self, client_id: str, *topics: str, **options: Any) -> AIOKafkaConsumer:
-        """A consumer (subscribe later, or pass ``topics``); manual commits are the caller's choice."""
-        return AIOKafkaConsumer(*topics, client_id=client_id, **{**self.connection_options(), **options})
+        """A consumer (subscribe later, or pass ``topics``); manual commits are the caller's choice.
+
+        It reads committed records only (``isolation_level="read_committed"``): what a service
+        produced in a Kafka transaction it aborted is never seen, and one still open holds the
+        reading back at its first record until it commits or aborts (the broker aborts it after
+        the producer's ``transaction.timeout.ms``), as in every other language's client."""
+        defaults: dict[str, Any] = {"isolation_level": "read_committed"}
+        return AIOKafkaConsumer(*topics, client_id=client_id, **{**self.connection_options(), **defaults, **options})
 
     def admin_client(self, client_id: str = "fanout-admin") -> AIOKafkaAdminClient:
         """An admin client, not started (``admin()`` starts and closes one for you)."""

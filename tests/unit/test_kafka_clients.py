@@ -113,3 +113,17 @@ async def test_producers_are_durable_unless_overridden() -> None:
     finally:
         await durable.stop()
         await fast.stop()
+
+
+async def test_consumers_read_committed_records_unless_overridden() -> None:
+    """Records of aborted transactions are never read (issue: a service's exactly-once producer
+    aborting a transaction must not fan anything out); a caller may still ask otherwise."""
+    clients = KafkaClients(Settings())
+    default = clients.consumer("fanout-test")
+    everything = clients.consumer("fanout-test", isolation_level="read_uncommitted")
+    try:
+        assert default._isolation_level == "read_committed"
+        assert everything._isolation_level == "read_uncommitted"
+    finally:
+        await default.stop()
+        await everything.stop()
