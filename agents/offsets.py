@@ -9,8 +9,14 @@ when partitions are assigned, ``settle(...)`` looks at each one without a commit
   whatever happens to this member;
 * not empty, ``start_from="earliest"`` or ``"latest"`` (``fanout worker ... --from``): pinned
   there, with a log line saying how many records that processes or skips;
-* not empty, no ``start_from``: ``NoCommittedOffset``, one line naming the partitions, their
-  record counts and the two choices; the agent exits 2 without consuming anything.
+* not empty, no ``start_from``, while the group has a committed offset on another partition of
+  the topic: a partition added to the topic after the group started (``kafka-topics --alter
+  --partitions``; its records were all produced since), so it starts at its earliest offset, with
+  a log line. A group's offsets expire together (when the group has been empty for
+  ``offsets.retention.minutes``), never one partition's alone;
+* not empty, no ``start_from``, and no committed offset on the topic at all:
+  ``NoCommittedOffset``, one line naming the partitions, their record counts and the two choices;
+  the agent exits 2 without consuming anything.
 
 A committed offset below the partition's first offset means the topic's retention deleted
 records before the group read them: logged as an error with the count (``fanout replay`` rebuilds
@@ -74,6 +80,11 @@ async def settle(
             pins[tp] = end
             log.warning("%s: group %s starts %s at its end %d (--from latest): %d records skipped",
                         role, group, _name(tp), end, end - begin)
+        elif await _topic_started(consumer, tp, committed):
+            pins[tp] = begin
+            log.warning("%s: %s was added to the topic after group %s started (no committed offset, the group "
+                        "has some on its other partitions): starting at its earliest offset %d, %d records to "
+                        "process", role, _name(tp), group, begin, end - begin)
         else:
             undecided.append(f"{_name(tp)} ({end - begin} records)")
     if undecided:
@@ -86,3 +97,16 @@ async def settle(
             consumer.seek(tp, offset)
         await consumer.commit(pins)
     return {tp: offset for tp, offset in committed.items() if offset is not None} | pins
+
+
+async def _topic_started(consumer: Any, tp: TopicPartition, committed: dict[TopicPartition, int | None]) -> bool:
+    """Whether the group has a committed offset on another partition of ``tp``'s topic (assigned
+    to this member or to another one)."""
+    for partition in sorted(consumer.partitions_for_topic(tp.topic) or ()):
+        other = TopicPartition(tp.topic, partition)
+        if other == tp:
+            continue
+        offset = committed[other] if other in committed else await consumer.committed(other)
+        if offset is not None:
+            return True
+    return False

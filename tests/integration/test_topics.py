@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 import pytest
-from aiokafka.admin import NewTopic
+from aiokafka.admin import NewPartitions, NewTopic
 
 from fanout.agents import group_id
 from fanout.agents.supervisor import settings_env
@@ -32,6 +32,7 @@ from tests.integration.pipeline_helpers import (
     pipeline,
     pipeline_settings,
     produce_raw,
+    produce_to,
     wait_drained,
 )
 
@@ -210,3 +211,30 @@ async def test_from_earliest_processes_the_history_and_empty_partitions_are_pinn
         await store.drop_keyspace()
         await store.close()
         await delete_topics(settings)
+
+
+async def test_a_partition_added_while_the_group_runs_starts_at_its_earliest_offset() -> None:
+    """``kafka-topics --alter --partitions``: producers write to the new partition before the agents
+    notice it; its records are processed from its start, not refused (which stopped every agent of
+    ``fanout worker all`` after the planner's restarts)."""
+    settings = pipeline_settings(activities_partitions=1)
+    async with pipeline(settings) as store:
+        await produce_to(settings, "activities", 0, [_activity("before", 1)])
+        first = InProcess(settings, store, "planner")
+        try:
+            await wait_drained(settings, roles=["planner"], within=60)
+        finally:
+            await first.close()
+        async with KafkaClients(settings).admin() as admin:
+            await admin.create_partitions({settings.topic("activities"): NewPartitions(total_count=2)})
+        await produce_to(settings, "activities", 1, [_activity("added-1", 2), _activity("added-2", 3)])
+        group = group_id(settings.topic_prefix, "planner")
+        assert await committed_offsets(settings, group) == {0: 1, 1: None}
+        second = InProcess(settings, store, "planner")  # a member that sees the new partition
+        try:
+            await second.ready()
+            await wait_drained(settings, roles=["planner"], within=60)
+        finally:
+            await second.close()
+        assert await committed_offsets(settings, group) == {0: 1, 1: 2}
+        assert await feed_ids(store, "user:ann") == ["added-2", "added-1", "before"]
