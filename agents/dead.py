@@ -120,8 +120,8 @@ async def read_dead_letters(settings: Settings, *, within: float = 60.0) -> list
     topic = settings.topic("dead")
     count = (await describe_topics(settings))[topic]
     consumer = KafkaClients(settings).consumer("fanout-dead", enable_auto_commit=False, group_id=None)
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -174,8 +174,8 @@ async def redrive(settings: Settings, letters: Iterable[DeadLetter], *, dry_run:
         return result
     dead_topic = settings.topic("dead")
     producer = KafkaClients(settings).producer("fanout-redrive")
-    await producer.start()
     try:
+        await producer.start()
         sent = Acks()
         for letter in todo:
             origin = f"{dead_topic}:{letter.partition}:{letter.offset}".encode()

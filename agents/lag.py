@@ -31,8 +31,8 @@ async def consumer_lag(settings: Settings) -> list[PartitionLag]:
     """Lag of every agent group on every partition of its topic (missing topics are skipped)."""
     clients = KafkaClients(settings)
     consumer = clients.consumer("fanout-lag")
-    await consumer.start()
     try:
+        await consumer.start()
         async with clients.admin() as admin:
             return await _lag_rows(settings, admin, consumer)
     finally:

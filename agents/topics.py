@@ -143,8 +143,8 @@ async def _pin_groups(settings: Settings, created: dict[str, int]) -> None:
             continue
         tps = [TopicPartition(topic, p) for p in range(created[topic])]
         consumer = clients.consumer("fanout-topics", group_id=group, enable_auto_commit=False)
-        await consumer.start()
         try:
+            await consumer.start()
             consumer.assign(tps)
             # a topic just created may not be known to every broker yet: retriable errors
             await retry(partial(consumer.commit, dict.fromkeys(tps, 0)), within=30.0, first_delay=0.1)

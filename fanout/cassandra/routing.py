@@ -30,8 +30,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Final
 
-from cassandra import ConsistencyLevel
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
+from cassandra import ConsistencyLevel, UnresolvableContactPoints
+from cassandra.auth import PlainTextAuthProvider
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
@@ -40,6 +41,7 @@ from cassandra.policies import (
 )
 from cassandra.query import tuple_factory
 
+from ..errors import StoreError
 from ..settings import Settings
 
 RECONNECT_FIRST_S: Final = 0.5  # the first attempt after a node is marked down
@@ -107,6 +109,28 @@ def execution_profile(settings: Settings, *, request_timeout: float) -> Executio
         request_timeout=request_timeout,
         row_factory=tuple_factory,
     )
+
+
+def build_cluster(settings: Settings, *, request_timeout: float, connection_class: Any) -> Cluster:
+    """The driver's cluster for ``settings`` (not connected): hosts, port, protocol version,
+    credentials, the profile above and the reconnection policy below."""
+    auth = None
+    if settings.cassandra_username:
+        auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
+    version = settings.cassandra_protocol_version
+    versioned = {"protocol_version": version} if version else {}
+    profile = execution_profile(settings, request_timeout=request_timeout)
+    try:
+        return Cluster(
+            list(settings.cassandra_hosts), port=settings.cassandra_port, **versioned,
+            execution_profiles={EXEC_PROFILE_DEFAULT: profile}, connection_class=connection_class,
+            auth_provider=auth, connect_timeout=10, reconnection_policy=reconnection_policy(),
+        )
+    except UnresolvableContactPoints:  # none of the host names resolves (a DNS outage may pass)
+        raise StoreError(
+            f"no Cassandra host of FANOUT_CASSANDRA_HOSTS ({','.join(settings.cassandra_hosts)}) resolves to an "
+            "address: check the names (or the DNS)", retriable=True
+        ) from None
 
 
 def reconnection_policy() -> ExponentialReconnectionPolicy:

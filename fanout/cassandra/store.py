@@ -86,27 +86,10 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
 
         Requests are routed to a replica of their partition and run at the settings' write and read
         consistency levels (``routing``)."""
-        from cassandra.auth import PlainTextAuthProvider
-        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster
-
-        from .routing import execution_profile, reconnection_policy
+        from .routing import build_cluster
 
         name = check_name(keyspace or settings.cassandra_keyspace)
-        profile = execution_profile(settings, request_timeout=_REQUEST_TIMEOUT)
-        auth = None
-        if settings.cassandra_username:
-            auth = PlainTextAuthProvider(settings.cassandra_username, settings.cassandra_password)
-        version = settings.cassandra_protocol_version
-        versioned = {"protocol_version": version} if version else {}
-        cluster = Cluster(
-            list(settings.cassandra_hosts),
-            port=settings.cassandra_port,
-            **versioned,
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-            connection_class=_connection_class(),
-            auth_provider=auth, connect_timeout=10,
-            reconnection_policy=reconnection_policy(),
-        )
+        cluster = build_cluster(settings, request_timeout=_REQUEST_TIMEOUT, connection_class=_connection_class())
         try:
             session = await asyncio.to_thread(cluster.connect)
         except Exception as exc:

@@ -19,8 +19,12 @@ to do and exit 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
+
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from fanout._version import __version__
 from fanout.errors import FanoutError
@@ -42,10 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the Kafka client's own lines ("Unable connect to ...") only where a command set up logging
+    # (worker, serve); elsewhere the one line below says it
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     try:
         settings = Settings.from_env()
         result = args.func(args, settings)
+        sys.stdout.flush()  # inside the try: a reader gone away is met here, not at exit
     except FanoutError as exc:
+        print(f"fanout: {exc}", file=sys.stderr)
+        return 2
+    except KafkaConnectionError as exc:
+        print(f"fanout: Kafka not reachable at {settings.kafka_bootstrap} (start it, e.g. `make up`, or set "
+              f"FANOUT_KAFKA_BOOTSTRAP and the FANOUT_KAFKA_SECURITY_PROTOCOL/SASL/SSL settings): {exc}",
+              file=sys.stderr)
+        return 2
+    except KafkaError as exc:
+        print(f"fanout: Kafka refused the request: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader went away (`fanout lag | head`): stop quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 141
+    except OSError as exc:  # a file named on the command line
         print(f"fanout: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

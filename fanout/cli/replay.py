@@ -107,6 +107,14 @@ def register(subparsers: Any) -> None:
     r.set_defaults(func=_rebuild_command)
 
 
+def _fanned_kind(kind: str | None, settings: Settings) -> str | None:
+    """``--kind``: one of the kinds the agents fan into (a new kind is added to FANOUT_FEED_KINDS first)."""
+    if kind is not None and kind not in settings.feed_kinds:
+        raise ConfigError(f"--kind {kind!r} is not a fanned feed kind: one of {', '.join(settings.feed_kinds)} "
+                          "(FANOUT_FEED_KINDS; add a new kind there first, so that reads serve it too)")
+    return kind
+
+
 def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
     options = ReplayOptions(
@@ -114,7 +122,7 @@ def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
         start_offsets=parse_offsets(args.start) if args.start else None,
         end_offsets=parse_offsets(args.end) if args.end else None,
         users=args.users,
-        kind=args.kind,
+        kind=_fanned_kind(args.kind, settings),
         reset=args.reset,
         drop_timelines=args.drop_timelines,
         via_kafka=args.via_kafka,
@@ -141,7 +149,7 @@ def _replay_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
-    copied = asyncio.run(rebuild_users(settings, args.users, kind=args.kind))
+    copied = asyncio.run(rebuild_users(settings, args.users, kind=_fanned_kind(args.kind, settings)))
     for user, n in copied.items():
         print(f"rebuilt {user}: {n} entries from the followees' user feeds")
     return 0

@@ -34,9 +34,10 @@ def test_a_bad_id_is_refused_in_one_line_without_a_server(argv: list[str]) -> No
     assert "Traceback" not in done.stderr and "Cassandra" not in done.stderr
 
 
-def _fanout(*argv: str) -> subprocess.CompletedProcess[str]:
-    env = {"FANOUT_CASSANDRA_PORT": "1", "PATH": "/usr/bin:/bin"}  # nothing listens there
-    return subprocess.run([sys.executable, "-m", "fanout", *argv], capture_output=True, text=True, env=env, timeout=60)
+def _fanout(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {"FANOUT_CASSANDRA_PORT": "1", "PATH": "/usr/bin:/bin"}  # nothing listens there
+    return subprocess.run([sys.executable, "-m", "fanout", *argv], capture_output=True, text=True,
+                          env={**base, **(env or {})}, timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +79,50 @@ def test_replay_users_naming_nobody_is_refused_not_taken_for_everybody(users: st
     done = _fanout("replay", "--users", users)
     assert done.returncode == 2, done.stderr
     assert "argument --users: must name at least one id" in done.stderr and "Kafka" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [["rebuild", "ann"], ["replay"]])
+def test_a_feed_kind_the_agents_do_not_fan_into_is_refused(command: list[str]) -> None:
+    """``rebuild --kind nope`` wrote 368 rows into feeds no read serves and said it rebuilt them."""
+    done = _fanout(*command, "--kind", "nope")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "fanout: --kind 'nope' is not a fanned feed kind: one of timeline (FANOUT_FEED_KINDS; add a new kind "
+        "there first, so that reads serve it too)"
+    ]
+
+
+@pytest.mark.parametrize("command", [["lag"], ["topics", "check"], ["dead"], ["publish", "--follow", "7", "42"]])
+def test_kafka_not_reachable_is_one_line_without_a_traceback(command: list[str]) -> None:
+    done = _fanout(*command, env={"FANOUT_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr  # one line, no client noise after it
+    assert done.stderr.startswith("fanout: Kafka not reachable at 127.0.0.1:1 (start it"), done.stderr
+
+
+def test_a_missing_file_is_one_line() -> None:
+    done = _fanout("publish", "--file", "/nonexistent/events.jsonl")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["fanout: [Errno 2] No such file or directory: '/nonexistent/events.jsonl'"]
+
+
+def test_a_cassandra_host_that_does_not_resolve_is_one_line() -> None:
+    done = _fanout("feed", "ann", env={"FANOUT_CASSANDRA_HOSTS": "nonexistent.invalid"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "fanout: no Cassandra host of FANOUT_CASSANDRA_HOSTS (nonexistent.invalid) resolves to an address: "
+        "check the names (or the DNS)"
+    ]
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly() -> None:
+    """``fanout schemas | head -1``: no BrokenPipeError traceback or exit-time error, the status of a
+    pipe's writer (141, as for a process ended by SIGPIPE)."""
+    reader = subprocess.Popen([sys.executable, "-m", "fanout", "schemas"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"})
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # before the command writes: its output meets a closed pipe
+    status = reader.wait(timeout=60)
+    errors = reader.stderr.read()
+    reader.stderr.close()
+    assert status == 141 and b"Traceback" not in errors and b"Exception ignored" not in errors, errors
