@@ -16,6 +16,7 @@ environment, ``dataclasses.replace`` overrides them in code and tests.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -294,9 +295,13 @@ def _parse(name: str, type_: Any, raw: str) -> Any:
         if type_name == "int":
             return int(raw)
         if type_name == "float":
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):  # nan passes every `< 0` check, and a nan or inf timeout never ends
+                raise ValueError(raw)
+            return number
         if type_name.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         return raw
     except ValueError:
-        raise ConfigError(f"{env_name}={raw!r} is not a valid {type_name}") from None
+        rule = " (a finite number)" if type_name == "float" else ""
+        raise ConfigError(f"{env_name}={raw!r} is not a valid {type_name}{rule}") from None

@@ -54,6 +54,10 @@ def test_environment_overrides_each_type() -> None:
         ({"FANOUT_CASSANDRA_READ_CONSISTENCY": "quorum!"}, "FANOUT_CASSANDRA_READ_CONSISTENCY"),
         ({"FANOUT_LOW_BATCH_MAX_RECORDS": "0"}, "FANOUT_LOW_BATCH_MAX_RECORDS must be >= 1"),
         ({"FANOUT_FOLLOWS_BATCH_MAX_RECORDS": "0"}, "FANOUT_FOLLOWS_BATCH_MAX_RECORDS must be >= 1"),
+        # nan passed every `<= 0` check: an HTTP backend call without a bound hung its POST for good
+        ({"FANOUT_HTTP_BACKEND_TIMEOUT_SECONDS": "nan"}, "FANOUT_HTTP_BACKEND_TIMEOUT_SECONDS='nan' is not a valid"),
+        ({"FANOUT_AGENT_STALL_TIMEOUT_S": "inf"}, "FANOUT_AGENT_STALL_TIMEOUT_S='inf' is not a valid float"),
+        ({"FANOUT_ACTIVE_WINDOW_DAYS": "-NaN"}, "FANOUT_ACTIVE_WINDOW_DAYS='-NaN' is not a valid float"),
     ],
 )
 def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
