@@ -49,17 +49,14 @@ class LoggerFamilyFilter(logging.Filter):
             logger.removeFilter(self)
 
 
-class QuietDriverLogs(LoggerFamilyFilter):
-    """Filter for cassandra-driver's loggers (``install``/``uninstall``); see the module docstring."""
+class OncePerMinute(LoggerFamilyFilter):
+    """Filter for a client library's loggers (``install``/``uninstall``): warnings and errors on one
+    line, each distinct one at most once per ``repeat_every`` seconds (see the module docstring)."""
 
-    def __init__(self, repeat_every: float = REPEAT_EVERY_S) -> None:
-        super().__init__(DRIVER_LOGGER)
+    def __init__(self, name: str, repeat_every: float = REPEAT_EVERY_S) -> None:
+        super().__init__(name)
         self.repeat_every = repeat_every
         self.suppressed = 0
-
-    def install(self) -> None:
-        importlib.import_module("cassandra.cluster")  # the driver is imported lazily: its loggers exist from here on
-        super().install()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
@@ -74,3 +71,14 @@ class QuietDriverLogs(LoggerFamilyFilter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class QuietDriverLogs(OncePerMinute):
+    """``OncePerMinute`` on cassandra-driver's loggers."""
+
+    def __init__(self, repeat_every: float = REPEAT_EVERY_S) -> None:
+        super().__init__(DRIVER_LOGGER, repeat_every)
+
+    def install(self) -> None:
+        importlib.import_module("cassandra.cluster")  # the driver is imported lazily: its loggers exist from here on
+        super().install()

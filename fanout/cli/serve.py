@@ -4,17 +4,21 @@
 
 It starts even when Kafka or Cassandra is down (``/readyz`` says which; requests that need it get
 503) and stops on SIGTERM/SIGINT after the requests in progress (uvicorn's graceful shutdown).
-While the node is away the driver's warnings (one per reconnection attempt, every 2 s at most) are
-printed as the agents print them: each distinct one once a minute, on one line (``QuietDriverLogs``).
+Its log (standard error, with the time): uvicorn's lines, and the client libraries' warnings as
+the agents print them: while Cassandra is away the driver's (one per reconnection attempt, every
+2 s at most) and while Kafka is away aiokafka's (one per connection attempt of every request),
+each distinct one once a minute, on one line (``QuietDriverLogs``, ``OncePerMinute``).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
+import sys
 from typing import Any
 
-from fanout.agents.quietlogs import QuietDriverLogs
+from fanout.agents.quietlogs import OncePerMinute, QuietDriverLogs
 from fanout.settings import Settings
 
 from .arguments import port
@@ -37,12 +41,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again to the handler that
     # was there before it: a no-op one lets the command end with 0, like `fanout worker`.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    quiet = QuietDriverLogs()
-    quiet.install()
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s [serve %(process)d] %(message)s")
+    for library in ("cassandra", "aiokafka"):
+        logging.getLogger(library).setLevel(max(logging.WARNING, logging.getLogger().level))
+    quiet = [QuietDriverLogs(), OncePerMinute("aiokafka")]
+    for each in quiet:
+        each.install()
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
                     server_header=False)
     finally:
-        quiet.uninstall()
+        for each in quiet:
+            each.uninstall()
         signal.signal(signal.SIGTERM, previous)
     return 0

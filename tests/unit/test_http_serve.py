@@ -4,6 +4,7 @@ answers 503 problems for what needs them, and stops cleanly on SIGTERM."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -40,8 +41,19 @@ def test_fanout_serve_starts_with_the_backends_down_and_stops_on_sigterm() -> No
             posted = client.post("/v1/activities", json={"actor": "a", "verb": "v", "object": "o"})
             assert "Kafka" in assert_problem(posted, 503)["title"]
             assert_problem(client.post("/v1/activities", json={"actor": ""}), 422, "actor")  # checked first
+            for _ in range(4):  # each a new attempt to reach either backend
+                assert client.get("/v1/feeds/timeline/u").status_code == 503
+                assert client.post("/v1/activities", json={"actor": "a", "verb": "v", "object": "o"}).status_code == 503
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        assert proc.stdout is not None
+        lines = proc.stdout.read().decode().splitlines()
+        # the clients' own warnings are printed (the driver's had no handler: nothing was) with the
+        # time, each distinct one once a minute (aiokafka's came once per attempt, without the time)
+        driver = [line for line in lines if "[control connection] Error connecting to 127.0.0.1:1" in line]
+        kafka = [line for line in lines if 'Unable connect to "127.0.0.1:1"' in line]
+        assert len(driver) == 1 and len(kafka) == 1, lines
+        assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line) for line in driver + kafka), lines
     finally:
         if proc.poll() is None:
             proc.kill()
