@@ -81,11 +81,14 @@ def create_app(
         finally:
             await backends.close()
 
-    return Starlette(
+    app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+    # `/v1/feeds/timeline` is a 404 problem, not a redirect to a URL built from the Host header
+    app.router.redirect_slashes = False
+    return app
 
 
 def _endpoint(route: str, handler: Handler) -> Handler:
@@ -118,5 +121,5 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     response = problem.response()
     if isinstance(exc, HTTPException) and exc.headers:
         response.headers.update(exc.headers)
-    metrics.REQUESTS.labels("unmatched", request.method, str(status)).inc()
+    metrics.REQUESTS.labels("unmatched", metrics.method_label(request.method), str(status)).inc()
     return response

@@ -9,6 +9,15 @@ REQUESTS = Counter(
     "HTTP requests answered, by route template, method and status code.",
     ["route", "method", "status"],
 )
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def method_label(method: str) -> str:
+    """The request's method as a label value: a name of the client's choosing would add a series
+    for good (any method name reaches the 405 answer), so other names count as ``other``."""
+    return method if method in METHODS else "other"
+
+
 SECONDS = Histogram(
     "fanout_http_request_seconds",
     "Time to answer an HTTP request, by route template.",

@@ -242,6 +242,22 @@ async def test_unknown_routes_and_methods_are_problems(shared_api: Any) -> None:
     assert publisher.activities == []
 
 
+async def test_a_path_one_slash_short_is_a_problem_not_a_redirect(shared_api: Any) -> None:
+    """Starlette redirected `/v1/feeds/timeline` to `http://<the Host header>/v1/feeds/timeline/`."""
+    client, _ = shared_api
+    response = await client.get("/v1/feeds/timeline", headers={"host": "evil.example"})
+    assert_problem(response, 404)
+    assert "location" not in response.headers
+
+
+async def test_method_names_of_the_clients_choosing_add_no_metric_series(shared_api: Any) -> None:
+    client, _ = shared_api
+    for n in range(20):
+        assert_problem(await client.request(f"M{n}", "/v1/follows"), 405)
+    text = (await client.get("/metrics")).text
+    assert 'method="M1"' not in text and 'method="other"' in text
+
+
 async def test_a_store_that_fails_answers_503(api: Any) -> None:
     client, store, _ = api
     store.fail = StoreError("Cassandra read failed: NoHostAvailable", retriable=True)
