@@ -26,7 +26,8 @@ from .arguments import positive
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-_REASONS = "json, schema, version, oversize, time, conflict, store"
+_AGENTS = ("planner", "follows", "writer-high", "writer-low")
+_REASONS = ("json", "schema", "version", "oversize", "time", "target", "conflict", "store")  # every InvalidEvent reason
 
 
 def register(subparsers: Any) -> None:
@@ -36,9 +37,10 @@ def register(subparsers: Any) -> None:
         description="List the records the agents dead-lettered (oldest first), or --redrive them once the cause "
                     "is fixed: each goes back to its source topic once, with its key and record timestamp.",
     )
-    dead.add_argument("--reason", action="append", default=[], help=f"only this reason ({_REASONS}); repeatable")
-    dead.add_argument("--agent", action="append", default=[],
-                      help="only those of this agent (planner, follows, writer-high, writer-low); repeatable")
+    dead.add_argument("--reason", action="append", default=[], choices=_REASONS, metavar="R",
+                      help=f"only this reason ({', '.join(_REASONS)}); repeatable")
+    dead.add_argument("--agent", action="append", default=[], choices=_AGENTS, metavar="A",
+                      help=f"only those of this agent ({', '.join(_AGENTS)}); repeatable")
     dead.add_argument("--since", metavar="T", help="dead-lettered at or after T (RFC 3339, or 30m/2h/7d ago)")
     dead.add_argument("--until", metavar="T", help="dead-lettered before T")
     dead.add_argument("--limit", type=positive, default=200, help="list at most the newest N (default 200)")

@@ -47,6 +47,8 @@ def _fanout(*argv: str, env: dict[str, str] | None = None) -> subprocess.Complet
         (["feed", "ann", "--limit", "many"], "--limit", "must be an integer, not 'many'"),
         (["notifications", "ann", "--limit", "-5"], "--limit", "must be 1 or more, not -5"),
         (["dead", "--limit", "0"], "--limit", "must be 1 or more"),
+        (["dead", "--reason", "nope"], "--reason", "invalid choice: 'nope' (choose from 'json', 'schema'"),
+        (["dead", "--agent", "writer"], "--agent", "invalid choice: 'writer' (choose from 'planner'"),
         (["serve", "--port", "99999"], "--port", "must be from 1 to 65535, not 99999"),
         (["worker", "planner", "--metrics-port", "0"], "--metrics-port", "must be from 1 to 65535"),
         (["worker", "planner", "--batch-max-records", "0"], "--batch-max-records", "must be 1 or more"),
