@@ -14,7 +14,15 @@ the agents and producers list the topics before they use them, since another bro
 create a topic on its first metadata request). ``create_topics`` makes the missing ones and pins
 every agent group at offset 0 of each topic it created, so events published before any agent ran
 are processed; ``topic_drift`` compares existing topics with these specs (partitions,
-``retention.ms``, ``cleanup.policy``, ``compression.type``).
+``retention.ms``, ``cleanup.policy``, ``compression.type``, and on ``activities`` and ``follows``
+``message.timestamp.after.max.ms``).
+
+The record timestamp is the time of an event without ``time``, and an event's ``time`` may lie
+at most ``FANOUT_MAX_FUTURE_SKEW_SECONDS`` after it (``fanout.codec``); but the producer's clock
+sets it. So ``activities`` and ``follows`` take ``message.timestamp.after.max.ms`` = that same
+skew: the broker refuses a record stamped further ahead of its own clock (the producer gets
+``InvalidTimestampError``), and no event sits at the top of feeds for more than twice the skew
+(Kafka 4's default lets a record be 1 hour ahead, older brokers any time).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from fanout.settings import Settings
 from . import group_id
 
 TOPIC_NAMES = ("activities", "follows", "high", "low", "dead")
-CHECKED_CONFIGS = ("retention.ms", "cleanup.policy", "compression.type")
+CHECKED_CONFIGS = ("retention.ms", "cleanup.policy", "compression.type", "message.timestamp.after.max.ms")
 _TOPIC_ALREADY_EXISTS = 36
 _DEAD_RETENTION_MS = 30 * 86_400 * 1000  # dead letters wait a month for an operator
 
@@ -55,7 +63,8 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     """Full topic name -> (partitions, topic configs)."""
     # zstd by the broker: ~4.4x less disk for the replayable log (agents/REPLAY.md), no client change
     log = {"retention.ms": str(settings.activities_retention_ms), "cleanup.policy": "delete",
-           "compression.type": "zstd"}
+           "compression.type": "zstd",
+           "message.timestamp.after.max.ms": str(settings.max_future_skew_seconds * 1000)}
     chunks = {"retention.ms": str(settings.chunks_retention_ms), "cleanup.policy": "delete",
               "compression.type": "producer"}
     dead = {"retention.ms": str(_DEAD_RETENTION_MS), "cleanup.policy": "delete", "compression.type": "producer"}
@@ -184,6 +193,8 @@ async def topic_drift(settings: Settings) -> dict[str, list[str]]:
         if partitions[name] != expected_partitions:
             found.append(f"{name}: {partitions[name]} partitions, expected {expected_partitions}")
         for key in CHECKED_CONFIGS:
+            if key not in expected:
+                continue  # not set on this topic (the broker's default is fine)
             value = configs.get(name, {}).get(key)
             if value != expected[key]:
                 found.append(f"{name}: {key} is {value}, expected {expected[key]}")

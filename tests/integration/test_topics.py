@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -81,6 +82,7 @@ async def test_topics_check_and_create_name_every_drift() -> None:
         assert f"{activities}: 1 partitions, expected {settings.activities_partitions}" in out, out
         assert f"{activities}: retention.ms is 604800000, expected -1" in out, out
         assert f"{activities}: compression.type is producer, expected zstd" in out, out
+        assert f"{activities}: message.timestamp.after.max.ms is 3600000, expected 600000" in out, out
         for name in ("follows", "high", "low", "dead"):
             assert settings.topic(name) + ":" not in out, out  # created right: no drift
     finally:
@@ -238,3 +240,25 @@ async def test_a_partition_added_while_the_group_runs_starts_at_its_earliest_off
             await second.close()
         assert await committed_offsets(settings, group) == {0: 1, 1: 2}
         assert await feed_ids(store, "user:ann") == ["added-2", "added-1", "before"]
+
+
+async def test_records_stamped_far_ahead_of_the_brokers_clock_are_refused_where_produced() -> None:
+    """A producer whose clock runs 55 minutes fast put its posts at the top of every follower's feed
+    for 55 minutes (the event rule bounds `time` against the record's timestamp only); the event
+    topics take the same 10-minute bound against the broker's clock, so the producer gets an error."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import InvalidTimestampError
+
+    settings = pipeline_settings()
+    async with pipeline(settings):
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            now_ms = int(time.time() * 1000)
+            for name in ("activities", "follows"):
+                topic = settings.topic(name)
+                with pytest.raises(InvalidTimestampError):
+                    await producer.send_and_wait(topic, b"{}", key=b"k", timestamp_ms=now_ms + 55 * 60_000)
+                await producer.send_and_wait(topic, b"{}", key=b"k", timestamp_ms=now_ms + 5 * 60_000)
+        finally:
+            await producer.stop()
