@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, NamedTuple
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
@@ -26,6 +27,7 @@ from . import metrics
 log = logging.getLogger("fanout.agents")
 
 ERROR_HEADER_LIMIT = 2000
+LOG_EVERY_S = 10.0  # at most one log line per reason this often; the others are counted in the next
 MAX_DEAD_LETTER_BYTES = 1_000_000
 TRUNCATED_VALUE_BYTES = 64 * 1024
 TRUNCATED_KEY_BYTES = 1024
@@ -80,6 +82,8 @@ class DeadLetters:
         self.role = role
         self.acks = DeadLetterAcks(self)
         self.count = 0
+        self._logged: dict[str, float] = {}  # reason -> when its last line was printed (monotonic)
+        self._unlogged: dict[str, int] = {}  # reason -> dead letters since without a line
 
     async def send(self, record: Any, error: InvalidEvent) -> None:
         reason = error.reason
@@ -96,9 +100,21 @@ class DeadLetters:
         self.count += 1
         metrics.DEAD_LETTERS.labels(self.role, reason).inc()
         metrics.EVENTS.labels(self.role, "dead").inc()
+        self._log(record, reason, error)
+
+    def _log(self, record: Any, reason: str, error: InvalidEvent) -> None:
+        """One line per reason every ``LOG_EVERY_S`` at most (a producer sending garbage would
+        otherwise fill the log), naming how many came since its last line."""
+        now = time.monotonic()
+        if now - self._logged.get(reason, -LOG_EVERY_S) < LOG_EVERY_S:
+            self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+            return
+        self._logged[reason] = now
+        unlogged = self._unlogged.pop(reason, 0)
+        more = f" (and {unlogged} more with reason {reason} since its last line: `fanout dead` lists them)"
         log.warning(
-            "%s: dead-lettered %s[%d]@%d (%s): %s",
-            self.role, record.topic, record.partition, record.offset, reason, error,
+            "%s: dead-lettering %s[%d]@%d (%s): %s%s",
+            self.role, record.topic, record.partition, record.offset, reason, error, more if unlogged else "",
         )
 
     async def produce(self, record: Any, headers: Headers, *, truncate: bool) -> _Sent:

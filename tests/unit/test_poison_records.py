@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -162,3 +163,26 @@ async def test_a_dead_letter_the_producer_or_broker_refuses_is_sent_again_trunca
     await dead.acks.flush()
     sent = sorted((len(v or b""), h.get("fanout-truncated"), h["fanout-reason"]) for _, _, v, h in producer.sent)
     assert sent == [(100, None, b"json"), (TRUNCATED_VALUE_BYTES, b"true", b"json")]
+
+
+async def test_a_flood_of_bad_records_logs_a_line_per_reason_every_ten_seconds(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """300 bad records printed 300 warnings; every one is still dead-lettered and counted."""
+    import fanout.agents.deadletters as deadletters
+
+    clock = [1000.0]
+    monkeypatch.setattr(deadletters.time, "monotonic", lambda: clock[0])
+    producer = Producer()
+    dead = DeadLetters(producer, Settings(), "planner")
+    caplog.set_level(logging.WARNING, logger="fanout.agents")
+    for n in range(300):
+        await dead.send(_dead_record(10), InvalidEvent(f"bad {n}", reason="schema"))
+        await dead.send(_dead_record(10), InvalidEvent(f"late {n}", reason="time"))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and "bad 0" in lines[0] and "late 0" in lines[1], lines
+    clock[0] += deadletters.LOG_EVERY_S
+    await dead.send(_dead_record(10), InvalidEvent("bad again", reason="schema"))
+    assert "bad again (and 299 more with reason schema since its last line" in caplog.records[-1].getMessage()
+    await dead.acks.flush()
+    assert len(producer.sent) == 601 and dead.count == 601
