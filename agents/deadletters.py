@@ -82,6 +82,7 @@ class DeadLetters:
         self.role = role
         self.acks = DeadLetterAcks(self)
         self.count = 0
+        self.clock = time.monotonic  # when log lines were printed (tests pass their own)
         self._logged: dict[str, float] = {}  # reason -> when its last line was printed (monotonic)
         self._unlogged: dict[str, int] = {}  # reason -> dead letters since without a line
 
@@ -105,7 +106,7 @@ class DeadLetters:
     def _log(self, record: Any, reason: str, error: InvalidEvent) -> None:
         """One line per reason every ``LOG_EVERY_S`` at most (a producer sending garbage would
         otherwise fill the log), naming how many came since its last line."""
-        now = time.monotonic()
+        now = self.clock()
         if now - self._logged.get(reason, -LOG_EVERY_S) < LOG_EVERY_S:
             self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
             return

@@ -47,8 +47,9 @@ def openapi_document(settings: Settings) -> bytes:
                            "events to Kafka. Errors are application/problem+json (RFC 9457).",
         },
         "paths": {
-            "/healthz": {"get": _op("healthz", "The process is up.", {200: "Health"})},
-            "/readyz": {"get": _op("readyz", "Kafka and Cassandra answer.", {200: "Health", 503: "Health"})},
+            "/healthz": {"get": _op("healthz", "The process is up (no query parameters).", {200: "Health", 400: None})},
+            "/readyz": {"get": _op("readyz", "Kafka and Cassandra answer (503 with Retry-After when one does not).",
+                                   {200: "Health", 400: None, 503: "Health"})},
             "/v1/feeds/{kind}/{user}": {"get": _op(
                 "readFeed", "A page of a feed, newest first (of groups for an aggregated kind). Reading a "
                 "timeline marks its user active.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Final, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from starlette.requests import Request
 
@@ -35,7 +36,19 @@ def path_id(request: Request, name: str) -> str:
     value: str = request.path_params[name]
     if not value or len(value.encode(errors="surrogatepass")) > MAX_ID_BYTES:
         raise invalid_parameter(name, f"1 to {MAX_ID_BYTES} bytes of UTF-8")
+    if "\ufffd" in value and not _utf8_path(request):  # the server put U+FFFD for each byte that was not UTF-8
+        raise invalid_parameter(name, "valid UTF-8")
     return _utf8(name, value)
+
+
+def _utf8_path(request: Request) -> bool:
+    """Whether the path as sent (%-escapes decoded) is UTF-8: `%FF` and `%C0` would both read as
+    the id "\ufffd" otherwise, one user for two ids."""
+    try:
+        unquote_to_bytes(request.scope.get("raw_path", b"")).decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def required_id(params: dict[str, str], name: str) -> str:

@@ -47,7 +47,7 @@ from . import groups, params
 from .backends import Backends
 from .graph import GraphReader
 from .models import Accepted, Health, encode
-from .problems import Problem, invalid_body, too_large
+from .problems import RETRY_AFTER_SECONDS, Problem, invalid_body, too_large
 from .reader import FeedReader
 
 JSON = "application/json"
@@ -72,7 +72,10 @@ class Api:
         params.query(request)
         checks = await self.backends.ready()
         ok = all(v == "ok" for v in checks.values())
-        return _json(Health(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503)
+        response = _json(Health(status="ok" if ok else "unavailable", checks=checks), 200 if ok else 503)
+        if not ok:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)  # as every 503 of the API
+        return response
 
     # reading ---------------------------------------------------------------------------
     async def feed(self, request: Request) -> Response:

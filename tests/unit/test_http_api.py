@@ -350,3 +350,19 @@ async def test_delivery_reports_the_fanout_of_an_activity_and_its_removal(api: A
     unknown = (await client.get("/v1/activities/nope/delivery")).json()
     assert unknown == {"id": "nope", "add": None, "remove": None}
     assert_problem(await client.get("/v1/activities/nope/delivery", params={"x": "1"}), 400, "x")
+
+
+async def test_bytes_that_are_not_utf8_in_a_path_id_are_refused_not_read_as_u_fffd(shared_api: Any) -> None:
+    """`%FF` and `%C0` both read as the id U+FFFD: two ids, one user (marks too)."""
+    client, _ = shared_api
+    for path in ("/v1/users/%FF/following", "/v1/users/a%C0b/followers", "/v1/feeds/timeline/%FF",
+                 "/v1/activities/%FF/delivery"):
+        assert_problem(await client.get(path), 400)
+    assert_problem(await client.post("/v1/notifications/%FF/seen"), 400)
+    assert (await client.get("/v1/users/%EF%BF%BD/following")).status_code == 200  # U+FFFD itself, as UTF-8
+
+
+async def test_readyz_unavailable_says_when_to_ask_again(shared_api: Any) -> None:
+    client, _ = shared_api
+    ready = await client.get("/readyz")  # no broker in unit tests
+    assert ready.status_code == 503 and ready.headers["retry-after"] == "5"

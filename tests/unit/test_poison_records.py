@@ -166,22 +166,22 @@ async def test_a_dead_letter_the_producer_or_broker_refuses_is_sent_again_trunca
 
 
 async def test_a_flood_of_bad_records_logs_a_line_per_reason_every_ten_seconds(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """300 bad records printed 300 warnings; every one is still dead-lettered and counted."""
-    import fanout.agents.deadletters as deadletters
+    from fanout.agents.deadletters import LOG_EVERY_S
 
     clock = [1000.0]
-    monkeypatch.setattr(deadletters.time, "monotonic", lambda: clock[0])
     producer = Producer()
     dead = DeadLetters(producer, Settings(), "planner")
+    dead.clock = lambda: clock[0]
     caplog.set_level(logging.WARNING, logger="fanout.agents")
     for n in range(300):
         await dead.send(_dead_record(10), InvalidEvent(f"bad {n}", reason="schema"))
         await dead.send(_dead_record(10), InvalidEvent(f"late {n}", reason="time"))
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2 and "bad 0" in lines[0] and "late 0" in lines[1], lines
-    clock[0] += deadletters.LOG_EVERY_S
+    clock[0] += LOG_EVERY_S
     await dead.send(_dead_record(10), InvalidEvent("bad again", reason="schema"))
     assert "bad again (and 299 more with reason schema since its last line" in caplog.records[-1].getMessage()
     await dead.acks.flush()
