@@ -63,7 +63,7 @@ from fanout.settings import Settings
 
 from . import metrics, offsets
 from .connectivity import KafkaConnectivity, QuietKafkaLogs
-from .deadletters import DeadLetters
+from .deadletters import DeadLetterLog, DeadLetters
 from .health import Health
 from .partitions import FIRST_BACKOFF_S, MAX_BACKOFF_S, Partitions, tps_text
 from .producing import AgentProducer, RetryBatch, TaskAcks
@@ -176,6 +176,7 @@ class Agent:
         self.producer: AgentProducer
         self.acks = TaskAcks()  # the chunks each partition task produced, flushed before it commits
         self._task_dead: ContextVar[DeadLetters] = ContextVar("fanout_dead_letters")
+        self.dead_lines = DeadLetterLog()  # every task's dead letters share the rate of their log lines
         self._dead: DeadLetters | None = None  # outside partition tasks (hooks, tests)
         self.dead_letters_sent = 0
         self.stop_event = asyncio.Event()
@@ -203,7 +204,7 @@ class Agent:
     def begin_task(self) -> None:
         """A partition task starts: its own acknowledgements to wait for, chunks and dead letters."""
         self.acks.begin()
-        self._task_dead.set(DeadLetters(self.producer, self.settings, self.role))
+        self._task_dead.set(DeadLetters(self.producer, self.settings, self.role, self.dead_lines))
 
     def end_task(self) -> None:
         self.dead_letters_sent += self._task_dead.get().count
@@ -244,7 +245,7 @@ class Agent:
         if stop is not None:
             self.stop_event = stop
         self.producer = AgentProducer(self.settings, f"fanout-{self.role}", self.role)
-        self.dead = DeadLetters(self.producer, self.settings, self.role)
+        self.dead = DeadLetters(self.producer, self.settings, self.role, self.dead_lines)
         quiet = QuietKafkaLogs(self.kafka)
         quiet.install()
         quiet_driver = QuietDriverLogs()

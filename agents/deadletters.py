@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
@@ -73,18 +74,40 @@ class DeadLetterAcks(Acks):
         self._sent = []
 
 
+class DeadLetterLog:
+    """An agent's log lines about its dead letters: one line per reason every ``LOG_EVERY_S`` at
+    most (a producer sending garbage would otherwise fill the log), naming how many came since
+    the last one. One per agent, shared by the ``DeadLetters`` of all its partition tasks."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._logged: dict[str, float] = {}  # reason -> when its last line was printed
+        self._unlogged: dict[str, int] = {}  # reason -> dead letters since without a line
+
+    def line(self, role: str, record: Any, reason: str, error: InvalidEvent) -> None:
+        now = self.clock()
+        if now - self._logged.get(reason, -LOG_EVERY_S) < LOG_EVERY_S:
+            self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+            return
+        self._logged[reason] = now
+        unlogged = self._unlogged.pop(reason, 0)
+        more = f" (and {unlogged} more with reason {reason} since its last line: `fanout dead` lists them)"
+        log.warning(
+            "%s: dead-lettering %s[%d]@%d (%s): %s%s",
+            role, record.topic, record.partition, record.offset, reason, error, more if unlogged else "",
+        )
+
+
 class DeadLetters:
     """Produces rejected records to the dead-letter topic, with why and where they came from."""
 
-    def __init__(self, producer: Any, settings: Settings, role: str) -> None:
+    def __init__(self, producer: Any, settings: Settings, role: str, lines: DeadLetterLog | None = None) -> None:
         self.producer = producer
         self.topic = settings.topic("dead")
         self.role = role
         self.acks = DeadLetterAcks(self)
         self.count = 0
-        self.clock = time.monotonic  # when log lines were printed (tests pass their own)
-        self._logged: dict[str, float] = {}  # reason -> when its last line was printed (monotonic)
-        self._unlogged: dict[str, int] = {}  # reason -> dead letters since without a line
+        self.lines = lines or DeadLetterLog()
 
     async def send(self, record: Any, error: InvalidEvent) -> None:
         reason = error.reason
@@ -101,22 +124,7 @@ class DeadLetters:
         self.count += 1
         metrics.DEAD_LETTERS.labels(self.role, reason).inc()
         metrics.EVENTS.labels(self.role, "dead").inc()
-        self._log(record, reason, error)
-
-    def _log(self, record: Any, reason: str, error: InvalidEvent) -> None:
-        """One line per reason every ``LOG_EVERY_S`` at most (a producer sending garbage would
-        otherwise fill the log), naming how many came since its last line."""
-        now = self.clock()
-        if now - self._logged.get(reason, -LOG_EVERY_S) < LOG_EVERY_S:
-            self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
-            return
-        self._logged[reason] = now
-        unlogged = self._unlogged.pop(reason, 0)
-        more = f" (and {unlogged} more with reason {reason} since its last line: `fanout dead` lists them)"
-        log.warning(
-            "%s: dead-lettering %s[%d]@%d (%s): %s%s",
-            self.role, record.topic, record.partition, record.offset, reason, error, more if unlogged else "",
-        )
+        self.lines.line(self.role, record, reason, error)
 
     async def produce(self, record: Any, headers: Headers, *, truncate: bool) -> _Sent:
         """Send the dead letter (truncated if asked, or if the producer refuses it as too large)."""

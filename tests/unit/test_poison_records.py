@@ -169,20 +169,28 @@ async def test_a_flood_of_bad_records_logs_a_line_per_reason_every_ten_seconds(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """300 bad records printed 300 warnings; every one is still dead-lettered and counted."""
-    from fanout.agents.deadletters import LOG_EVERY_S
+    from fanout.agents.deadletters import LOG_EVERY_S, DeadLetterLog
 
     clock = [1000.0]
     producer = Producer()
-    dead = DeadLetters(producer, Settings(), "planner")
-    dead.clock = lambda: clock[0]
+    lines = DeadLetterLog(clock=lambda: clock[0])  # the agent's: shared by each partition task's letters
     caplog.set_level(logging.WARNING, logger="fanout.agents")
-    for n in range(300):
-        await dead.send(_dead_record(10), InvalidEvent(f"bad {n}", reason="schema"))
-        await dead.send(_dead_record(10), InvalidEvent(f"late {n}", reason="time"))
-    lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 2 and "bad 0" in lines[0] and "late 0" in lines[1], lines
+    sent = 0
+    for task in range(30):  # a batch of 20 bad records each (each task has its own DeadLetters)
+        dead = DeadLetters(producer, Settings(), "planner", lines)
+        for n in range(10):
+            await dead.send(_dead_record(10), InvalidEvent(f"bad {task}.{n}", reason="schema"))
+            await dead.send(_dead_record(10), InvalidEvent(f"late {task}.{n}", reason="time"))
+        await dead.acks.flush()
+        sent += dead.count
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 2 and "bad 0.0" in logged[0] and "late 0.0" in logged[1], logged
     clock[0] += LOG_EVERY_S
+    dead = DeadLetters(producer, Settings(), "planner", lines)
     await dead.send(_dead_record(10), InvalidEvent("bad again", reason="schema"))
     assert "bad again (and 299 more with reason schema since its last line" in caplog.records[-1].getMessage()
+    clock[0] += LOG_EVERY_S
+    await dead.send(_dead_record(10), InvalidEvent("bad once more", reason="schema"))
+    assert caplog.records[-1].getMessage().endswith("bad once more")  # none in between: no count
     await dead.acks.flush()
-    assert len(producer.sent) == 601 and dead.count == 601
+    assert len(producer.sent) == 602 and sent + dead.count == 602
