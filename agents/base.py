@@ -366,7 +366,7 @@ class Agent:
     async def _renew_consumer(self, why: BaseException) -> None:
         """Replace a consumer whose fetches keep failing: drain, leave the group, join again."""
         log.error("%s: the Kafka consumer keeps failing (%r): replacing it", self.role, why)
-        await self.partitions.drain(set(self.partitions.work), self.grace_seconds)
+        await self.partitions.drain({*self.partitions.work, *self.partitions.committed}, self.grace_seconds)
         old, self.consumer = self.consumer, None
         with contextlib.suppress(KafkaError, OSError, TimeoutError):
             await asyncio.wait_for(old.stop(), timeout=5)

@@ -38,6 +38,7 @@ MAX_BACKOFF_S = 5.0
 FIRST_BACKOFF_S = 0.1
 REPEAT_LOG_EVERY_S = 60.0
 SKIPPED_COMMIT_EVERY_S = 1.0  # how often ``commit_skipped`` looks (the agent's loop calls it each round)
+SKIPPED_COMMIT_WAIT_S = 2.0  # how long it waits for a position or its commit
 
 
 def retriable(exc: BaseException) -> bool:
@@ -132,6 +133,7 @@ class Partitions:
         except Exception as exc:
             if not retriable(exc):
                 self.work.pop(tp, None)
+                self.committed.pop(tp, None)  # its position is past the failed batch: never committed
                 agent.fail(exc)
                 return
             await self._retry_later(tp, records[0].offset, exc)
@@ -168,33 +170,42 @@ class Partitions:
 
         Idle: no batch in flight or waiting to be re-fetched, so every record below the position
         was processed and committed, or skipped. Only the agent's loop starts batches, and it is the
-        caller: none starts while this runs. A failed commit is left for the next look. Looks at
-        most once per ``SKIPPED_COMMIT_EVERY_S``."""
-        if time.monotonic() - self._skipped_at < SKIPPED_COMMIT_EVERY_S:
+        caller: none starts while this runs; one that fails for good meanwhile is forgotten (``_run``)
+        and each partition is looked at again after every wait. Each wait is bounded (aiokafka's
+        commit retries until the coordinator answers): a look that fails or times out is left for
+        the next one, once per ``SKIPPED_COMMIT_EVERY_S`` at most, and none while Kafka is down."""
+        if time.monotonic() - self._skipped_at < SKIPPED_COMMIT_EVERY_S or self.agent.kafka.is_down:
             return
         self._skipped_at = time.monotonic()
         consumer = self.agent.consumer
         moved: dict[TopicPartition, int] = {}
         for tp, offset in list(self.committed.items()):
-            if tp in self.work or tp in self.failing or tp not in consumer.assignment():
+            if not self._idle(tp, offset):
                 continue
             high_water = consumer.highwater(tp)  # None before the partition's first fetch
             if high_water is None or high_water <= offset:
                 continue  # nothing beyond the committed offset: no position to read
             try:
-                position = await consumer.position(tp)
-            except KafkaError:  # revoked meanwhile
+                position = await asyncio.wait_for(consumer.position(tp), SKIPPED_COMMIT_WAIT_S)
+            except (KafkaError, TimeoutError):  # revoked meanwhile, or no valid position yet
                 continue
             if position > offset:
                 moved[tp] = position
+        moved = {tp: position for tp, position in moved.items() if self._idle(tp, None)}
         if not moved:
             return
         try:
-            await consumer.commit(moved)
-        except KafkaError as exc:  # a rebalance or an outage: the next call tries again
+            await asyncio.wait_for(consumer.commit(moved), SKIPPED_COMMIT_WAIT_S)
+        except (KafkaError, TimeoutError) as exc:  # a rebalance or an outage: the next look tries again
             log.debug("%s: committing the skipped records of %s failed: %r", self.agent.role, tps_text(moved), exc)
             return
         self.committed.update(moved)
+
+    def _idle(self, tp: TopicPartition, offset: int | None) -> bool:
+        """No batch of ``tp`` in flight or failing, still assigned and (``offset`` given) still at it."""
+        if tp in self.work or tp in self.failing or tp not in self.agent.consumer.assignment():
+            return False
+        return tp in self.committed and (offset is None or self.committed[tp] == offset)
 
     async def _retry_later(self, tp: TopicPartition, first: int, exc: BaseException) -> None:
         """Forget what the batch produced, seek its partition back, resume it after a backoff."""

@@ -5,6 +5,7 @@ group's lag comes back to 0; a partition with a batch in flight or failing does 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
@@ -45,6 +46,7 @@ class Owner:
 
     def __init__(self, consumer: Consumer) -> None:
         self.consumer = consumer
+        self.kafka = type("Kafka", (), {"is_down": False})()
 
 
 def partitions(consumer: Consumer, committed: dict[TopicPartition, int]) -> Partitions:
@@ -122,3 +124,55 @@ async def test_a_partition_leaving_is_forgotten_and_its_last_commit_not_recorded
     await parts.drain({A}, grace=0)
     await parts._commit(A, 10)  # a batch of the revoked partition finishing late
     assert parts.committed == {}
+
+
+async def test_no_look_while_kafka_is_down() -> None:
+    consumer = Consumer({A: 4}, {A: 4})
+    parts = partitions(consumer, {A: 3})
+    parts.agent.kafka.is_down = True  # type: ignore[misc]
+    await look(parts)
+    assert consumer.asked == [] and consumer.commits == []
+
+
+async def test_a_position_or_commit_that_does_not_come_is_left_for_the_next_look(monkeypatch: Any) -> None:
+    """aiokafka waits for a valid position, and retries a commit until the coordinator answers:
+    the agent's loop must not wait with them (it would miss its stop, its renewals, its work)."""
+    import fanout.agents.partitions as module
+
+    monkeypatch.setattr(module, "SKIPPED_COMMIT_WAIT_S", 0.05)
+    consumer = Consumer({A: 4, B: 9}, {A: 4, B: 9})
+    parts = partitions(consumer, {A: 3, B: 8})
+    real_position = consumer.position
+
+    async def stuck_position(tp: TopicPartition) -> int:
+        if tp == A:
+            await asyncio.Event().wait()  # never set
+        return await real_position(tp)
+
+    consumer.position = stuck_position  # type: ignore[method-assign]
+    await asyncio.wait_for(look(parts), 1)
+    assert consumer.commits == [{B: 9}]
+
+    async def stuck_commit(offsets: dict[TopicPartition, int]) -> None:
+        await asyncio.Event().wait()  # never set
+
+    consumer.position = real_position  # type: ignore[method-assign]
+    consumer.commit = stuck_commit  # type: ignore[method-assign]
+    await asyncio.wait_for(look(parts), 1)
+    assert parts.committed == {A: 3, B: 9}  # A's commit did not come: tried again at the next look
+
+
+async def test_a_partition_that_fails_for_good_during_a_look_is_not_committed() -> None:
+    """Its position is past the failed batch; the batch's task forgets the partition."""
+    consumer = Consumer({A: 15, B: 9}, {A: 15, B: 9})
+    parts = partitions(consumer, {A: 10, B: 8})
+    real_position = consumer.position
+
+    async def position(tp: TopicPartition) -> int:
+        if tp == B:
+            parts.committed.pop(A, None)  # A's batch failed for good meanwhile (``_run``)
+        return await real_position(tp)
+
+    consumer.position = position  # type: ignore[method-assign]
+    await look(parts)
+    assert consumer.commits == [{B: 9}]
