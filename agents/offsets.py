@@ -9,11 +9,13 @@ when partitions are assigned, ``settle(...)`` looks at each one without a commit
   whatever happens to this member;
 * not empty, ``start_from="earliest"`` or ``"latest"`` (``fanout worker ... --from``): pinned
   there, with a log line saying how many records that processes or skips;
-* not empty, no ``start_from``, while the group has a committed offset on another partition of
-  the topic: a partition added to the topic after the group started (``kafka-topics --alter
-  --partitions``; its records were all produced since), so it starts at its earliest offset, with
-  a log line. A group's offsets expire together (when the group has been empty for
-  ``offsets.retention.minutes``), never one partition's alone;
+* not empty, no ``start_from``, and the topic's partitions without a committed offset are the
+  last ones, after partitions that have one: partitions added to the topic after the group started
+  (``kafka-topics --alter --partitions`` appends them; their records were all produced since), so
+  it starts at its earliest offset, with a log line. A group's offsets expire together (when the
+  group has been empty for ``offsets.retention.minutes``), never one partition's alone; and where
+  members of a new group settle at once, one pinning its empty partitions, the others' partitions
+  without an offset lie between committed ones (round-robin assignment), not only at the end;
 * not empty, no ``start_from``, and no committed offset on the topic at all:
   ``NoCommittedOffset``, one line naming the partitions, their record counts and the two choices;
   the agent exits 2 without consuming anything.
@@ -59,6 +61,7 @@ async def settle(
     ends = await consumer.end_offsets(list(tps))
     pins: dict[TopicPartition, int] = {}
     undecided: list[str] = []
+    groups_view: dict[str, list[bool]] = {}  # topic -> whether each partition has a committed offset
     for tp, offset in committed.items():
         begin, end = begins[tp], ends[tp]
         if offset is not None:
@@ -80,7 +83,7 @@ async def settle(
             pins[tp] = end
             log.warning("%s: group %s starts %s at its end %d (--from latest): %d records skipped",
                         role, group, _name(tp), end, end - begin)
-        elif await _topic_started(consumer, tp, committed):
+        elif await _added(consumer, tp, committed, groups_view):
             pins[tp] = begin
             log.warning("%s: %s was added to the topic after group %s started (no committed offset, the group "
                         "has some on its other partitions): starting at its earliest offset %d, %d records to "
@@ -99,14 +102,18 @@ async def settle(
     return {tp: offset for tp, offset in committed.items() if offset is not None} | pins
 
 
-async def _topic_started(consumer: Any, tp: TopicPartition, committed: dict[TopicPartition, int | None]) -> bool:
-    """Whether the group has a committed offset on another partition of ``tp``'s topic (assigned
-    to this member or to another one)."""
-    for partition in sorted(consumer.partitions_for_topic(tp.topic) or ()):
-        other = TopicPartition(tp.topic, partition)
-        if other == tp:
-            continue
-        offset = committed[other] if other in committed else await consumer.committed(other)
-        if offset is not None:
-            return True
-    return False
+async def _added(
+    consumer: Any, tp: TopicPartition, committed: dict[TopicPartition, int | None], view: dict[str, list[bool]]
+) -> bool:
+    """Whether ``tp`` is among partitions added to its topic after the group started: the topic's
+    partitions without a committed offset (this member's or another's) are the last ones, after at
+    least one that has one. ``view`` keeps each topic's answer of one ``settle``."""
+    if tp.topic not in view:
+        has = []
+        for partition in sorted(consumer.partitions_for_topic(tp.topic) or ()):
+            other = TopicPartition(tp.topic, partition)
+            has.append((committed[other] if other in committed else await consumer.committed(other)) is not None)
+        view[tp.topic] = has
+    has = view[tp.topic]
+    first_missing = has.index(False) if False in has else len(has)
+    return 0 < first_missing <= tp.partition and not any(has[first_missing:])
