@@ -20,9 +20,9 @@ are processed; ``topic_drift`` compares existing topics with these specs (partit
 The record timestamp is the time of an event without ``time``, and an event's ``time`` may lie
 at most ``FANOUT_MAX_FUTURE_SKEW_SECONDS`` after it (``fanout.codec``); but the producer's clock
 sets it. So ``activities`` and ``follows`` take ``message.timestamp.after.max.ms`` = that same
-skew: the broker refuses a record stamped further ahead of its own clock (the producer gets
-``InvalidTimestampError``), and no event sits at the top of feeds for more than twice the skew
-(Kafka 4's default lets a record be 1 hour ahead, older brokers any time).
+skew, at least a minute: the broker refuses a record stamped further ahead of its own clock (the
+producer gets ``InvalidTimestampError``), and no event sits at the top of feeds for more than twice
+the skew (Kafka 4's default lets a record be 1 hour ahead). The setting exists from Kafka 3.6.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def topic_specs(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     # zstd by the broker: ~4.4x less disk for the replayable log (agents/REPLAY.md), no client change
     log = {"retention.ms": str(settings.activities_retention_ms), "cleanup.policy": "delete",
            "compression.type": "zstd",
-           "message.timestamp.after.max.ms": str(settings.max_future_skew_seconds * 1000)}
+           "message.timestamp.after.max.ms": str(max(settings.max_future_skew_seconds, 60) * 1000)}
     chunks = {"retention.ms": str(settings.chunks_retention_ms), "cleanup.policy": "delete",
               "compression.type": "producer"}
     dead = {"retention.ms": str(_DEAD_RETENTION_MS), "cleanup.policy": "delete", "compression.type": "producer"}

@@ -67,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`fanout lag | head`): stop quietly, as `cat` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 141
-    except OSError as exc:  # a file named on the command line
-        print(f"fanout: {exc}", file=sys.stderr)
+    except OSError as exc:  # a file named on the command line; a TimeoutError says nothing itself
+        print(f"fanout: {str(exc) or repr(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

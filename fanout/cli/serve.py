@@ -4,7 +4,7 @@
 
 It starts even when Kafka or Cassandra is down (``/readyz`` says which; requests that need it get
 503) and stops on SIGTERM/SIGINT after the requests in progress (uvicorn's graceful shutdown).
-Its log (standard error, with the time): uvicorn's lines, and the client libraries' warnings as
+Its log (standard error): uvicorn's lines, and with the time the client libraries' warnings as
 the agents print them: while Cassandra is away the driver's (one per reconnection attempt, every
 2 s at most) and while Kafka is away aiokafka's (one per connection attempt of every request),
 each distinct one once a minute, on one line (``QuietDriverLogs``, ``OncePerMinute``).

@@ -128,3 +128,24 @@ def test_a_reader_that_goes_away_ends_the_output_quietly() -> None:
     errors = reader.stderr.read()
     reader.stderr.close()
     assert status == 141 and b"Traceback" not in errors and b"Exception ignored" not in errors, errors
+
+
+def test_every_reason_a_dead_letter_carries_is_a_choice() -> None:
+    """`--reason target` (a `to` feed of an unknown kind) was missing from the help."""
+    from fanout.cli.dead import _REASONS
+
+    done = _fanout("dead", "--reason", "target", env={"FANOUT_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert "invalid choice" not in done.stderr and "Kafka not reachable" in done.stderr, done.stderr
+    assert set(_REASONS) == {"json", "schema", "version", "oversize", "time", "target", "conflict", "store"}
+
+
+def test_an_error_without_a_message_still_says_what_it_is(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from fanout.cli import basic, main
+
+    def timed_out(args: object, settings: object) -> int:
+        raise TimeoutError  # an OSError whose str() is empty
+
+    monkeypatch.setattr(basic, "_migrate", timed_out)
+    assert main(["migrate"]) == 2
+    assert capsys.readouterr().err.strip() == "fanout: TimeoutError()"
