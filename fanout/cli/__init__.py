@@ -34,6 +34,10 @@ from . import basic, dead, groups, pipeline, publish, read, replay, serve
 
 _COMMAND_MODULES = (basic, pipeline, publish, read, groups, replay, dead, serve)
 
+# the Kafka client's own lines ("Unable connect to ...") only where a command sets up logging
+# (worker, serve); elsewhere the one line `main` prints says it
+logging.getLogger("aiokafka").addHandler(logging.NullHandler())
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fanout", description="Kafka-native activity feed fanout.")
@@ -46,9 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # the Kafka client's own lines ("Unable connect to ...") only where a command set up logging
-    # (worker, serve); elsewhere the one line below says it
-    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     try:
         settings = Settings.from_env()
         result = args.func(args, settings)

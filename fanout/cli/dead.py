@@ -19,6 +19,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fanout.agents import PRIORITIES
 from fanout.errors import ConfigError
 from fanout.settings import Settings
 
@@ -26,7 +27,7 @@ from .arguments import positive
 
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-_AGENTS = ("planner", "follows", "writer-high", "writer-low")
+_AGENTS = ("planner", "follows", *(f"writer-{priority}" for priority in PRIORITIES))  # each agent's role
 _REASONS = ("json", "schema", "version", "oversize", "time", "target", "conflict", "store")  # every InvalidEvent reason
 
 
