@@ -16,6 +16,8 @@ environment, ``dataclasses.replace`` overrides them in code and tests.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -24,6 +26,15 @@ from typing import Any
 from .errors import ConfigError
 
 _PREFIX = "FANOUT_"
+# ``FANOUT_*`` names that are not settings: the service scripts' (scripts/services.sh) and the test
+# suites'; any other unknown name is most likely a misspelt setting, and gets a warning
+_OTHER_NAMES = frozenset({
+    "FANOUT_NODES", "FANOUT_KAFKA_HEAP", "FANOUT_CASSANDRA_HEAP", "FANOUT_SERVICES_TIMEOUT",
+    "FANOUT_CASSANDRA_COMMITLOG", "FANOUT_CASSANDRA_CONCURRENT_WRITES", "FANOUT_CASSANDRA_MEMTABLE",
+    "FANOUT_CASSANDRA_MEMTABLE_ALLOCATION",
+})
+_OTHER_PREFIXES = ("FANOUT_TEST_", "FANOUT_CHAOS_")
+_warned: set[str] = set()  # unknown names already warned about by this process
 _SECRET_FIELDS = frozenset({"cassandra_password", "kafka_sasl_password", "kafka_ssl_key_password"})
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -147,6 +158,7 @@ class Settings:
             import os
 
             environ = os.environ
+        _warn_unknown(environ)
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(_PREFIX + f.name.upper())
@@ -279,6 +291,20 @@ class Settings:
         return f"Settings({', '.join(shown)})"
 
     __str__ = __repr__
+
+
+def _warn_unknown(environ: Mapping[str, str]) -> None:
+    """One warning per ``FANOUT_*`` variable that names no setting (a misspelt one would
+    otherwise be ignored without a word), with the closest setting's name when there is one."""
+    names = [_PREFIX + f.name.upper() for f in fields(Settings)]
+    for name in sorted(environ):
+        if (not name.startswith(_PREFIX) or name in names or name in _OTHER_NAMES or name in _warned
+                or name.startswith(_OTHER_PREFIXES)):
+            continue
+        _warned.add(name)
+        close = difflib.get_close_matches(name.removeprefix(_PREFIX), [n.removeprefix(_PREFIX) for n in names], n=1)
+        hint = f" (did you mean {_PREFIX}{close[0]}?)" if close else ""
+        logging.getLogger(__name__).warning("%s is not a fanout setting%s: ignored", name, hint)
 
 
 def _parse(name: str, type_: Any, raw: str) -> Any:

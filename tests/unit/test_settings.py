@@ -106,3 +106,17 @@ def test_a_cluster_from_the_environment() -> None:
     assert settings.cassandra_hosts == ("127.0.0.1", "127.0.0.2", "127.0.0.3")
     assert (settings.cassandra_replication, settings.kafka_replication_factor) == (3, 3)
     assert settings.kafka_min_insync_replicas == 2
+
+
+def test_a_misspelt_variable_is_named_once_with_the_setting_it_resembles(caplog: pytest.LogCaptureFixture) -> None:
+    env = {"FANOUT_CHUNKSIZE": "5", "FANOUT_MAX_LENGHT": "10", "FANOUT_QWXZ_VK": "1", "FANOUT_MAX_LENGTH": "20",
+           "FANOUT_NODES": "3", "FANOUT_CASSANDRA_HEAP": "1G", "FANOUT_TEST_LOG_DIR": "/tmp", "OTHER_CHUNKSIZE": "1"}
+    with caplog.at_level("WARNING", logger="fanout.settings"):
+        settings = Settings.from_env(env)
+        Settings.from_env(env)  # a second read: no second line
+    assert settings.chunk_size == 100 and settings.max_length == 20
+    assert [r.getMessage() for r in caplog.records] == [
+        "FANOUT_CHUNKSIZE is not a fanout setting (did you mean FANOUT_CHUNK_SIZE?): ignored",
+        "FANOUT_MAX_LENGHT is not a fanout setting (did you mean FANOUT_MAX_LENGTH?): ignored",
+        "FANOUT_QWXZ_VK is not a fanout setting: ignored",
+    ]
