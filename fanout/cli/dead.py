@@ -106,8 +106,8 @@ def _doc(d: Any) -> dict[str, Any]:
         "dead_lettered_at": datetime.fromtimestamp(d.timestamp_ms / 1000, UTC).isoformat(),
         "reason": d.reason, "agent": d.agent, "source": d.source, "error": d.headers.get("fanout-error", ""),
         "redriven": d.redriven, "truncated": d.truncated, "size": len(d.value or b""),
-        "key": (d.key or b"").decode(errors="replace"),
-        "value": (d.value or b"")[:300].decode(errors="replace"),
+        "key": None if d.key is None else d.key.decode(errors="replace"),  # null: the record had none
+        "value": None if d.value is None else d.value[:300].decode(errors="replace"),  # null: a tombstone
     }
 
 

@@ -8,8 +8,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from fanout import ConfigError, Settings
-from fanout.agents.dead import REDRIVEN_OF, Filters, dead_letters_of
-from fanout.cli.dead import parse_time
+from fanout.agents.dead import REDRIVEN_OF, DeadLetter, Filters, dead_letters_of
+from fanout.cli.dead import _doc, parse_time
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -52,3 +52,11 @@ def test_filters_and_markers() -> None:
     assert [d.why_not_redrivable(settings) for d in letters] == ["", "truncated", ""]
     elsewhere = dead_letters_of([_letter(9, "json", more={"fanout-source-topic": "other.topic"})])[0]
     assert elsewhere.why_not_redrivable(settings) == "unknown source topic"
+
+
+def test_the_json_listing_tells_a_tombstone_and_a_record_without_key_from_empty_ones() -> None:
+    headers = {"fanout-reason": "json", "fanout-agent": "planner"}
+    absent = _doc(DeadLetter(0, 1, 0, None, None, headers))
+    empty = _doc(DeadLetter(0, 2, 0, b"", b"", headers))
+    assert (absent["key"], absent["value"], absent["size"]) == (None, None, 0)
+    assert (empty["key"], empty["value"], empty["size"]) == ("", "", 0)
