@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from fanout import InvalidEvent, Settings
+from fanout import Fanout, InvalidEvent, MemoryStore, Settings
 from fanout.cli.publish import _event_from_flags
 from fanout.codec import check_event_time, decode_activity_event, json_schemas, to_activity
 
@@ -40,3 +40,19 @@ def test_publish_flags_and_producers_refuse_unknown_kinds_before_sending() -> No
     assert check_event_time(event, custom) is event
     remove = decode_activity_event(b'{"actor":"1","op":"remove","id":"a","to":["inbox:7"]}')
     assert check_event_time(remove, settings) is remove  # a remove's targets are the add's: not checked
+
+
+async def test_another_users_user_feed_is_no_target() -> None:
+    # a post of `attacker` in `user:victim` would be copied by every follow of victim (the user feed
+    # is the source follows copy) and stay there: its remove reaches the attacker's followers only
+    settings = Settings(feed_kinds=("timeline", "aggregated"))
+    with pytest.raises(InvalidEvent, match="own user's posts only") as refused:
+        _event_from_flags(_flags(actor="attacker", verb="pin", object="spam", to=["user:victim"]), settings)
+    assert refused.value.reason == "target"
+    async with Fanout(MemoryStore(), settings) as fanout:
+        await fanout.add(actor="victim", verb="pin", object="own")
+        with pytest.raises(InvalidEvent, match="own user's posts only"):
+            await fanout.add(actor="attacker", verb="pin", object="spam", to=["user:victim", "notification:victim"])
+        await fanout.follow("fan", "victim")
+        assert [a.actor for a in await fanout.read("victim", kind="user")] == ["victim"]
+        assert [a.actor for a in await fanout.read("fan")] == ["victim"]
