@@ -23,6 +23,8 @@ from .activity import Activity
 GroupingRule = Callable[[Activity], tuple[str, ...]]
 
 _DAY_US: Final = 86_400 * 1_000_000
+_SEPARATOR: Final = "\x1f"  # between the parts of a group key
+_ESCAPE: Final = "\x1e"  # before a separator or an escape within a part
 
 
 def _day(activity: Activity) -> str:
@@ -54,5 +56,10 @@ RULES: Final[Mapping[str, GroupingRule]] = {
 
 
 def group_id(parts: tuple[str, ...]) -> str:
-    """The id of the group with key ``parts``: 32 hex characters, the same in every process."""
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    """The id of the group with key ``parts``: 32 hex characters, the same in every process, and
+    two keys never share one (but by a hash collision). The parts are joined by U+001F, which
+    verbs and objects may hold: U+001F and U+001E in a part are escaped by a U+001E (keys without
+    either keep the ids they always had)."""
+    text = _SEPARATOR.join(part.replace(_ESCAPE, _ESCAPE * 2).replace(_SEPARATOR, _ESCAPE + _SEPARATOR)
+                           for part in parts)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
