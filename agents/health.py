@@ -36,7 +36,10 @@ HEALTHY = frozenset({"starting", "running"})
 
 class Stalled(FanoutError):
     """The agent made no progress for longer than ``agent_stall_timeout_s``: it exits so that its
-    supervisor restarts it."""
+    supervisor restarts it (``EXIT_UNAVAILABLE``: a server that answers too slowly, or not at all,
+    is the usual cause, and ``worker all`` waits such an outage out)."""
+
+    retriable = True
 
 
 @dataclass

@@ -10,7 +10,9 @@ A child that dies on its own is restarted after a backoff (1 s doubling to 30 s)
 for ``stable_after_s`` (60 s) before it died starts a fresh count; one that dies ``max_restarts + 1``
 times in a row (a crash loop: a bad setting, a refused start) stops every agent, with an error line
 saying so, and ``worker all`` exits with that child's code, so an outer supervisor (systemd,
-Kubernetes) sees the failure.
+Kubernetes) sees the failure. An exit with ``EXIT_UNAVAILABLE`` (Kafka or Cassandra unavailable,
+or a stall: an outage) is not counted: such a child is restarted, every 30 s at most, until the
+servers answer again, however long the outage lasts.
 
 The children never outlive the supervisor, even when it is SIGKILLed: each asks the Linux kernel
 for SIGHUP when its parent dies (``prctl(PR_SET_PDEATHSIG)``) and, on any system, watches its
@@ -30,6 +32,7 @@ import sys
 import time
 from dataclasses import dataclass, fields
 
+from fanout.errors import EXIT_UNAVAILABLE
 from fanout.settings import Settings
 
 from .topics import check_topics
@@ -119,7 +122,8 @@ class _Child:
     command: list[str]
     proc: asyncio.subprocess.Process | None = None
     started: float = 0.0
-    failures: int = 0  # deaths in a row, each after less than stable_after_s
+    failures: int = 0  # deaths in a row, each after less than stable_after_s (they set the backoff)
+    crashes: int = 0  # those of them not for an outage (EXIT_UNAVAILABLE): a crash loop past max_restarts
 
 
 class _Supervisor:
@@ -146,16 +150,24 @@ class _Supervisor:
             if self.stop.is_set():
                 return 0
             ran = time.monotonic() - child.started
-            child.failures = 1 if ran >= self.stable_after_s else child.failures + 1
-            child.proc = None
             code = exit_code(returncode)
-            if child.failures > self.max_restarts:
+            outage = code == EXIT_UNAVAILABLE
+            if ran >= self.stable_after_s:
+                child.failures = child.crashes = 0
+            child.failures += 1
+            child.crashes += not outage
+            child.proc = None
+            if child.crashes > self.max_restarts:
                 log.error("%s failed %d times in a row (last exit code %d, after %.0f s): giving up, stopping "
-                          "every agent", child.name, child.failures, code, ran)
+                          "every agent", child.name, child.crashes, code, ran)
                 return code
-            delay = min(self.first_backoff_s * 2 ** (child.failures - 1), MAX_BACKOFF_S)
-            log.error("%s exited on its own (code %d, after %.0f s): restarting it in %.0f s (restart %d of %d "
-                      "in a row)", child.name, code, ran, delay, child.failures, self.max_restarts)
+            delay = min(self.first_backoff_s * 2 ** min(child.failures - 1, 20), MAX_BACKOFF_S)  # hours of outage
+            if outage:
+                log.error("%s exited for a server that is unavailable (code %d, after %.0f s): restarting it in "
+                          "%.0f s (an outage: restarted until the servers answer)", child.name, code, ran, delay)
+            else:
+                log.error("%s exited on its own (code %d, after %.0f s): restarting it in %.0f s (restart %d of "
+                          "%d in a row)", child.name, code, ran, delay, child.crashes, self.max_restarts)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), timeout=delay)
         return 0

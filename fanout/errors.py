@@ -9,10 +9,19 @@
     ├── ForeignActivity        bulk import got an activity of another actor
     └── StoreError             the timeline store failed; ``retriable`` says if a retry can help
 
-Retry loops ask ``err.retriable`` instead of listing exception types.
+Retry loops ask ``err.retriable`` instead of listing exception types; a command that ends on a
+retriable error exits ``EXIT_UNAVAILABLE``.
 """
 
 from __future__ import annotations
+
+from typing import Final
+
+#: The exit status of a command that failed because a server (Kafka, Cassandra) is unavailable
+#: or an agent stalled: try again later (``EX_TEMPFAIL`` of sysexits.h). A bad setting, a refused
+#: request or bad input exits 2. ``fanout worker all`` restarts a child that exits with it for as
+#: long as it takes, where other failures in a row end in a crash loop.
+EXIT_UNAVAILABLE: Final = 75
 
 
 class FanoutError(Exception):

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from fanout._version import __version__
-from fanout.errors import FanoutError
+from fanout.errors import EXIT_UNAVAILABLE, FanoutError
 from fanout.settings import Settings
 
 from . import basic, dead, groups, pipeline, publish, read, replay, serve
@@ -56,15 +56,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a reader gone away is met here, not at exit
     except FanoutError as exc:
         print(f"fanout: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_UNAVAILABLE if exc.retriable else 2
     except KafkaConnectionError as exc:
         print(f"fanout: Kafka not reachable at {settings.kafka_bootstrap} (start it, e.g. `make up`, or set "
               f"FANOUT_KAFKA_BOOTSTRAP and the FANOUT_KAFKA_SECURITY_PROTOCOL/SASL/SSL settings): {exc}",
               file=sys.stderr)
-        return 2
+        return EXIT_UNAVAILABLE
     except KafkaError as exc:
         print(f"fanout: Kafka refused the request: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_UNAVAILABLE if exc.retriable else 2
     except BrokenPipeError:  # the reader went away (`fanout lag | head`): stop quietly, as `cat` does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 141

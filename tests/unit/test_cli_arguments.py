@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from fanout.codec import MAX_ID_BYTES
+from fanout.errors import EXIT_UNAVAILABLE
 
 OVERSIZE = "é" * (MAX_ID_BYTES // 2 + 1)  # under 256 characters, over 256 bytes of UTF-8
 
@@ -97,7 +98,7 @@ def test_a_feed_kind_the_agents_do_not_fan_into_is_refused(command: list[str]) -
 @pytest.mark.parametrize("command", [["lag"], ["topics", "check"], ["dead"], ["publish", "--follow", "7", "42"]])
 def test_kafka_not_reachable_is_one_line_without_a_traceback(command: list[str]) -> None:
     done = _fanout(*command, env={"FANOUT_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == EXIT_UNAVAILABLE, done.stderr  # 75: try again later
     assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr  # one line, no client noise after it
     assert done.stderr.startswith("fanout: Kafka not reachable at 127.0.0.1:1 (start it"), done.stderr
 
@@ -110,7 +111,7 @@ def test_a_missing_file_is_one_line() -> None:
 
 def test_a_cassandra_host_that_does_not_resolve_is_one_line() -> None:
     done = _fanout("feed", "ann", env={"FANOUT_CASSANDRA_HOSTS": "nonexistent.invalid"})
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == EXIT_UNAVAILABLE, done.stderr  # a DNS outage may pass
     assert done.stderr.splitlines() == [
         "fanout: no Cassandra host of FANOUT_CASSANDRA_HOSTS (nonexistent.invalid) resolves to an address: "
         "check the names (or the DNS)"

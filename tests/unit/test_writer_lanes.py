@@ -14,7 +14,7 @@ from fanout import MemoryStore, Settings
 from fanout.agents import worker
 from fanout.agents.planner import PlannerAgent
 from fanout.agents.writer import WriterAgent
-from fanout.errors import ConfigError
+from fanout.errors import EXIT_UNAVAILABLE, ConfigError
 from fanout.kafka import KafkaClients
 from fanout.store import Store
 
@@ -130,7 +130,7 @@ def test_a_low_writer_process_runs_at_a_higher_niceness(priority: str, own_sessi
     done = subprocess.run([sys.executable, "-m", "fanout", "worker", "writer", "--priority", priority,
                            "--log-level", "INFO"], capture_output=True, text=True, env=env, timeout=60,
                           start_new_session=own_session)
-    assert done.returncode == 2 and "Cassandra not reachable" in done.stderr, done.stderr
+    assert done.returncode == EXIT_UNAVAILABLE and "Cassandra not reachable" in done.stderr, done.stderr
     said = [line for line in done.stderr.splitlines() if "FANOUT_LOW_NICE=5" in line]
     if priority == "high":
         assert said == []
