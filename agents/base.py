@@ -267,7 +267,7 @@ class Agent:
             if watchdog is not None:
                 watchdog.cancel()
                 await asyncio.gather(watchdog, return_exceptions=True)
-            await self.partitions.stop(self.grace_seconds if graceful else None)
+            await self.partitions.drain(set(self.partitions.work), self.grace_seconds if graceful else 0.0)
             await self._close()
             await self.kafka.close()
             quiet.uninstall()

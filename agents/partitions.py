@@ -164,7 +164,7 @@ class Partitions:
         metrics.COMMITS.labels(agent.role).inc()
         agent.health.progress()
 
-    async def commit_skipped(self, *, now: bool = False) -> None:
+    async def commit_skipped(self) -> None:
         """Commit the position of each idle partition that the consumer moved past records it
         never returned (transaction markers, aborted transactions; see the module doc).
 
@@ -173,9 +173,8 @@ class Partitions:
         caller: none starts while this runs; one that fails for good meanwhile is forgotten (``_run``)
         and each partition is looked at again after every wait. Each wait is bounded (aiokafka's
         commit retries until the coordinator answers): a look that fails or times out is left for
-        the next one, once per ``SKIPPED_COMMIT_EVERY_S`` at most (``now``: at once), and none while
-        Kafka is down."""
-        if self.agent.kafka.is_down or (not now and time.monotonic() - self._skipped_at < SKIPPED_COMMIT_EVERY_S):
+        the next one, once per ``SKIPPED_COMMIT_EVERY_S`` at most, and none while Kafka is down."""
+        if time.monotonic() - self._skipped_at < SKIPPED_COMMIT_EVERY_S or self.agent.kafka.is_down:
             return
         self._skipped_at = time.monotonic()
         consumer = self.agent.consumer
@@ -244,14 +243,6 @@ class Partitions:
         consumer = self.agent.consumer
         if consumer is not None and tp in consumer.assignment():
             consumer.resume(tp)
-
-    async def stop(self, grace: float | None) -> None:
-        """The agent stops: its batches drained within ``grace`` seconds (None: cancelled at once);
-        after a graceful drain the idle partitions' skipped records are committed, so that a stop
-        soon after a transaction's end leaves no lag behind (the next start would commit them)."""
-        await self.drain(set(self.work), grace or 0.0)
-        if grace is not None:
-            await self.commit_skipped(now=True)
 
     async def drain(self, tps: set[TopicPartition], grace: float) -> None:
         """Let the tasks of ``tps`` finish within ``grace`` seconds, cancel the rest (uncommitted);

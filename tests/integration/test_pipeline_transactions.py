@@ -10,18 +10,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from fanout.agents import group_id, partitions
 from fanout.settings import Settings
-from fanout.store import Store
-from tests.integration.pipeline_helpers import (
-    all_agents,
-    feed_ids,
-    lags,
-    pipeline,
-    pipeline_settings,
-    wait_drained,
-    wait_for,
-)
+from tests.integration.pipeline_helpers import all_agents, feed_ids, pipeline, pipeline_settings, wait_drained
 from tests.integration.replay_helpers import run
 
 pytestmark = pytest.mark.integration
@@ -70,24 +60,3 @@ async def test_an_aborted_transaction_reaches_no_feed() -> None:
         for feed, want in (("user:ann", ["p2"]), ("timeline:fan", ["p2"]), ("timeline:bob", []),
                            ("timeline:cat", [])):
             assert await feed_ids(store, feed) == want, feed
-
-
-async def test_a_graceful_stop_right_after_a_transaction_leaves_no_lag(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the agents' once-a-second look at skipped records never comes while they run: only the stop's
-    monkeypatch.setattr(partitions, "SKIPPED_COMMIT_EVERY_S", 3600.0)
-    settings = pipeline_settings()
-    async with pipeline(settings) as store:
-        await store.set_follow("fan", "ann", True, 1)
-        async with all_agents(settings, store, ready=True):
-            await in_transaction(settings, [post(1)], commit=True)
-            await wait_for(lambda: has(store, "timeline:fan", ["p1"]), 60, "p1 in fan's timeline")
-            await wait_for(lambda: lag_of(settings, "planner", 1), 30, "the planner's lag 1 (the commit marker)")
-        assert (await lags(settings))[group_id(settings.topic_prefix, "planner")][1] == 0
-
-
-async def has(store: Store, feed: str, ids: list[str]) -> bool:
-    return await feed_ids(store, feed) == ids
-
-
-async def lag_of(settings: Settings, role: str, lag: int) -> bool:
-    return (await lags(settings)).get(group_id(settings.topic_prefix, role), (0, -1))[1] == lag

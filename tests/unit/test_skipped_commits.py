@@ -115,16 +115,6 @@ async def test_it_looks_at_most_once_per_interval() -> None:
     consumer.positions[A] = consumer.high_waters[A] = 6
     await parts.commit_skipped()  # looked just now
     assert consumer.commits == [{A: 4}]
-    await parts.commit_skipped(now=True)  # the agent stopping: at once
-    assert consumer.commits == [{A: 4}, {A: 6}]
-
-
-async def test_a_graceful_stop_commits_the_skipped_records_and_a_cancelled_one_does_not() -> None:
-    for grace, commits in ((5.0, [{A: 4}]), (None, [])):
-        consumer = Consumer({A: 4}, {A: 4})
-        parts = partitions(consumer, {A: 3})
-        await parts.stop(grace)  # no batch in flight: nothing to drain
-        assert consumer.commits == commits
 
 
 async def test_a_partition_leaving_is_forgotten_and_its_last_commit_not_recorded() -> None:
