@@ -110,7 +110,11 @@ class Fanout:
     async def add(self, event: ActivityEvent | Mapping[str, Any] | None = None, **fields: Any) -> Activity:
         """Add an activity: ``await fanout.add(actor="42", verb="pin", object="7")``; returns it
         (with its id and time). ``handle_activity`` returns the plan's details."""
-        result = await self.handle_activity(_activity_event(event, fields, op="add"))
+        add = _activity_event(event, fields, op="add")
+        if add.op != "add":  # an unknown id's remove has no activity to return: silent in ``remove``
+            raise InvalidEvent("Fanout.add takes an add; remove with Fanout.remove(id, actor=...) "
+                               "(or handle_activity, which takes either)", reason="schema")
+        result = await self.handle_activity(add)
         if result.activity is None:  # an add always plans an activity
             raise RuntimeError(f"planning an add produced no activity: {result}")
         return result.activity

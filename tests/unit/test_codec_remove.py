@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fanout import schemas
+from fanout import Fanout, MemoryStore, schemas
 from fanout.activity import derive_id, to_micros
 from fanout.cli import main
 from fanout.codec import activity_event, decode_activity_event, remove_event
@@ -113,3 +113,10 @@ def test_the_schema_and_the_codec_agree_on_adds_and_removes(doc: dict[str, Any])
     except InvalidEvent:
         accepted = False
     assert validator.is_valid(doc) == accepted, doc
+
+
+async def test_add_refuses_a_remove_and_remove_of_an_unknown_id_is_silent() -> None:
+    async with Fanout(MemoryStore()) as fanout:
+        with pytest.raises(InvalidEvent, match=r"Fanout\.remove"):
+            await fanout.add({"actor": "x", "op": "remove", "id": "nope"})  # was a RuntimeError
+        assert await fanout.remove("nope", actor="x") is None

@@ -56,3 +56,4 @@ async def test_another_users_user_feed_is_no_target() -> None:
         await fanout.follow("fan", "victim")
         assert [a.actor for a in await fanout.read("victim", kind="user")] == ["victim"]
         assert [a.actor for a in await fanout.read("fan")] == ["victim"]
+
