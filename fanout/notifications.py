@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
+from .activity import now_micros
 from .aggregation import Group, aggregate, page
 from .errors import ConfigError
 from .feeds import feed_id
@@ -82,7 +83,7 @@ class AggregatedFeeds:
         longer in the feed are ignored. Returns the counts after the marks."""
         found, marks = await self._state(user, kind)
         if groups is None:
-            writes = [MarkWrite(ALL, field, found[0].last_ts)] if found else []
+            writes = _mark_all(found, field, now_micros())
         else:
             by_id = {g.id: g for g in found}
             writes = [MarkWrite(gid, field, by_id[gid].last_ts) for gid in dict.fromkeys(groups) if gid in by_id]
@@ -105,6 +106,16 @@ class AggregatedFeeds:
         if not isinstance(self.store, MarkStore):
             raise ConfigError(f"{type(self.store).__name__} keeps no notification marks (see fanout.marks.MarkStore)")
         return self.store
+
+
+def _mark_all(groups: list[Group], field: Field, now: int) -> list[MarkWrite]:
+    """Marking every group of a feed (newest first): the feed's mark at the newest activity that
+    is not ahead of ``now``, and a mark of its own for each group whose newest is (a producer's
+    clock ahead, within ``FANOUT_MAX_FUTURE_SKEW_SECONDS``): a feed's mark that far ahead would
+    take every activity of the next minutes for seen."""
+    current = next((g.last_ts for g in groups if g.last_ts <= now), None)
+    writes = [] if current is None else [MarkWrite(ALL, field, current)]
+    return writes + [MarkWrite(g.id, field, g.last_ts) for g in groups if g.last_ts > now]
 
 
 def _counts(groups: list[Group], marks: Marks) -> Counts:
