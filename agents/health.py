@@ -35,11 +35,9 @@ HEALTHY = frozenset({"starting", "running"})
 
 
 class Stalled(FanoutError):
-    """The agent made no progress for longer than ``agent_stall_timeout_s``: it exits so that its
-    supervisor restarts it (``EXIT_UNAVAILABLE``: a server that answers too slowly, or not at all,
-    is the usual cause, and ``worker all`` waits such an outage out)."""
-
-    retriable = True
+    """The agent made no progress for longer than ``agent_stall_timeout_s``: it exits (status 2)
+    so that its supervisor restarts it. It ran that long, past ``worker all``'s 60 s, so the
+    restart starts a fresh count: only a stall timeout under a minute can end in a crash loop."""
 
 
 @dataclass

@@ -10,9 +10,11 @@ A child that dies on its own is restarted after a backoff (1 s doubling to 30 s)
 for ``stable_after_s`` (60 s) before it died starts a fresh count; one that dies ``max_restarts + 1``
 times in a row (a crash loop: a bad setting, a refused start) stops every agent, with an error line
 saying so, and ``worker all`` exits with that child's code, so an outer supervisor (systemd,
-Kubernetes) sees the failure. An exit with ``EXIT_UNAVAILABLE`` (Kafka or Cassandra unavailable,
-or a stall: an outage) is not counted: such a child is restarted, every 30 s at most, until the
-servers answer again, however long the outage lasts.
+Kubernetes) sees the failure. An exit with ``EXIT_UNAVAILABLE`` (Kafka or Cassandra not reachable
+or timing out: an outage) is not counted: such a child is restarted, every 30 s at most, until
+the servers answer again, however long the outage lasts, with one line when the outage begins
+and one every ``OUTAGE_LOG_EVERY_S`` after. Both servers are checked at the start, so that a
+setting that can never work (a host name, credentials) stops ``worker all`` there.
 
 The children never outlive the supervisor, even when it is SIGKILLed: each asks the Linux kernel
 for SIGHUP when its parent dies (``prctl(PR_SET_PDEATHSIG)``) and, on any system, watches its
@@ -45,6 +47,7 @@ _PR_SET_PDEATHSIG = 1
 PARENT_DEATH_SIGNAL = signal.SIGHUP
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
+OUTAGE_LOG_EVERY_S = 300.0  # a child restarted through an outage: one line when it begins, then this often
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -124,6 +127,7 @@ class _Child:
     started: float = 0.0
     failures: int = 0  # deaths in a row, each after less than stable_after_s (they set the backoff)
     crashes: int = 0  # those of them not for an outage (EXIT_UNAVAILABLE): a crash loop past max_restarts
+    outage_logged: float = float("-inf")  # when its last outage line was written
 
 
 class _Supervisor:
@@ -154,6 +158,7 @@ class _Supervisor:
             outage = code == EXIT_UNAVAILABLE
             if ran >= self.stable_after_s:
                 child.failures = child.crashes = 0
+                child.outage_logged = float("-inf")
             child.failures += 1
             child.crashes += not outage
             child.proc = None
@@ -163,8 +168,12 @@ class _Supervisor:
                 return code
             delay = min(self.first_backoff_s * 2 ** min(child.failures - 1, 20), MAX_BACKOFF_S)  # hours of outage
             if outage:
-                log.error("%s exited for a server that is unavailable (code %d, after %.0f s): restarting it in "
-                          "%.0f s (an outage: restarted until the servers answer)", child.name, code, ran, delay)
+                now = time.monotonic()
+                if now - child.outage_logged >= OUTAGE_LOG_EVERY_S:
+                    child.outage_logged = now
+                    log.error("%s exited for a server that is not reachable (code %d, %d time(s) in a row): "
+                              "restarting it every %.0f s at most until the servers answer (next line in %.0f "
+                              "min)", child.name, code, child.failures, MAX_BACKOFF_S, OUTAGE_LOG_EVERY_S / 60)
             else:
                 log.error("%s exited on its own (code %d, after %.0f s): restarting it in %.0f s (restart %d of "
                           "%d in a row)", child.name, code, ran, delay, child.crashes, self.max_restarts)
@@ -190,6 +199,7 @@ async def supervise(
 ) -> int:
     """Run the agents as subprocesses until ``stop`` is set or one crash-loops; return an exit code."""
     await check_topics(settings)
+    await _check_cassandra(settings)
     env = {**os.environ, **settings_env(settings)}
     children: list[_Child] = []
     for i, (role, args) in enumerate(child_specs(high_writers, low_writers, planners, follows)):
@@ -216,6 +226,14 @@ async def supervise(
         await asyncio.gather(*keepers, return_exceptions=True)
         worst = await _stop_all(children, stop_timeout)
     return code or worst
+
+
+async def _check_cassandra(settings: Settings) -> None:
+    """Connect once: a node not reachable, or a setting it refuses, stops ``worker all`` at its start."""
+    from fanout.cassandra import CassandraStore
+
+    store = await CassandraStore.connect(settings)
+    await store.close()
 
 
 async def _stop_all(children: list[_Child], wait_s: float) -> int:

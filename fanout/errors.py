@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Final
 
-#: The exit status of a command that failed because a server (Kafka, Cassandra) is unavailable
-#: or an agent stalled: try again later (``EX_TEMPFAIL`` of sysexits.h). A bad setting, a refused
+#: The exit status of a command that failed because a server (Kafka, Cassandra) is not reachable
+#: or timed out: try again later (``EX_TEMPFAIL`` of sysexits.h). A bad setting, a refused
 #: request or bad input exits 2. ``fanout worker all`` restarts a child that exits with it for as
 #: long as it takes, where other failures in a row end in a crash loop.
 EXIT_UNAVAILABLE: Final = 75

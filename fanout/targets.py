@@ -35,16 +35,18 @@ def split_target(target: str) -> tuple[str, str]:
 
 
 def check_targets(targets: list[str] | tuple[str, ...] | None, settings: Settings) -> None:
-    """Refuse (``InvalidEvent``, reason ``target``) a target whose kind fanout does not know."""
+    """Refuse (``InvalidEvent``, reason ``target``) a target whose kind fanout does not know, or
+    the user feed's."""
     if not targets:
         return
     kinds = known_kinds(settings)
     for i, target in enumerate(targets):
         kind, user = split_target(target)
         if kind not in kinds or not user:
+            targetable = [k for k in kinds if k != settings.user_feed_kind]
             raise InvalidEvent(
                 f"activity event: `$.to[{i}]` is {target!r:.80}; a target is `kind:user` with a kind of "
-                f"{', '.join(kinds)} (FANOUT_FEED_KINDS, FANOUT_AGGREGATED_KINDS)", reason="target")
+                f"{', '.join(targetable)} (FANOUT_FEED_KINDS, FANOUT_AGGREGATED_KINDS)", reason="target")
         if kind == settings.user_feed_kind:
             raise InvalidEvent(
                 f"activity event: `$.to[{i}]` is {target!r:.80}; a {kind} feed holds its own user's posts only "

@@ -33,3 +33,22 @@ def store_error(exc: BaseException, what: str) -> StoreError:
 def closed_error() -> StoreError:
     """What every request on a closed store raises."""
     return StoreError("the Cassandra store is closed", retriable=False)
+
+
+def connect_retriable(exc: BaseException) -> bool:
+    """Whether a failed connect may pass by itself (a node down, starting or overloaded), or will
+    fail the same way until a setting changes: bad credentials, a protocol version the nodes do
+    not speak, TLS refused, on every host tried."""
+    import ssl
+
+    from cassandra import AuthenticationFailed, DriverException, OperationTimedOut
+    from cassandra.cluster import NoHostAvailable
+    from cassandra.connection import ProtocolVersionUnsupported
+
+    settled = (AuthenticationFailed, ProtocolVersionUnsupported, ssl.SSLError)
+    if isinstance(exc, NoHostAvailable):
+        causes = list(getattr(exc, "errors", {}).values())
+        return not causes or not all(isinstance(cause, settled) for cause in causes)
+    if isinstance(exc, DriverException) and not isinstance(exc, OperationTimedOut):
+        return "protocol_version" not in str(exc)  # "... explicitly set client protocol_version N"
+    return not isinstance(exc, settled)

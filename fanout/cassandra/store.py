@@ -28,7 +28,7 @@ from .batching import (
     timeline_requests,
 )
 from .bridge import DriverBridge
-from .errors import closed_error, store_error
+from .errors import closed_error, connect_retriable, store_error
 from .follow_runs import by_feed, follow_requests
 from .marks import CassandraMarks
 from .pulled import PulledAccounts
@@ -95,6 +95,9 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         except Exception as exc:
             await asyncio.to_thread(cluster.shutdown)
             hosts = ",".join(settings.cassandra_hosts)
+            if not connect_retriable(exc):  # a setting, not an outage
+                raise StoreError(f"Cassandra on {hosts}:{settings.cassandra_port} refused the connection (check "
+                                 f"the FANOUT_CASSANDRA_* settings): {exc}", retriable=False) from exc
             raise StoreError(
                 f"Cassandra not reachable on {hosts}:{settings.cassandra_port} (start it, e.g. `make up`, or set "
                 f"FANOUT_CASSANDRA_HOSTS / FANOUT_CASSANDRA_PORT): {exc}", retriable=True

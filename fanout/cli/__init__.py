@@ -11,9 +11,10 @@
     arguments the argument types (ids, limits, ports, counts, seconds) every module uses
 
 Each module has ``register(subparsers)``; every command is ``func(args, settings) -> exit code``.
-Settings come from ``FANOUT_*`` variables (``fanout.settings``). Errors a user can cause (a bad
-setting, an invalid event, a server that is down, a missing topic) print one line saying what
-to do and exit 2, never a traceback.
+Settings come from ``FANOUT_*`` variables (``fanout.settings``). Errors a user can cause print
+one line saying what to do, never a traceback, and exit 2 (a bad setting, an invalid event, a
+missing topic, a request refused) or ``EXIT_UNAVAILABLE``, 75 (Kafka or Cassandra not reachable
+or timing out: try again later).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from fanout._version import __version__
 from fanout.errors import EXIT_UNAVAILABLE, FanoutError
@@ -62,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"FANOUT_KAFKA_BOOTSTRAP and the FANOUT_KAFKA_SECURITY_PROTOCOL/SASL/SSL settings): {exc}",
               file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except KafkaTimeoutError as exc:  # not retriable to aiokafka (a full send buffer), but an outage here
+        print(f"fanout: Kafka did not answer in time: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KafkaError as exc:
         print(f"fanout: Kafka refused the request: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE if exc.retriable else 2
@@ -70,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except OSError as exc:  # a file named on the command line; a TimeoutError says nothing itself
         print(f"fanout: {str(exc) or repr(exc)}", file=sys.stderr)
-        return 2
+        return EXIT_UNAVAILABLE if isinstance(exc, TimeoutError) else 2
     except KeyboardInterrupt:
         return 130
     return int(result or 0)

@@ -148,5 +148,19 @@ def test_an_error_without_a_message_still_says_what_it_is(monkeypatch: pytest.Mo
         raise TimeoutError  # an OSError whose str() is empty
 
     monkeypatch.setattr(basic, "_migrate", timed_out)
-    assert main(["migrate"]) == 2
+    assert main(["migrate"]) == EXIT_UNAVAILABLE  # a server that did not answer: try again
     assert capsys.readouterr().err.strip() == "fanout: TimeoutError()"
+
+
+def test_kafka_not_answering_in_time_is_an_outage(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from aiokafka.errors import KafkaTimeoutError
+
+    from fanout.cli import basic, main
+
+    def timed_out(args: object, settings: object) -> int:
+        raise KafkaTimeoutError("Failed to update metadata after 60.0 secs.")  # retriable=False to aiokafka
+
+    monkeypatch.setattr(basic, "_migrate", timed_out)
+    assert main(["migrate"]) == EXIT_UNAVAILABLE
+    assert capsys.readouterr().err.startswith("fanout: Kafka did not answer in time")

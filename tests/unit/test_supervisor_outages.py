@@ -8,6 +8,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
 from fanout.agents.supervisor import _Child, _Supervisor
 from fanout.errors import EXIT_UNAVAILABLE
 
@@ -32,7 +34,8 @@ def _boss(stop: asyncio.Event) -> _Supervisor:
     return _Supervisor({}, stop, max_restarts=2, stable_after_s=60.0, first_backoff_s=0.001)
 
 
-async def test_exits_for_an_outage_do_not_count_toward_the_crash_loop(tmp_path: Path) -> None:
+async def test_exits_for_an_outage_do_not_count_toward_the_crash_loop(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     # killed (an OOM kill), then 8 restarts refused while Cassandra is down: more than max_restarts
     codes = [137] + [EXIT_UNAVAILABLE] * 8
     child, runs = _child(tmp_path, codes)
@@ -45,6 +48,8 @@ async def test_exits_for_an_outage_do_not_count_toward_the_crash_loop(tmp_path: 
         await asyncio.sleep(0.05)
     assert int(runs.read_text()) == len(codes) + 1  # running again once the servers answer
     assert (child.crashes, child.failures) == (1, len(codes))
+    outage_lines = [r.getMessage() for r in caplog.records if "not reachable" in r.getMessage()]
+    assert len(outage_lines) == 1, outage_lines  # one line when the outage begins, not one a restart
     stop.set()
     assert child.proc is not None
     child.proc.kill()

@@ -1,0 +1,58 @@
+"""A failed connect says whether it is an outage (retriable: ``fanout worker all`` waits it out,
+exit 75) or a setting (bad credentials, a protocol version the nodes do not speak, TLS refused:
+exit 2, so that a crash loop ends it), without a server."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import pytest
+from cassandra import AuthenticationFailed, DriverException, OperationTimedOut
+from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ProtocolVersionUnsupported
+
+from fanout import Settings, StoreError
+from fanout.cassandra import routing
+from fanout.cassandra.errors import connect_retriable
+from fanout.cassandra.store import CassandraStore
+
+BAD_PASSWORD = AuthenticationFailed("Failed to authenticate: Bad credentials")
+EXPLICIT_V5 = DriverException("ProtocolError returned from server while using explicitly set client protocol_version 5")
+
+
+@pytest.mark.parametrize(("exc", "retriable"), [
+    (NoHostAvailable("down", {"127.0.0.1:9042": ConnectionRefusedError(111, "refused")}), True),
+    (NoHostAvailable("slow", {"127.0.0.1:9042": OperationTimedOut("errors=None")}), True),
+    (NoHostAvailable("auth", {"127.0.0.1:9042": BAD_PASSWORD, "127.0.0.2:9042": BAD_PASSWORD}), False),
+    (NoHostAvailable("one down, one refusing", {"a": BAD_PASSWORD, "b": ConnectionRefusedError(111, "x")}), True),
+    (NoHostAvailable("v", {"a": ProtocolVersionUnsupported("127.0.0.1", 5)}), False),
+    (NoHostAvailable("tls", {"a": ssl.SSLError(1, "certificate verify failed")}), False),
+    (NoHostAvailable("nothing said", {}), True),
+    (EXPLICIT_V5, False),
+    (OperationTimedOut("errors=None"), True),
+    (OSError("unreachable"), True),
+])
+def test_a_failed_connect_is_an_outage_or_a_setting(exc: BaseException, retriable: bool) -> None:
+    assert connect_retriable(exc) is retriable
+
+
+class _Cluster:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def connect(self) -> Any:
+        raise self.exc
+
+    def shutdown(self) -> None:
+        pass
+
+
+async def test_connect_raises_a_non_retriable_error_for_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for exc, retriable, words in ((NoHostAvailable("auth", {"a": BAD_PASSWORD}), False, "refused the connection"),
+                                  (NoHostAvailable("down", {"a": ConnectionRefusedError(111, "x")}), True,
+                                   "not reachable")):
+        monkeypatch.setattr(routing, "build_cluster", lambda *a, exc=exc, **k: _Cluster(exc))
+        with pytest.raises(StoreError, match=words) as raised:
+            await CassandraStore.connect(Settings())
+        assert raised.value.retriable is retriable
