@@ -26,6 +26,7 @@ Removes win, produced anywhere, in any order
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from .activity import REMOVED_WRITE_TS, Activity, now_micros
@@ -313,13 +314,16 @@ class Fanout:
     async def notification_counts(self, user: str, *, kind: str = "notification") -> Counts:
         return await self.aggregated.counts(user, kind)
 
-    async def mark_seen(self, user: str, groups: Iterable[str] | None = None, *, kind: str = "notification") -> Counts:
-        """Mark the groups (ids; None: all) seen up to their newest activity; returns the counts."""
-        return await self.aggregated.mark(user, kind, "seen", groups)
+    async def mark_seen(self, user: str, groups: Iterable[str] | None = None, *, kind: str = "notification",
+                        up_to: datetime | None = None) -> Counts:
+        """Mark the groups (ids; None: all) seen up to their newest activity, or ``up_to`` (the newest
+        time the user was shown: what landed since stays unseen); returns the counts."""
+        return await self.aggregated.mark(user, kind, "seen", groups, up_to)
 
-    async def mark_read(self, user: str, groups: Iterable[str] | None = None, *, kind: str = "notification") -> Counts:
-        """Mark the groups (ids; None: all) read, and so seen, up to their newest activity."""
-        return await self.aggregated.mark(user, kind, "read", groups)
+    async def mark_read(self, user: str, groups: Iterable[str] | None = None, *, kind: str = "notification",
+                        up_to: datetime | None = None) -> Counts:
+        """Mark the groups (ids; None: all) read, and so seen, as ``mark_seen`` marks them seen."""
+        return await self.aggregated.mark(user, kind, "read", groups, up_to)
 
     async def _cursor(self, activity_id: str | None) -> Key | None:
         if activity_id is None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import msgspec
 
-from .activity import now_micros
+from .activity import now_micros, to_micros
 from .aggregation import Group, aggregate, page
 from .errors import ConfigError
 from .feeds import feed_id
@@ -78,15 +79,20 @@ class AggregatedFeeds:
     async def counts(self, user: str, kind: str) -> Counts:
         return _counts(*await self._state(user, kind))
 
-    async def mark(self, user: str, kind: str, field: Field, groups: Iterable[str] | None) -> Counts:
-        """Mark ``groups`` (ids; None: all) as seen or read up to their newest member; ids no
-        longer in the feed are ignored. Returns the counts after the marks."""
+    async def mark(self, user: str, kind: str, field: Field, groups: Iterable[str] | None,
+                   up_to: datetime | None = None) -> Counts:
+        """Mark ``groups`` (ids; None: all) as seen or read up to their newest member, or up to
+        ``up_to`` (what the user was shown: a member that landed since keeps its group unseen);
+        ids no longer in the feed are ignored. Returns the counts after the marks."""
         found, marks = await self._state(user, kind)
         if groups is None:
             writes = _mark_all(found, field, now_micros())
         else:
             by_id = {g.id: g for g in found}
             writes = [MarkWrite(gid, field, by_id[gid].last_ts) for gid in dict.fromkeys(groups) if gid in by_id]
+        if up_to is not None:
+            cap = to_micros(up_to)
+            writes = [MarkWrite(g, f, min(value, cap)) for g, f, value in writes]
         if writes:
             await self._marks().write_marks(feed_id(kind, user), writes)
         for group, _, value in writes:

@@ -22,8 +22,10 @@ def register(subparsers: Any) -> None:
     notes.add_argument("--kind", help="a notification kind (default: the first of FANOUT_NOTIFICATION_KINDS)")
     notes.add_argument("--limit", type=positive, default=25)
     marks = notes.add_mutually_exclusive_group()
-    marks.add_argument("--mark-seen", action="store_true", help="then mark every group seen")
-    marks.add_argument("--mark-read", action="store_true", help="then mark every group read (and seen)")
+    marks.add_argument("--mark-seen", action="store_true",
+                       help="then mark every group seen, up to the newest printed")
+    marks.add_argument("--mark-read", action="store_true",
+                       help="then mark every group read (and seen), up to the newest printed")
     notes.add_argument("--json", action="store_true", help="the page as the HTTP API answers it")
     notes.set_defaults(func=_notifications)
 
@@ -51,9 +53,10 @@ async def show(args: argparse.Namespace, settings: Settings, *, notification: bo
             counts = f"unseen {page.unseen}, unread {page.unread}"
             doc = NotificationPage(groups=[notification_doc(n.group, n.seen, n.read) for n in page.groups],
                                    unseen=page.unseen, unread=page.unread, next=None)
-            if getattr(args, "mark_seen", False) or getattr(args, "mark_read", False):
+            if (getattr(args, "mark_seen", False) or getattr(args, "mark_read", False)) and rows:
                 mark = fanout.mark_seen if args.mark_seen else fanout.mark_read
-                after = await mark(args.user, None, kind=kind)
+                # up to what was printed: a group that got an activity since stays unseen
+                after = await mark(args.user, None, kind=kind, up_to=from_micros(rows[0][0].last_ts))
                 counts += f"; marked all {'seen' if args.mark_seen else 'read'}: unseen {after.unseen}, " \
                           f"unread {after.unread}"
         else:

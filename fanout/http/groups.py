@@ -2,7 +2,8 @@
 
     GET  /v1/feeds/{kind}/{user}            for an aggregated kind: {"groups": [...], "next"}
     GET  /v1/notifications/{user}           {"groups": [... "seen", "read"], "unseen", "unread", "next"}
-    POST /v1/notifications/{user}/seen      {"groups": [ids]} or {"all": true} -> {"unseen", "unread"}
+    POST /v1/notifications/{user}/seen      {"groups": [ids]} or {"all": true}, optional "up_to" (the
+                                            newest last_time shown) -> {"unseen", "unread"}
     POST /v1/notifications/{user}/read      the same; a read group is seen too
 
 The notification kind is the first of ``FANOUT_NOTIFICATION_KINDS`` (``notification``). Cursors
@@ -40,8 +41,8 @@ async def notification_page(fanout: Fanout, kind: str, user: str, limit: int, be
         unseen=page.unseen, unread=page.unread, next=_next(page.next))
 
 
-def mark_request(body: bytes) -> list[str] | None:
-    """The group ids a mark body names (None: all), or a 400/422 problem."""
+def mark_request(body: bytes) -> MarkRequest:
+    """The mark a body asks for, or a 400/422 problem."""
     try:
         request = _mark_decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -52,12 +53,16 @@ def mark_request(body: bytes) -> list[str] | None:
         raise Problem(422, "invalid-body", "The body breaks the wire contract",
                       'mark request: give either `groups` (a list of group ids) or `"all": true`',
                       field="groups", rule="groups or all")
-    return request.groups
+    if request.up_to is not None and request.up_to.tzinfo is None:
+        raise Problem(422, "invalid-body", "The body breaks the wire contract",
+                      "mark request: `up_to` needs a time zone (RFC 3339: `Z` or an offset)",
+                      field="up_to", rule="date-time")
+    return request
 
 
-async def mark(fanout: Fanout, kind: str, user: str, field: Field, groups: list[str] | None) -> Marked:
+async def mark(fanout: Fanout, kind: str, user: str, field: Field, request: MarkRequest) -> Marked:
     mark_call = fanout.mark_seen if field == "seen" else fanout.mark_read
-    counts = await mark_call(user, groups, kind=kind)
+    counts = await mark_call(user, request.groups, kind=kind, up_to=request.up_to)
     return Marked(unseen=counts.unseen, unread=counts.unread)
 
 

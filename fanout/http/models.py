@@ -75,11 +75,14 @@ class Marked(msgspec.Struct, kw_only=True):
 
 
 class MarkRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Which notification groups to mark: ``{"groups": [ids]}`` or ``{"all": true}``."""
+    """Which notification groups to mark: ``{"groups": [ids]}`` or ``{"all": true}``; ``up_to``:
+    the newest ``last_time`` the user was shown (an activity that landed in a group since keeps it
+    unseen; without it a group is marked up to its newest activity when the mark arrives)."""
 
     groups: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
                       msgspec.Meta(max_length=1000)] | None = None
     all: bool = False
+    up_to: datetime | None = None
 
 
 class UserPage(msgspec.Struct, kw_only=True):

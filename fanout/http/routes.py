@@ -126,8 +126,8 @@ class Api:
         kind = self._notification_kind()
         user = params.path_id(request, "user")
         params.query(request)
-        ids = groups.mark_request(await self._body(request))
-        return _json(await self.backends.call_store(lambda fanout: groups.mark(fanout, kind, user, field, ids)))
+        wanted = groups.mark_request(await self._body(request))
+        return _json(await self.backends.call_store(lambda fanout: groups.mark(fanout, kind, user, field, wanted)))
 
     def _notification_kind(self) -> str:
         if not self.settings.notification_kinds:

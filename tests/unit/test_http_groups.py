@@ -63,6 +63,27 @@ async def test_mark_seen_and_read_by_id_or_all(api: tuple[httpx.AsyncClient, Fan
     assert (doc["unseen"], doc["unread"], doc["groups"][0]["activity_count"]) == (1, 1, 3)
 
 
+async def test_a_mark_up_to_what_was_shown_leaves_a_group_that_grew_since_unseen(
+        api: tuple[httpx.AsyncClient, Fanout]) -> None:
+    """The client read the page, a like landed in a group shown, then the mark came: with ``up_to``
+    (the newest ``last_time`` shown) that group stays unseen; other groups are marked."""
+    client, feeds = api
+    shown = (await client.get("/v1/notifications/7")).json()["groups"]
+    newest = shown[0]["last_time"]
+    later = (NOON + timedelta(minutes=10)).isoformat()
+    await feeds.add(actor="d", verb="like", object="p1", time=later, to=["notification:7"])  # after the read
+    marked = await client.post("/v1/notifications/7/seen", json={"groups": [g["id"] for g in shown], "up_to": newest})
+    assert marked.json() == {"unseen": 1, "unread": 3}
+    doc = (await client.get("/v1/notifications/7")).json()
+    assert [(g["activity_count"], g["seen"]) for g in doc["groups"]] == [(3, False), (1, True), (1, True)]
+    everything = await client.post("/v1/notifications/7/read", json={"all": True, "up_to": newest})
+    assert everything.json() == {"unseen": 1, "unread": 1}  # all but the group that grew since
+    assert (await client.post("/v1/notifications/7/read", json={"all": True})).json() == {"unseen": 0, "unread": 0}
+    naive = datetime.now().replace(tzinfo=None).isoformat()
+    assert_problem(await client.post("/v1/notifications/7/seen", json={"all": True, "up_to": naive}), 422, "up_to")
+    assert_problem(await client.post("/v1/notifications/7/seen", json={"all": True, "up_to": "soon"}), 422)
+
+
 async def test_the_aggregated_feed_pages_groups_without_state(api: tuple[httpx.AsyncClient, Fanout]) -> None:
     client, _ = api
     doc = (await client.get("/v1/feeds/aggregated/7", params={"limit": 1})).json()
