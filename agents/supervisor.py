@@ -12,8 +12,9 @@ times in a row (a crash loop: a bad setting, a refused start) stops every agent,
 saying so, and ``worker all`` exits with that child's code, so an outer supervisor (systemd,
 Kubernetes) sees the failure. An exit with ``EXIT_UNAVAILABLE`` (Kafka or Cassandra not reachable
 or timing out: an outage) is not counted: such a child is restarted, every 30 s at most, until
-the servers answer again, however long the outage lasts, with one line when the outage begins
-and one every ``OUTAGE_LOG_EVERY_S`` after. Both servers are checked at the start, so that a
+the servers answer again, however long the outage lasts, with one line of the supervisor's when
+the outage begins and one every ``OUTAGE_LOG_EVERY_S`` after (each failed start still prints the
+child's own line). Both servers are checked at the start, so that a
 setting that can never work (a host name, credentials) stops ``worker all`` there.
 
 The children never outlive the supervisor, even when it is SIGKILLed: each asks the Linux kernel
@@ -142,7 +143,8 @@ class _Supervisor:
     async def start(self, child: _Child) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(*child.command, env=self.env, start_new_session=True)
         child.proc, child.started = proc, time.monotonic()
-        log.info("started %s (pid %d)", child.name, proc.pid)
+        quiet = child.outage_logged > float("-inf")  # restarted through an outage: its lines are throttled
+        log.log(logging.DEBUG if quiet else logging.INFO, "started %s (pid %d)", child.name, proc.pid)
         return proc
 
     async def keep(self, child: _Child) -> int:
@@ -156,9 +158,10 @@ class _Supervisor:
             ran = time.monotonic() - child.started
             code = exit_code(returncode)
             outage = code == EXIT_UNAVAILABLE
+            if ran >= self.stable_after_s or not outage:
+                child.outage_logged = float("-inf")
             if ran >= self.stable_after_s:
                 child.failures = child.crashes = 0
-                child.outage_logged = float("-inf")
             child.failures += 1
             child.crashes += not outage
             child.proc = None
@@ -230,9 +233,9 @@ async def supervise(
 
 async def _check_cassandra(settings: Settings) -> None:
     """Connect once: a node not reachable, or a setting it refuses, stops ``worker all`` at its start."""
-    from fanout.cassandra import CassandraStore
+    from .worker import open_store  # the driver's warnings on one line, as the agents have them
 
-    store = await CassandraStore.connect(settings)
+    store = await open_store(settings)
     await store.close()
 
 

@@ -36,19 +36,25 @@ def closed_error() -> StoreError:
 
 
 def connect_retriable(exc: BaseException) -> bool:
-    """Whether a failed connect may pass by itself (a node down, starting or overloaded), or will
-    fail the same way until a setting changes: bad credentials, a protocol version the nodes do
-    not speak, TLS refused, on every host tried."""
-    import ssl
-
-    from cassandra import AuthenticationFailed, DriverException, OperationTimedOut
+    """Whether a failed connect may pass by itself (a node down, starting, overloaded, its auth
+    tables unreadable), or will fail the same way until a setting changes: credentials refused, or
+    a protocol version the nodes do not speak, by every host tried."""
     from cassandra.cluster import NoHostAvailable
-    from cassandra.connection import ProtocolVersionUnsupported
 
-    settled = (AuthenticationFailed, ProtocolVersionUnsupported, ssl.SSLError)
     if isinstance(exc, NoHostAvailable):
-        causes = list(getattr(exc, "errors", {}).values())
-        return not causes or not all(isinstance(cause, settled) for cause in causes)
-    if isinstance(exc, DriverException) and not isinstance(exc, OperationTimedOut):
-        return "protocol_version" not in str(exc)  # "... explicitly set client protocol_version N"
-    return not isinstance(exc, settled)
+        errors = exc.errors if isinstance(exc.errors, dict) else {}  # a list of hosts: pools failed
+        causes = list(errors.values())
+        return not causes or not all(_a_setting(cause) for cause in causes)
+    return not _a_setting(exc)
+
+
+def _a_setting(cause: BaseException) -> bool:
+    """One host's connect failed for a setting, not for the node's state."""
+    from cassandra import AuthenticationFailed, DriverException, OperationTimedOut
+
+    text = str(cause)
+    if isinstance(cause, AuthenticationFailed):  # also what a node answers when system_auth is unavailable
+        return "Unable to perform authentication" not in text
+    if isinstance(cause, DriverException) and not isinstance(cause, OperationTimedOut):
+        return "protocol_version" in text or "protocol version below minimum" in text
+    return False

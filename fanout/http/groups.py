@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import msgspec
 
+from fanout.activity import MAX_TIME_US, MIN_TIME_US, to_micros
 from fanout.core import Fanout
 from fanout.errors import InvalidEvent
 from fanout.marks import Field
@@ -53,10 +54,10 @@ def mark_request(body: bytes) -> MarkRequest:
         raise Problem(422, "invalid-body", "The body breaks the wire contract",
                       'mark request: give either `groups` (a list of group ids) or `"all": true`',
                       field="groups", rule="groups or all")
-    if request.up_to is not None and request.up_to.tzinfo is None:
+    if request.up_to is not None and not MIN_TIME_US <= to_micros(request.up_to) <= MAX_TIME_US:
         raise Problem(422, "invalid-body", "The body breaks the wire contract",
-                      "mark request: `up_to` needs a time zone (RFC 3339: `Z` or an offset)",
-                      field="up_to", rule="date-time")
+                      "mark request: `up_to` is outside the times an activity can have (1970 to 3111)",
+                      field="up_to", rule="time range")
     return request
 
 

@@ -82,7 +82,8 @@ class MarkRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     groups: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
                       msgspec.Meta(max_length=1000)] | None = None
     all: bool = False
-    up_to: datetime | None = None
+    up_to: Annotated[datetime, msgspec.Meta(
+        tz=True, description="the newest `last_time` the user was shown, as it was served")] | None = None
 
 
 class UserPage(msgspec.Struct, kw_only=True):

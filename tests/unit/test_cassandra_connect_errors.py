@@ -1,16 +1,14 @@
 """A failed connect says whether it is an outage (retriable: ``fanout worker all`` waits it out,
-exit 75) or a setting (bad credentials, a protocol version the nodes do not speak, TLS refused:
-exit 2, so that a crash loop ends it), without a server."""
+exit 75) or a setting (credentials refused, a protocol version the nodes do not speak: exit 2, so
+that a crash loop ends it), without a server; the errors are shaped as the driver raises them."""
 
 from __future__ import annotations
 
-import ssl
 from typing import Any
 
 import pytest
 from cassandra import AuthenticationFailed, DriverException, OperationTimedOut
 from cassandra.cluster import NoHostAvailable
-from cassandra.connection import ProtocolVersionUnsupported
 
 from fanout import Settings, StoreError
 from fanout.cassandra import routing
@@ -26,9 +24,13 @@ EXPLICIT_V5 = DriverException("ProtocolError returned from server while using ex
     (NoHostAvailable("slow", {"127.0.0.1:9042": OperationTimedOut("errors=None")}), True),
     (NoHostAvailable("auth", {"127.0.0.1:9042": BAD_PASSWORD, "127.0.0.2:9042": BAD_PASSWORD}), False),
     (NoHostAvailable("one down, one refusing", {"a": BAD_PASSWORD, "b": ConnectionRefusedError(111, "x")}), True),
-    (NoHostAvailable("v", {"a": ProtocolVersionUnsupported("127.0.0.1", 5)}), False),
-    (NoHostAvailable("tls", {"a": ssl.SSLError(1, "certificate verify failed")}), False),
+    (NoHostAvailable("auth tables down", {"a": AuthenticationFailed(
+        'Failed to authenticate to a: Error from server: code=0100 [Bad credentials] message="Unable to perform '
+        'authentication: Cannot achieve consistency level QUORUM"')}), True),
+    (NoHostAvailable("v5 refused", {"a": EXPLICIT_V5, "b": EXPLICIT_V5}), False),
+    (NoHostAvailable("v", {"a": DriverException("Cannot downgrade protocol version below minimum: 3")}), False),
     (NoHostAvailable("nothing said", {}), True),
+    (NoHostAvailable("pools failed", ["127.0.0.1:9042"]), True),  # Session's: a list of hosts
     (EXPLICIT_V5, False),
     (OperationTimedOut("errors=None"), True),
     (OSError("unreachable"), True),

@@ -82,6 +82,11 @@ async def test_a_mark_up_to_what_was_shown_leaves_a_group_that_grew_since_unseen
     naive = datetime.now().replace(tzinfo=None).isoformat()
     assert_problem(await client.post("/v1/notifications/7/seen", json={"all": True, "up_to": naive}), 422, "up_to")
     assert_problem(await client.post("/v1/notifications/7/seen", json={"all": True, "up_to": "soon"}), 422)
+    assert_problem(await client.post("/v1/notifications/7/seen", json={"all": True,
+                                                                       "up_to": "1969-12-31T23:59:59Z"}), 422, "up_to")
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]["MarkRequest"]["properties"]
+    assert [(t.get("type"), t.get("format")) for t in schema["up_to"]["anyOf"]] == [("string", "date-time"),
+                                                                                     ("null", None)]
 
 
 async def test_the_aggregated_feed_pages_groups_without_state(api: tuple[httpx.AsyncClient, Fanout]) -> None:

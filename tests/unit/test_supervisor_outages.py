@@ -1,6 +1,7 @@
 """``worker all`` restarts a child that exits for an outage (``EXIT_UNAVAILABLE``: Kafka or
-Cassandra unavailable, a stall) until the servers answer, however many times it takes; other
-failures in a row still end in a crash loop. Real child processes, exiting with scripted codes."""
+Cassandra not reachable or timing out) until the servers answer, however many times it takes;
+other failures in a row still end in a crash loop. Real child processes, exiting with scripted
+codes."""
 
 from __future__ import annotations
 
