@@ -38,6 +38,7 @@ from dataclasses import dataclass, fields
 from fanout.errors import EXIT_UNAVAILABLE
 from fanout.settings import Settings
 
+from .quietlogs import QuietDriverLogs
 from .topics import check_topics
 
 log = logging.getLogger("fanout.agents")
@@ -233,9 +234,14 @@ async def supervise(
 
 async def _check_cassandra(settings: Settings) -> None:
     """Connect once: a node not reachable, or a setting it refuses, stops ``worker all`` at its start."""
-    from .worker import open_store  # the driver's warnings on one line, as the agents have them
+    from fanout.cassandra import CassandraStore
 
-    store = await open_store(settings)
+    quiet = QuietDriverLogs()  # the driver's warnings on one line, as the agents have them
+    quiet.install()
+    try:
+        store = await CassandraStore.connect(settings)
+    finally:
+        quiet.uninstall()
     await store.close()
 
 
