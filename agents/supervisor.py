@@ -14,8 +14,8 @@ Kubernetes) sees the failure. An exit with ``EXIT_UNAVAILABLE`` (Kafka or Cassan
 or timing out: an outage) is not counted: such a child is restarted, every 30 s at most, until
 the servers answer again, however long the outage lasts, with one line of the supervisor's when
 the outage begins and one every ``OUTAGE_LOG_EVERY_S`` after (each failed start still prints the
-child's own line). Both servers are checked at the start, so that a
-setting that can never work (a host name, credentials) stops ``worker all`` there.
+child's own line). Both servers are checked at the start, so that a setting that can never work
+(a host name, credentials) stops ``worker all`` there.
 
 The children never outlive the supervisor, even when it is SIGKILLed: each asks the Linux kernel
 for SIGHUP when its parent dies (``prctl(PR_SET_PDEATHSIG)``) and, on any system, watches its
@@ -38,7 +38,7 @@ from dataclasses import dataclass, fields
 from fanout.errors import EXIT_UNAVAILABLE
 from fanout.settings import Settings
 
-from .quietlogs import QuietDriverLogs
+from .stores import open_store
 from .topics import check_topics
 
 log = logging.getLogger("fanout.agents")
@@ -234,14 +234,7 @@ async def supervise(
 
 async def _check_cassandra(settings: Settings) -> None:
     """Connect once: a node not reachable, or a setting it refuses, stops ``worker all`` at its start."""
-    from fanout.cassandra import CassandraStore
-
-    quiet = QuietDriverLogs()  # the driver's warnings on one line, as the agents have them
-    quiet.install()
-    try:
-        store = await CassandraStore.connect(settings)
-    finally:
-        quiet.uninstall()
+    store = await open_store(settings)  # as the agents open it: the driver's warnings on one line
     await store.close()
 
 

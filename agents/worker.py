@@ -23,28 +23,12 @@ from .base import Agent
 from .follows import FollowsAgent
 from .health import serve
 from .planner import PlannerAgent
-from .quietlogs import QuietDriverLogs
 from .signals import stop_on_signals
+from .stores import open_store
 from .supervisor import supervise, watch_parent
 from .writer import WriterAgent
 
 log = logging.getLogger("fanout.agents")
-
-async def open_store(settings: Settings, *, write_mode: str | None = None) -> Store:
-    """The pipeline's store: ``CassandraStore.connect(settings)``.
-
-    ``settings.cassandra_write_mode`` defaults to ``replica_batch``: a batch of chunks becomes
-    UNLOGGED batches of ~40 rows per replica set, each feed's rows together (one request per
-    ~40 rows, not per row or per feed).
-    """
-    from fanout.cassandra import CassandraStore
-
-    quiet = QuietDriverLogs()  # the node down: the driver's warnings on one line, not tracebacks
-    quiet.install()
-    try:
-        return await CassandraStore.connect(settings, write_mode=write_mode)
-    finally:
-        quiet.uninstall()
 
 
 #: Linux's autogroup scheduling: a session's processes share one group, weighed against other

@@ -296,13 +296,13 @@ class Settings:
 def _warn_unknown(environ: Mapping[str, str]) -> None:
     """One warning per ``FANOUT_*`` variable that names no setting (a misspelt one would
     otherwise be ignored without a word), with the closest setting's name when there is one."""
-    names = [_PREFIX + f.name.upper() for f in fields(Settings)]
+    settings = [f.name.upper() for f in fields(Settings)]  # the names without the prefix
     for name in sorted(environ):
-        if (not name.startswith(_PREFIX) or name in names or name in _OTHER_NAMES or name in _warned
-                or name.startswith(_OTHER_PREFIXES)):
+        if (not name.startswith(_PREFIX) or name.removeprefix(_PREFIX) in settings or name in _OTHER_NAMES
+                or name in _warned or name.startswith(_OTHER_PREFIXES)):
             continue
         _warned.add(name)
-        close = difflib.get_close_matches(name.removeprefix(_PREFIX), [n.removeprefix(_PREFIX) for n in names], n=1)
+        close = difflib.get_close_matches(name.removeprefix(_PREFIX), settings, n=1)
         hint = f" (did you mean {_PREFIX}{close[0]}?)" if close else ""
         logging.getLogger(__name__).warning("%s is not a fanout setting%s: ignored", name, hint)
 

@@ -37,7 +37,7 @@ def _notifications(args: argparse.Namespace, settings: Settings) -> int:
 async def show(args: argparse.Namespace, settings: Settings, *, notification: bool) -> int:
     """Print a page of groups of ``args.user``'s feed of ``args.kind`` (and mark them, if asked)."""
     from fanout.activity import from_micros
-    from fanout.agents.worker import open_store
+    from fanout.agents.stores import open_store
     from fanout.aggregation import Group
     from fanout.core import Fanout
     from fanout.http.models import GroupPage, NotificationPage, encode, group_doc, notification_doc

@@ -47,7 +47,7 @@ def _feed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _feed_async(args: argparse.Namespace, settings: Settings) -> int:
-    from fanout.agents.worker import open_store
+    from fanout.agents.stores import open_store
     from fanout.core import Fanout
     from fanout.targets import known_kinds
 
@@ -113,7 +113,7 @@ def _trace(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _trace_async(args: argparse.Namespace, settings: Settings) -> int:
-    from fanout.agents.worker import open_store
+    from fanout.agents.stores import open_store
     from fanout.core import Fanout
 
     store = await open_store(settings)

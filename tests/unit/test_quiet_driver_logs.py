@@ -53,7 +53,7 @@ async def test_a_worker_that_cannot_reach_cassandra_logs_no_driver_traceback(
     """`fanout worker` with the node down: the driver's connection warnings while the store opens
     are one line each, like those during an outage (the CLI then prints its one-line error)."""
     from fanout import Settings, StoreError
-    from fanout.agents import worker
+    from fanout.agents import stores
     from fanout.cassandra import CassandraStore
 
     async def unreachable(settings: Settings, **_: object) -> None:
@@ -62,7 +62,7 @@ async def test_a_worker_that_cannot_reach_cassandra_logs_no_driver_traceback(
 
     monkeypatch.setattr(CassandraStore, "connect", unreachable)
     with caplog.at_level(logging.INFO, logger="cassandra"), pytest.raises(StoreError):
-        await worker.open_store(Settings())
+        await stores.open_store(Settings())
     assert [r.exc_info for r in caplog.records] == [None]
     assert "Traceback" not in caplog.text
     assert logging.getLogger("cassandra.cluster").filters == []  # taken off again
