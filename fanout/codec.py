@@ -30,7 +30,7 @@ from .activity import (
     now_micros,
     to_micros,
 )
-from .errors import InvalidEvent, UnknownVersion
+from .errors import InvalidEvent, UnknownVersion, json_error
 from .settings import Settings
 from .targets import MAX_TARGET_CHARS, MAX_TARGETS, TARGET_PATTERN, check_targets
 
@@ -118,7 +118,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], data: bytes | str, max_bytes: in
         _check_version(_peek_version(data), what)
         raise InvalidEvent(f"{what}: {exc}", reason="schema") from None
     except msgspec.DecodeError as exc:
-        raise InvalidEvent(f"{what} is not valid JSON: {exc}", reason="json") from None
+        raise InvalidEvent(f"{what} is not valid JSON: {json_error(str(exc), data)}", reason="json") from None
     except UnicodeDecodeError as exc:
         raise InvalidEvent(f"{what} is not valid JSON: a string is not UTF-8 ({exc.reason})", reason="json") from None
     except RecursionError:

@@ -15,6 +15,7 @@ retriable error exits ``EXIT_UNAVAILABLE``.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 #: The exit status of a command that failed because a server (Kafka, Cassandra) is not reachable
@@ -22,6 +23,20 @@ from typing import Final
 #: request or bad input exits 2. ``fanout worker all`` restarts a child that exits with it for as
 #: long as it takes, where other failures in a row end in a crash loop.
 EXIT_UNAVAILABLE: Final = 75
+
+
+# A ``\uD800``-``\uDBFF`` escape (after an even run of backslashes) with no low-half escape after it.
+_UNPAIRED_SURROGATE: Final = re.compile(
+    rb"(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def json_error(message: str, data: bytes) -> str:
+    """msgspec's ``DecodeError`` text for ``data``, mended where it misleads: an unpaired
+    surrogate escape near the end of the data reads "Input data was truncated"."""
+    if message == "Input data was truncated" and _UNPAIRED_SURROGATE.search(data):
+        return ("JSON is malformed: a \\uD800-\\uDBFF escape with no \\uDC00-\\uDFFF escape after it "
+                "(an unpaired surrogate)")
+    return message
 
 
 class FanoutError(Exception):

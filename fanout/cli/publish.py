@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import msgspec
 
-from fanout.errors import InvalidEvent
+from fanout.errors import InvalidEvent, json_error
 from fanout.settings import Settings
 
 
@@ -145,7 +145,7 @@ async def _queue_line(producer: Any, line: bytes) -> None:
     try:
         data = msgspec.json.decode(line)
     except msgspec.DecodeError as exc:
-        raise InvalidEvent(f"not valid JSON: {exc}", reason="json") from None
+        raise InvalidEvent(f"not valid JSON: {json_error(str(exc), line)}", reason="json") from None
     if not isinstance(data, dict):
         raise InvalidEvent("a line must be a JSON object", reason="schema")
     if "follower" in data or "followee" in data:

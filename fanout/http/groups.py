@@ -16,7 +16,7 @@ import msgspec
 
 from fanout.activity import MAX_TIME_US, MIN_TIME_US, to_micros
 from fanout.core import Fanout
-from fanout.errors import InvalidEvent
+from fanout.errors import InvalidEvent, json_error
 from fanout.marks import Field
 from fanout.store import Key
 
@@ -49,7 +49,8 @@ def mark_request(body: bytes) -> MarkRequest:
     except msgspec.ValidationError as exc:
         raise invalid_body(InvalidEvent(f"mark request: {exc}")) from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise invalid_body(InvalidEvent(f"mark request is not valid JSON: {exc}", reason="json")) from None
+        text = json_error(str(exc), body)
+        raise invalid_body(InvalidEvent(f"mark request is not valid JSON: {text}", reason="json")) from None
     if request.all == (request.groups is not None):
         raise Problem(422, "invalid-body", "The body breaks the wire contract",
                       'mark request: give either `groups` (a list of group ids) or `"all": true`',

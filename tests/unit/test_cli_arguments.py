@@ -164,3 +164,14 @@ def test_kafka_not_answering_in_time_is_an_outage(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(basic, "_migrate", timed_out)
     assert main(["migrate"]) == EXIT_UNAVAILABLE
     assert capsys.readouterr().err.startswith("fanout: Kafka did not answer in time")
+
+
+async def test_a_published_line_with_an_unpaired_surrogate_says_so() -> None:
+    """A ``--file`` line is decoded before the producer sees it; msgspec's "Input data was
+    truncated" for a lone ``\\uD800`` near the line's end is mended to say what is wrong."""
+    from fanout.cli.publish import _queue_line
+    from fanout.errors import InvalidEvent
+
+    with pytest.raises(InvalidEvent, match="unpaired surrogate") as caught:
+        await _queue_line(None, rb'{"actor":"a","verb":"v","object":"o\ud800"}')
+    assert caught.value.reason == "json"

@@ -160,3 +160,29 @@ def test_planned_chunks_stay_valid() -> None:
     assert decode_chunk(json.dumps(_chunk()).encode()).feeds == ["timeline:f1"]
     removal = decode_chunk(json.dumps(_chunk(op="remove", write_ts=REMOVED_WRITE_TS)).encode())
     assert removal.write_ts == REMOVED_WRITE_TS
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [rb'"a\ud800"', rb'"a\uDBFFx"', rb'"\ud800\u0041"', rb'"a\ud800\\udc00"'],
+    ids=["alone", "upper-case", "before-another-escape", "before-an-escaped-backslash"],
+)
+def test_an_unpaired_surrogate_escape_is_named_not_called_truncation(bad: bytes) -> None:
+    """msgspec calls a ``\\uD800``-``\\uDBFF`` escape with no low half after it, near the end of
+    the data, "Input data was truncated": the message says what is wrong instead."""
+    last = b'{"verb":"v","object":"o","time":"2026-01-01T00:00:00Z","actor":' + bad + b"}"
+    with pytest.raises(InvalidEvent, match="surrogate") as caught:
+        decode_activity_event(last)  # within 6 bytes of the end
+    assert "truncated" not in str(caught.value)
+    assert caught.value.reason == "json"
+
+
+@pytest.mark.parametrize("cut", [b'{"actor":"a', b'{"actor":"a\\\\ud800', b'{"actor":"a\\u12'], ids=repr)
+def test_a_truncated_event_still_says_so(cut: bytes) -> None:
+    with pytest.raises(InvalidEvent, match="truncated"):
+        decode_activity_event(cut)
+
+
+def test_an_escaped_backslash_before_u_is_no_escape() -> None:
+    event = decode_activity_event(GOOD_ACTIVITY.replace(b'"a"', rb'"a\\ud800"', 1))
+    assert event.actor == "a\\ud800"

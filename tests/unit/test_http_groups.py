@@ -106,6 +106,8 @@ async def test_bad_bodies_and_cursors_are_problems(api: tuple[httpx.AsyncClient,
     assert_problem(await client.post("/v1/notifications/7/read", json={"groups": "x"}), 422, "groups")
     assert_problem(await client.post("/v1/notifications/7/read", json={"all": True, "more": 1}), 422)
     assert_problem(await client.post("/v1/notifications/7/read", content=b"{"), 400, "body")
+    lone = assert_problem(await client.post("/v1/notifications/7/read", content=rb'{"groups":["\ud800"]}'), 400, "body")
+    assert "surrogate" in lone["detail"] and "truncated" not in lone["detail"], lone
     flat = feed_cursor((1, "x"))
     assert_problem(await client.get("/v1/notifications/7", params={"cursor": flat}), 400, "cursor")
     assert_problem(await client.get("/v1/feeds/aggregated/7", params={"cursor": flat}), 400, "cursor")
