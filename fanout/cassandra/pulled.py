@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..settings import Settings
 from ..store import PullState
 from .bridge import DriverBridge
+from .routing import consistency_level
 from .statements import idempotent, prepare_all
 
 
@@ -28,6 +30,7 @@ class PulledAccounts:
     _bridge: DriverBridge
     keyspace: str
     session: Any
+    settings: Settings
     _pulled_stmts: _Statements | None = None
 
     async def pull_state(self, account: str) -> PullState | None:
@@ -47,5 +50,6 @@ class PulledAccounts:
 
     async def _pulled_statements(self) -> _Statements:
         if self._pulled_stmts is None:
-            self._pulled_stmts = await prepare_all(_Statements, self.session, self.keyspace, "pulled-account")
+            reads = consistency_level(self.settings.read_consistency)
+            self._pulled_stmts = await prepare_all(_Statements, self.session, self.keyspace, "pulled-account", reads)
         return self._pulled_stmts

@@ -24,10 +24,26 @@ def idempotent(prepare: Callable[[str], Any], cql: str) -> Any:
     return stmt
 
 
-async def prepare_all(statements: Callable[[Callable[[str], Any], str], S], session: Any, ks: str, what: str) -> S:
-    """``statements(session.prepare, ks)`` in a thread; a failure is a ``StoreError`` naming ``what``."""
+def reads_at(prepare: Callable[[str], Any], read_consistency: int | None) -> Callable[[str], Any]:
+    """``prepare`` that gives every SELECT ``read_consistency`` (the driver's value; None: the
+    session's default, which is the write consistency, ``routing``)."""
+
+    def reading(cql: str) -> Any:
+        stmt = prepare(cql)
+        if read_consistency is not None and cql.startswith("SELECT"):
+            stmt.consistency_level = read_consistency
+        return stmt
+
+    return reading
+
+
+async def prepare_all(
+    statements: Callable[[Callable[[str], Any], str], S], session: Any, ks: str, what: str, read_consistency: int | None
+) -> S:
+    """``statements(prepare, ks)`` in a thread, every SELECT at ``read_consistency`` (``reads_at``);
+    a failure is a ``StoreError`` naming ``what``."""
     try:
-        return await asyncio.to_thread(statements, session.prepare, ks)
+        return await asyncio.to_thread(statements, reads_at(session.prepare, read_consistency), ks)
     except Exception as exc:
         raise store_error(exc, f"preparing the {what} statements in {ks!r} (fanout migrate?)") from exc
 
@@ -37,8 +53,7 @@ class Statements:
 
     Every statement but ``truncate`` is marked idempotent: sending it twice changes nothing, since
     writes carry their own write timestamps, so the driver may send it again after a timeout.
-    Reads run at ``read_consistency`` (the driver's value; None: the session's default, which is
-    the write consistency, ``routing``).
+    Reads run at ``read_consistency`` (``reads_at``).
     """
 
     def __init__(self, prepare: Callable[[str], Any], ks: str, ttl: int, read_consistency: int | None = None) -> None:
@@ -49,11 +64,11 @@ class Statements:
         older = " AND (ts, activity_id) < (?, ?)"
         asc = " ORDER BY ts ASC, activity_id ASC"
 
+        reading = reads_at(prepare, read_consistency)
+
         def p(cql: str, idempotent: bool = True) -> Any:
-            stmt = prepare(cql)
+            stmt = reading(cql)
             stmt.is_idempotent = idempotent
-            if read_consistency is not None and cql.startswith("SELECT"):
-                stmt.consistency_level = read_consistency
             return stmt
 
         self.insert = binds_rows(p(  # the timeline's rows go in batches (fanout.cassandra.binding)

@@ -16,6 +16,7 @@ from typing import Any
 from ..tracing import ChunkLanded, PlannedChunks
 from .batching import BATCH_MAX_STATEMENTS
 from .bridge import DriverBridge
+from .routing import consistency_level
 from .statements import idempotent, prepare_all
 
 
@@ -69,7 +70,9 @@ class DeliveryTables:
 
     async def _trace_statements(self) -> _Statements:
         if self._trace_stmts is None:
-            self._trace_stmts = await prepare_all(_Statements, self.session, self.keyspace, "tracing")
+            self._trace_stmts = await prepare_all(
+                _Statements, self.session, self.keyspace, "tracing", consistency_level(self.settings.read_consistency)
+            )
         return self._trace_stmts
 
 

@@ -12,8 +12,10 @@ from cassandra import ConsistencyLevel
 
 from fanout import ConfigError, Settings
 from fanout.agents.topics import replication
+from fanout.cassandra.pulled import PulledAccounts
 from fanout.cassandra.routing import CoordinatorCounts, execution_profile
 from fanout.cassandra.statements import Statements
+from fanout.cassandra.tracing import DeliveryTables
 
 
 @pytest.mark.parametrize(
@@ -40,16 +42,21 @@ def test_a_replication_factor_above_the_brokers_says_so() -> None:
         replication(settings, 1)
 
 
+class Prepared:
+    def __init__(self, cql: str) -> None:
+        self.cql = cql
+        self.consistency_level: int | None = None
+        self.is_idempotent = False
+
+
+class Session:
+    prepare = Prepared
+
+
 def test_writes_take_the_profile_level_and_reads_their_own() -> None:
     settings = Settings(cassandra_write_consistency="QUORUM", cassandra_read_consistency="LOCAL_ONE")
     profile = execution_profile(settings, request_timeout=5.0)
     assert profile.consistency_level == ConsistencyLevel.QUORUM
-
-    class Prepared:
-        def __init__(self, cql: str) -> None:
-            self.cql = cql
-            self.consistency_level: int | None = None
-            self.is_idempotent = False
 
     stmts = Statements(Prepared, "ks", 0, ConsistencyLevel.LOCAL_ONE)
     reads = [s for s in vars(stmts).values() if s.cql.startswith("SELECT")]
@@ -57,6 +64,24 @@ def test_writes_take_the_profile_level_and_reads_their_own() -> None:
     assert len(reads) >= 10 and len(writes) >= 10
     assert {s.consistency_level for s in reads} == {ConsistencyLevel.LOCAL_ONE}
     assert {s.consistency_level for s in writes} == {None}  # the profile's: QUORUM here
+
+
+async def test_the_pulled_accounts_and_trace_reads_take_the_read_level_too() -> None:
+    """Every timeline read fetches the pulled accounts: at the write level (the session's), a
+    read failed where the operator's read level would have answered (``ANY`` refuses every read;
+    ``ALL`` for writes, ``ONE`` for reads, one node down)."""
+
+    class Mixins(PulledAccounts, DeliveryTables):
+        session = Session()
+        keyspace = "ks"
+        settings = Settings(cassandra_write_consistency="ANY", cassandra_read_consistency="LOCAL_ONE")
+
+    store = Mixins()
+    statements = [*vars(await store._pulled_statements()).values(), *vars(await store._trace_statements()).values()]
+    reads = [s for s in statements if s.cql.startswith("SELECT")]
+    assert len(reads) == 4
+    assert {s.consistency_level for s in reads} == {ConsistencyLevel.LOCAL_ONE}
+    assert {s.consistency_level for s in statements if s not in reads} == {None}
 
 
 @dataclass(frozen=True)
