@@ -206,6 +206,14 @@ class Settings:
         if self.agent_retry_attempts < 1 or self.agent_retry_within_s <= 0 or self.agent_stall_timeout_s <= 0:
             raise ConfigError("FANOUT_AGENT_RETRY_ATTEMPTS must be >= 1, FANOUT_AGENT_RETRY_WITHIN_S and "
                               "FANOUT_AGENT_STALL_TIMEOUT_S > 0")
+        if self.follow_activity_limit < 0 or self.active_window_days < 0:
+            raise ConfigError("FANOUT_FOLLOW_ACTIVITY_LIMIT and FANOUT_ACTIVE_WINDOW_DAYS must be >= 0")
+        if self.max_event_bytes < 1024:
+            raise ConfigError("FANOUT_MAX_EVENT_BYTES must be >= 1024 (the wire contract's default is 65536)")
+        if min(self.activities_partitions, self.follows_partitions, self.high_partitions, self.low_partitions) < 1:
+            raise ConfigError("FANOUT_ACTIVITIES_PARTITIONS, FANOUT_FOLLOWS_PARTITIONS, FANOUT_HIGH_PARTITIONS and "
+                              "FANOUT_LOW_PARTITIONS must be >= 1")
+        self._validate_servers()
         self._validate_kafka_security()
         self._validate_replication()
         self._validate_aggregation()
@@ -226,6 +234,9 @@ class Settings:
             level = getattr(self, name)
             if level.upper() not in CONSISTENCY_LEVELS and not (level == "" and name != "cassandra_consistency"):
                 raise ConfigError(f"{_PREFIX}{name.upper()}={level!r} is not one of {', '.join(CONSISTENCY_LEVELS)}")
+        if self.read_consistency == "ANY":
+            raise ConfigError("the read consistency is ANY, which is for writes only: set "
+                              "FANOUT_CASSANDRA_READ_CONSISTENCY (ONE, LOCAL_QUORUM, ...)")
 
     @property
     def write_consistency(self) -> str:
@@ -259,6 +270,30 @@ class Settings:
                               "and the user feed kind cannot be aggregated")
         if self.aggregated_max_activities < 1:
             raise ConfigError("FANOUT_AGGREGATED_MAX_ACTIVITIES must be >= 1")
+
+    def _validate_servers(self) -> None:
+        """Addresses and connection settings: a mistake here is a setting to change, not an outage."""
+        if not self.kafka_bootstrap.strip():
+            raise ConfigError("FANOUT_KAFKA_BOOTSTRAP is empty: give host:port[,host:port...] of the brokers")
+        for entry in (e.strip() for e in self.kafka_bootstrap.split(",")):
+            host, colon, port = entry.rpartition(":") if not entry.endswith("]") else (entry, "", "")
+            if not colon:
+                host, port = entry, "9092"
+            if not host.strip("[]") or not (port.isdigit() and 1 <= int(port) <= 65535):
+                raise ConfigError(f"FANOUT_KAFKA_BOOTSTRAP={entry!r} is not host:port (a port 1-65535)")
+        if not self.cassandra_hosts:
+            raise ConfigError("FANOUT_CASSANDRA_HOSTS is empty: give the nodes' host names or addresses")
+        for host in self.cassandra_hosts:
+            if host.count(":") == 1:
+                raise ConfigError(f"FANOUT_CASSANDRA_HOSTS takes host names or addresses, not {host!r}: "
+                                  "give the port in FANOUT_CASSANDRA_PORT")
+        if not 1 <= self.cassandra_port <= 65535:
+            raise ConfigError(f"FANOUT_CASSANDRA_PORT must be within 1-65535, not {self.cassandra_port}")
+        if self.cassandra_protocol_version not in (0, 3, 4, 5, 6):
+            raise ConfigError("FANOUT_CASSANDRA_PROTOCOL_VERSION must be 0 (let the driver negotiate) or 3-6, "
+                              f"not {self.cassandra_protocol_version}")
+        if self.cassandra_password and not self.cassandra_username:
+            raise ConfigError("FANOUT_CASSANDRA_PASSWORD needs FANOUT_CASSANDRA_USERNAME")
 
     def _validate_kafka_security(self) -> None:
         protocol = self.kafka_security_protocol

@@ -23,10 +23,16 @@ def is_retriable(exc: BaseException) -> bool:
     )
 
 
+#: What the node says of a table, keyspace or column that is not there (``fanout migrate`` makes them).
+_MISSING_SCHEMA = ("unconfigured table", "does not exist", "Undefined column", "Undefined name")
+
+
 def store_error(exc: BaseException, what: str) -> StoreError:
     """The ``StoreError`` to raise (``from exc``) when the driver failed doing ``what``."""
     retriable = is_retriable(exc)
-    hint = "" if retriable else " (is the schema there? run `fanout migrate`)"
+    text = str(exc)
+    missing = any(words in text for words in _MISSING_SCHEMA)
+    hint = " (is the schema there? run `fanout migrate`)" if missing and not retriable else ""
     return StoreError(f"Cassandra {what} failed: {type(exc).__name__}: {exc}{hint}", retriable=retriable)
 
 

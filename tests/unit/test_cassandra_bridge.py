@@ -139,7 +139,8 @@ async def test_an_answer_given_before_the_callbacks_are_added_still_arrives() ->
 # failures --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("exc", "retriable"),
-    [(OperationTimedOut("client timeout"), True), (write_timeout(), True), (InvalidRequest("no table"), False)],
+    [(OperationTimedOut("client timeout"), True), (write_timeout(), True),
+     (InvalidRequest("unconfigured table timeline"), False)],
 )
 async def test_a_failed_request_raises_store_error_with_the_retriable_flag(
     sessions: Callable[..., FakeSession], exc: BaseException, retriable: bool

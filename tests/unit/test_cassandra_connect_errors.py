@@ -58,3 +58,21 @@ async def test_connect_raises_a_non_retriable_error_for_a_setting(monkeypatch: p
         with pytest.raises(StoreError, match=words) as raised:
             await CassandraStore.connect(Settings())
         assert raised.value.retriable is retriable
+
+
+@pytest.mark.parametrize(("message", "hint"), [
+    ("unconfigured table timeline", True),
+    ("Keyspace 'fanout' does not exist", True),
+    ("Undefined column name to_feeds in table fanout.activities", True),
+    ("ANY ConsistencyLevel is only supported for writes", False),
+    ("Cannot add already existing table \"timeline\" to keyspace \"system\"", False),
+])
+def test_only_a_missing_schema_is_told_to_run_migrate(message: str, hint: bool) -> None:
+    """A refused request named `fanout migrate` whatever it was, even on `fanout migrate` itself."""
+    from cassandra import InvalidRequest
+
+    from fanout.cassandra.errors import store_error
+
+    error = store_error(InvalidRequest(f'Error from server: code=2200 [Invalid query] message="{message}"'), "read")
+    assert not error.retriable
+    assert ("fanout migrate" in str(error)) is hint

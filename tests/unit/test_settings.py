@@ -58,6 +58,24 @@ def test_environment_overrides_each_type() -> None:
         ({"FANOUT_HTTP_BACKEND_TIMEOUT_SECONDS": "nan"}, "FANOUT_HTTP_BACKEND_TIMEOUT_SECONDS='nan' is not a valid"),
         ({"FANOUT_AGENT_STALL_TIMEOUT_S": "inf"}, "FANOUT_AGENT_STALL_TIMEOUT_S='inf' is not a valid float"),
         ({"FANOUT_ACTIVE_WINDOW_DAYS": "-NaN"}, "FANOUT_ACTIVE_WINDOW_DAYS='-NaN' is not a valid float"),
+        # settings that reached a server (or a driver) unchecked: a traceback, or exit 75 "try again later"
+        ({"FANOUT_KAFKA_BOOTSTRAP": "127.0.0.1:abc"}, "FANOUT_KAFKA_BOOTSTRAP='127.0.0.1:abc'"),
+        ({"FANOUT_KAFKA_BOOTSTRAP": ""}, "FANOUT_KAFKA_BOOTSTRAP is empty"),
+        ({"FANOUT_KAFKA_BOOTSTRAP": "k1:9092,:9092"}, "FANOUT_KAFKA_BOOTSTRAP=':9092'"),
+        ({"FANOUT_KAFKA_BOOTSTRAP": "k1:70000"}, "port 1-65535"),
+        ({"FANOUT_CASSANDRA_HOSTS": ""}, "FANOUT_CASSANDRA_HOSTS is empty"),
+        ({"FANOUT_CASSANDRA_HOSTS": "127.0.0.1:9042"}, "give the port in FANOUT_CASSANDRA_PORT"),
+        ({"FANOUT_CASSANDRA_PORT": "70000"}, "FANOUT_CASSANDRA_PORT must be within 1-65535"),
+        ({"FANOUT_CASSANDRA_PORT": "0"}, "FANOUT_CASSANDRA_PORT must be within 1-65535"),
+        ({"FANOUT_CASSANDRA_PROTOCOL_VERSION": "-1"}, "FANOUT_CASSANDRA_PROTOCOL_VERSION must be 0"),
+        ({"FANOUT_CASSANDRA_READ_CONSISTENCY": "ANY"}, "ANY, which is for writes only"),
+        ({"FANOUT_CASSANDRA_CONSISTENCY": "any"}, "ANY, which is for writes only"),
+        ({"FANOUT_CASSANDRA_PASSWORD": "secret"}, "FANOUT_CASSANDRA_PASSWORD needs FANOUT_CASSANDRA_USERNAME"),
+        ({"FANOUT_FOLLOW_ACTIVITY_LIMIT": "-5"}, "FANOUT_FOLLOW_ACTIVITY_LIMIT and FANOUT_ACTIVE_WINDOW_DAYS must"),
+        ({"FANOUT_ACTIVE_WINDOW_DAYS": "-1"}, "FANOUT_ACTIVE_WINDOW_DAYS must be >= 0"),
+        ({"FANOUT_MAX_EVENT_BYTES": "0"}, "FANOUT_MAX_EVENT_BYTES must be >= 1024"),
+        ({"FANOUT_ACTIVITIES_PARTITIONS": "0"}, "FANOUT_ACTIVITIES_PARTITIONS"),
+        ({"FANOUT_LOW_PARTITIONS": "-3"}, "must be >= 1"),
     ],
 )
 def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
@@ -66,9 +84,17 @@ def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
     assert words in str(caught.value)
 
 
+def test_write_only_any_may_still_be_the_write_level() -> None:
+    settings = Settings.from_env({"FANOUT_CASSANDRA_CONSISTENCY": "ANY", "FANOUT_CASSANDRA_READ_CONSISTENCY": "ONE"})
+    assert (settings.write_consistency, settings.read_consistency) == ("ANY", "ONE")
+    many = Settings.from_env({"FANOUT_KAFKA_BOOTSTRAP": " k1:9092, k2 ,[::1]:9093,10.0.0.1:9094"})
+    assert many.kafka_bootstrap.startswith(" k1")
+
+
 def test_secrets_are_redacted() -> None:
     settings = Settings.from_env({
-        "FANOUT_CASSANDRA_PASSWORD": "hunter2", "FANOUT_KAFKA_SASL_PASSWORD": "swordfish",
+        "FANOUT_CASSANDRA_USERNAME": "app", "FANOUT_CASSANDRA_PASSWORD": "hunter2",
+        "FANOUT_KAFKA_SASL_PASSWORD": "swordfish",
         "FANOUT_KAFKA_SSL_KEY_PASSWORD": "opensesame",
     })
     for secret in ("hunter2", "swordfish", "opensesame"):
