@@ -5,7 +5,8 @@
     fanout publish --follow 7 42 | --unfollow 7 42 | --file events.jsonl | --file -
 
 Publishing an activity prints the id of the activity it adds or removes (given, or derived).
-An event the wire contract refuses is an error (exit 2) and nothing is sent.
+An event the wire contract refuses is an error (exit 2) and nothing is sent; with ``--file``
+each bad line is named (with its number) and skipped, the others are sent, and the exit is 1.
 """
 
 from __future__ import annotations

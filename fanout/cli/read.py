@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from typing import Any
 
 import msgspec
@@ -83,6 +82,8 @@ def _lag(args: argparse.Namespace, settings: Settings) -> int:
     from fanout.agents.lag import consumer_lag, totals
 
     rows = asyncio.run(consumer_lag(settings))
+    if not rows:  # a typo in FANOUT_TOPIC_PREFIX, or before `topics create`: not an idle pipeline
+        raise ConfigError("no pipeline topics found: run `fanout topics create`")
     if args.json:
         for row in rows:
             print(json.dumps(row._asdict()))
@@ -102,8 +103,6 @@ def _lag(args: argparse.Namespace, settings: Settings) -> int:
     for group, total in sums.items():
         table.add_row(group, "total", "", "", "", f"[bold]{total}[/bold]")
     Console().print(table)
-    if not rows:
-        print("no pipeline topics found: run `fanout topics create`", file=sys.stderr)
     return 0
 
 

@@ -62,6 +62,10 @@ async def test_producers_refuse_missing_topics_and_create_none() -> None:
                                    "--id", "x2")
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "fanout topics create" in done.stderr, done.stderr
+    for lag in (["lag"], ["lag", "--json"]):  # lag said so but exited 0, as if the pipeline were idle
+        done = await asyncio.to_thread(_cli, settings, *lag)
+        assert done.returncode == 2, (lag, done.stdout, done.stderr)
+        assert done.stderr.strip().splitlines() == ["fanout: no pipeline topics found: run `fanout topics create`"]
     assert await _topic_names(settings) == []  # nothing was auto-created
 
 
