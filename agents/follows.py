@@ -6,10 +6,11 @@ follow records the edge and copies the followee's newest ``follow_activity_limit
 into the follower's feeds; an unfollow removes them. A partition's offsets are committed once its
 store writes and dead letters are acknowledged.
 
-The partition order is the truth (``fanout.graph``): a record in its follower's own partition
-(``in_home_partition``: Kafka's default partitioner on the key ``follower``) is applied after
-the follower's earlier events whatever its timestamp says; a record produced under another key
-counts only when its record timestamp is newer than the edge's last decision.
+The partition order is the truth (``fanout.graph``): a record produced under the key ``follower``
+(``keyed_by_follower``) is in the partition that holds the follower's events, whichever client's
+partitioner chose it, and is applied after the follower's earlier events whatever its timestamp
+says; a record produced under another key (or none) counts only when its record timestamp is
+newer than the edge's last decision.
 
 Concurrency within a batch (``follower_lanes``, ``fanout.agents.lanes``)
     A follow costs several store round trips one after the other (``FollowGraph.apply``), so a
@@ -42,8 +43,6 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from fanout.activity import now_micros
 from fanout.codec import FollowEvent, decode_follow_event, event_time_us
 from fanout.core import Fanout
@@ -63,11 +62,14 @@ Lane = list[tuple[Any, FollowEvent]]
 RUN_MAX = 64
 
 
-def in_home_partition(record: Any, follower: str, partitions: int) -> bool:
-    """Whether ``record`` is in the partition Kafka's default partitioner gives the key
-    ``follower`` (murmur2, as every Kafka client does by default) of a topic of ``partitions``."""
-    hashed: int = murmur2(follower.encode())
-    return bool(record.partition == (hashed & 0x7FFFFFFF) % partitions)
+def keyed_by_follower(record: Any, follower: str) -> bool:
+    """Whether ``record`` was produced under the key ``follower`` (UTF-8), as the contract asks.
+    Every client's partitioner puts one key in one partition, though not the same one: Java's
+    murmur2, librdkafka's CRC32 (kcat, confluent-kafka, node-rdkafka), Sarama's FNV-1a. So the
+    key says whether the record is in order with the follower's other events; a partition
+    recomputed with one client's hash does not (it took every librdkafka follower for mis-keyed,
+    and after partitions were added to the topic, every follower whose hash moved)."""
+    return bool(record.key == follower.encode())
 
 
 def follower_lanes(records: Sequence[Any], max_bytes: int) -> tuple[list[Lane], list[tuple[Any, InvalidEvent]]]:
@@ -101,7 +103,7 @@ def follow_runs(lane: Sequence[tuple[Any, FollowEvent]]) -> list[Lane]:
     return pieces
 
 
-async def apply_follow_run(fanout: Fanout, run: Sequence[tuple[Any, FollowEvent]], partitions: int) -> list[int]:
+async def apply_follow_run(fanout: Fanout, run: Sequence[tuple[Any, FollowEvent]]) -> list[int]:
     """``Fanout.handle_follow`` of each event of a run (``follow_runs``) in one pass
     (``FollowGraph.apply_follows``); raises the first event's InvalidEvent before any write."""
     follows: list[tuple[str, int, bool]] = []
@@ -109,7 +111,7 @@ async def apply_follow_run(fanout: Fanout, run: Sequence[tuple[Any, FollowEvent]
         accepted = record_time_us(record)
         clock = accepted if accepted is not None else now_micros()
         event_time_us(event, clock, fanout.settings)  # refuses times out of range (reason "time")
-        follows.append((event.followee, clock, in_home_partition(record, event.follower, partitions)))
+        follows.append((event.followee, clock, keyed_by_follower(record, event.follower)))
     return await fanout.graph.apply_follows(run[0][1].follower, follows)
 
 
@@ -127,12 +129,6 @@ class FollowsAgent(Agent):
         )
         self.fanout = Fanout(store, settings)
 
-    def _partitions(self, topic: str) -> int:
-        """How many partitions ``topic`` has (the consumer's metadata; the settings' count before
-        the first metadata answer)."""
-        known = self.consumer.partitions_for_topic(topic) if self.consumer is not None else None
-        return len(known) if known else self.settings.follows_partitions
-
     async def process(self, records: list[Any]) -> None:
         lanes, invalid = follower_lanes(records, self.settings.max_event_bytes)
         for record, exc in invalid:
@@ -149,7 +145,7 @@ class FollowsAgent(Agent):
     async def _apply_run(self, run: Lane) -> None:
         """A run of follows in one pass; when the store refuses it, or one of its events is
         invalid, each event on its own (a dead letter only for the record at fault)."""
-        apply = partial(apply_follow_run, self.fanout, run, self._partitions(run[0][0].topic))
+        apply = partial(apply_follow_run, self.fanout, run)
         try:
             await retry_store(self.role, apply, **self.retry_options())
         except InvalidEvent:
@@ -165,7 +161,7 @@ class FollowsAgent(Agent):
     async def _apply(self, record: Any, event: FollowEvent) -> None:
         try:
             accepted = record_time_us(record)
-            in_order = in_home_partition(record, event.follower, self._partitions(record.topic))
+            in_order = keyed_by_follower(record, event.follower)
             handle = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order)
             await retry_store(self.role, handle, **self.retry_options())
         except InvalidEvent as exc:

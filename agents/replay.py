@@ -130,7 +130,6 @@ class _Replay:
         self.high_water: dict[TopicPartition, int] = {}
         self.start: dict[TopicPartition, int] = {}
         self.end: dict[TopicPartition, int] = {}
-        self.follow_partitions = 0  # of the follows topic, once the partitions are open
 
     async def open_partitions(self) -> None:
         """Start the consumer and assign it every partition of both topics (no group membership)."""
@@ -144,7 +143,6 @@ class _Replay:
         self.clients.push_async_callback(_stop_client, self.consumer)
         await self.consumer.start()
         partitions = await describe_topics(self.settings)
-        self.follow_partitions = partitions[self.topics["follows"]]
         self.tps = [
             TopicPartition(topic, p) for topic in self.topics.values() for p in range(partitions[topic])
         ]
@@ -206,7 +204,7 @@ class _Replay:
             sink = BufferedWriterSink(fanout.writer, self.summary)
         users = self.plan.users
         fanout.sink = sink if users is None else UserFilterSink(sink, users, self.settings.feed_kinds)
-        return BatchApplier(self.settings, fanout, sink, self.summary, users, self.follow_partitions)
+        return BatchApplier(self.settings, fanout, sink, self.summary, users)
 
     def merger(self) -> Merger:
         """The timestamp merge over ``[start, end)`` of every partition."""

@@ -59,7 +59,7 @@ from fanout.errors import InvalidEvent
 from fanout.settings import Settings
 
 from .base import record_time_us, retry_store
-from .follows import apply_follow_run, follow_runs, in_home_partition
+from .follows import apply_follow_run, follow_runs, keyed_by_follower
 from .replay_options import ROLE
 from .replay_progress import ReplaySummary
 from .replay_sinks import FlushingSink
@@ -87,10 +87,8 @@ class BatchApplier:
         sink: FlushingSink,
         summary: ReplaySummary,
         users: frozenset[str] | None,
-        follow_partitions: int | None = None,
     ) -> None:
         self.settings = settings
-        self.follow_partitions = follow_partitions or settings.follows_partitions  # of the follows topic
         self.fanout = fanout
         self.sink = sink
         self.summary = summary
@@ -183,7 +181,7 @@ class BatchApplier:
         """A run of follows in one pass (``follows.apply_follow_run``); one by one when one of
         them is invalid, so that one is counted and skipped."""
         try:
-            await retry_store(ROLE, partial(apply_follow_run, self.fanout, run, self.follow_partitions))
+            await retry_store(ROLE, partial(apply_follow_run, self.fanout, run))
         except InvalidEvent:
             for record, event in run:
                 await self._apply(_Item(record, event))
@@ -195,7 +193,7 @@ class BatchApplier:
         accepted = record_time_us(record)  # exactly as the planner and the follows agent
         try:
             if isinstance(event, FollowEvent):
-                in_order = in_home_partition(record, event.follower, self.follow_partitions)
+                in_order = keyed_by_follower(record, event.follower)
                 apply = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order)
                 await retry_store(ROLE, apply)
                 self.summary.follows += 1

@@ -35,11 +35,11 @@ class History:
         self.records: list[Any] = []
         self._next: dict[tuple[str, int], int] = {}
 
-    def _record(self, short: str, key: str, value: dict[str, Any], ts_ms: int, partition: int | None) -> Any:
+    def _record(self, short: str, key: str, value: dict[str, Any], ts_ms: int) -> Any:
+        """A record produced under ``key``, in the partition the Java client gives it."""
         topic = self.settings.topic(short)
         count = self.settings.follows_partitions if short == "follows" else self.settings.activities_partitions
-        if partition is None:
-            partition = home_partition(key, count)
+        partition = home_partition(key, count)
         offset = self._next.get((topic, partition), 0)
         self._next[(topic, partition)] = offset + 1
         record = SimpleNamespace(topic=topic, partition=partition, offset=offset, timestamp=ts_ms,
@@ -54,10 +54,7 @@ class History:
         event = {"follower": follower, "followee": followee, "op": op}
         if time is not None:
             event["time"] = time
-        partition = None
-        if key is not None:
-            partition = home_partition(key, self.settings.follows_partitions)
-        return self._record("follows", follower, event, ts_ms, partition)
+        return self._record("follows", key or follower, event, ts_ms)
 
     def unfollow(self, follower: str, followee: str, ts_ms: int, *, key: str | None = None,
                  time: str | None = None) -> Any:
@@ -65,10 +62,7 @@ class History:
 
     def post(self, actor: str, activity_id: str, ts_ms: int, *, op: str = "add", key: str | None = None) -> Any:
         event = {"actor": actor, "verb": "pin", "object": f"object:{activity_id}", "id": activity_id, "op": op}
-        partition = None
-        if key is not None:
-            partition = home_partition(key, self.settings.activities_partitions)
-        return self._record("activities", actor, event, ts_ms, partition)
+        return self._record("activities", key or actor, event, ts_ms)
 
 
 def other_key(key: str, partitions: int) -> str:

@@ -97,3 +97,34 @@ async def test_the_follows_agent_orders_a_follower_by_its_partition() -> None:
         assert await feed_ids(store, "timeline:kept") == ["p2", "p1"]
         assert await store.following("lost") == []
         assert await feed_ids(store, "timeline:lost") == []
+
+
+async def test_follows_keyed_by_the_follower_keep_their_order_in_any_clients_partition() -> None:
+    """kcat and every librdkafka client hash a key with CRC32, Sarama with FNV-1a: a follower's
+    events, keyed as documented, land together in another partition than Java's murmur2 gives.
+    In one millisecond, follow then unfollow must end unfollowed, and unfollow then follow followed
+    (the follows agent took them for another key's events and kept the first of each pair)."""
+    settings = pipeline_settings(follows_partitions=3)
+    parts = settings.follows_partitions
+
+    def event(follower: str, op: str) -> Record:
+        elsewhere = (home_partition(follower, parts) + 1) % parts  # where another client's hash put it
+        return follower, {"follower": follower, "followee": "ann", "op": op}, elsewhere, T + 1000
+
+    post: Record = ("ann", {"actor": "ann", "verb": "pin", "object": "o1", "id": "p1"}, 0, None)
+    async with pipeline(settings) as store:
+        agents = [InProcess(settings, store, role, priority) for role, priority in
+                  (("planner", None), ("follows", None), ("writer", "high"), ("writer", "low"))]
+        try:
+            await produce(settings, "activities", [post])
+            await wait_drained(settings, within=60)
+            await produce(settings, "follows", [event("gone", "follow"), event("gone", "unfollow"),
+                                                event("back", "unfollow"), event("back", "follow")])
+            await wait_drained(settings, within=60)
+        finally:
+            for agent in agents:
+                await agent.close()
+        assert await store.following("gone") == []
+        assert await feed_ids(store, "timeline:gone") == []
+        assert await store.following("back") == ["ann"]
+        assert await feed_ids(store, "timeline:back") == ["p1"]

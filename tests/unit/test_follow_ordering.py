@@ -1,16 +1,16 @@
 """The rule that orders follow events (``fanout.graph.edge_timestamp``) and the follows agent's test
-of a record's partition (``in_home_partition``), without a server."""
+of a record's key (``keyed_by_follower``), without a server."""
 
 from __future__ import annotations
 
+import zlib
 from types import SimpleNamespace
 
-from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fanout import Edge
-from fanout.agents.follows import in_home_partition
+from fanout.agents.follows import keyed_by_follower
 from fanout.graph import edge_timestamp
 
 
@@ -50,9 +50,16 @@ def test_a_partition_applied_again_in_order_ends_with_its_last_event_deciding(cl
 
 
 @given(st.text(min_size=1, max_size=40), st.integers(1, 64))
-def test_the_home_partition_is_the_default_partitioners(follower: str, partitions: int) -> None:
+def test_a_record_keyed_by_its_follower_is_in_order_in_any_partition(follower: str, partitions: int) -> None:
+    """Each client's default partitioner puts one key in one partition, but not the same one:
+    Java's murmur2, librdkafka's CRC32 (kcat, confluent-kafka, node-rdkafka), Sarama's FNV-1a.
+    The key decides, not a partition recomputed with one client's hash."""
     key = follower.encode()
-    home = DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
-    assert in_home_partition(SimpleNamespace(partition=home), follower, partitions)
-    if partitions > 1:
-        assert not in_home_partition(SimpleNamespace(partition=(home + 1) % partitions), follower, partitions)
+    crc32 = (zlib.crc32(key) & 0xFFFFFFFF) % partitions  # librdkafka's consistent partitioner
+    for partition in {0, crc32, partitions - 1}:
+        assert keyed_by_follower(SimpleNamespace(key=key, partition=partition), follower)
+
+
+def test_a_record_under_another_key_or_none_is_not_in_order() -> None:
+    for key in (None, b"", b"bob", "ann".encode("utf-16"), b"ann ", b"Ann"):
+        assert not keyed_by_follower(SimpleNamespace(key=key, partition=0), "ann")

@@ -21,7 +21,7 @@ import pytest
 from fanout import MemoryStore, Settings, StoreError
 from fanout.activity import Activity, now_micros
 from fanout.agents.deadletters import DeadLetters
-from fanout.agents.follows import FollowsAgent, follower_lanes, in_home_partition
+from fanout.agents.follows import FollowsAgent, follower_lanes, keyed_by_follower
 from fanout.codec import decode_follow_event
 from fanout.core import Fanout
 from fanout.errors import ConfigError, InvalidEvent
@@ -53,6 +53,11 @@ def followers_of(partition: int, count: int, *, home: bool) -> list[str]:
 
 HOME = followers_of(PARTITION, 6, home=True)
 ELSEWHERE = followers_of(PARTITION, 2, home=False)  # their records here are mis-keyed
+
+
+def key_of(follower: str) -> str:
+    """The key a record of ``follower`` is produced under here: a mis-keyed one's is another key."""
+    return follower if follower in HOME else f"{follower}~other"
 
 
 class YieldingStore(MemoryStore):
@@ -140,10 +145,10 @@ def random_batch(rng: random.Random, first_offset: int, size: int) -> list[Recor
             out.append(record(offset, ts, follow_value(follower, followee, "follow", time="1990-01-01T00:00:00Z")))
         elif roll < 0.25:
             for n, op in enumerate(("follow", "unfollow", "follow")):
-                out.append(record(offset + n, ts, follow_value(follower, followee, op), key=follower))
+                out.append(record(offset + n, ts, follow_value(follower, followee, op), key=key_of(follower)))
         else:
             op = "follow" if rng.random() < 0.7 else "unfollow"
-            out.append(record(offset, ts, follow_value(follower, followee, op), key=follower))
+            out.append(record(offset, ts, follow_value(follower, followee, op), key=key_of(follower)))
     return out
 
 
@@ -157,7 +162,7 @@ async def sequential(store: MemoryStore, records: Sequence[Record]) -> list[tupl
             if rec.value is None:
                 raise InvalidEvent("no value", reason="json")
             event = decode_follow_event(rec.value)
-            in_order = in_home_partition(rec, event.follower, SETTINGS.follows_partitions)
+            in_order = keyed_by_follower(rec, event.follower)
             await fanout.handle_follow(event, accepted_ts=rec.timestamp * 1000, in_order=in_order)
         except InvalidEvent as exc:
             dead.append((rec.offset, exc.reason))
