@@ -1,9 +1,11 @@
 """``fanout serve``: the HTTP API (``fanout.http``) on uvicorn.
 
-    fanout serve [--host 127.0.0.1] [--port 8000] [--log-level info]
+    fanout serve [--host 127.0.0.1] [--port 8000] [--log-level info] [--shutdown-timeout 30]
 
 It starts even when Kafka or Cassandra is down (``/readyz`` says which; requests that need it get
-503) and stops on SIGTERM/SIGINT after the requests in progress (uvicorn's graceful shutdown).
+503) and stops on SIGTERM/SIGINT after the requests in progress (uvicorn's graceful shutdown), for
+at most ``--shutdown-timeout`` seconds: then the requests still in progress are cut (a client that
+stopped sending in the middle of a body would otherwise keep the server running until it hangs up).
 Its log (standard error): uvicorn's lines, and with the time the client libraries' warnings as
 the agents print them: while Cassandra is away the driver's (one per reconnection attempt, every
 2 s at most) and while Kafka is away aiokafka's (one per connection attempt of every request),
@@ -21,7 +23,7 @@ from typing import Any
 from fanout.agents.quietlogs import OncePerMinute, QuietDriverLogs
 from fanout.settings import Settings
 
-from .arguments import port
+from .arguments import count, port
 
 
 def register(sub: Any) -> None:
@@ -30,6 +32,10 @@ def register(sub: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=port, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--shutdown-timeout", type=count, default=30, metavar="SECONDS",
+        help="on SIGTERM/SIGINT, wait this long for the requests in progress, then cut them and exit (30)",
+    )
     serve.set_defaults(func=_serve)
 
 
@@ -50,7 +56,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         each.install()
     try:
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                    server_header=False)
+                    server_header=False, timeout_graceful_shutdown=args.shutdown_timeout)
     finally:
         for each in quiet:
             each.uninstall()

@@ -1,0 +1,77 @@
+"""``fanout serve`` and ``fanout worker`` as real processes: the options about serving and logging
+(``--shutdown-timeout``, a port that cannot be listened on, ``--log-level``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.http_helpers import free_port
+
+# nothing listens on port 1: serve starts with both backends down, as in test_http_serve
+_BACKENDS_DOWN = {"FANOUT_KAFKA_BOOTSTRAP": "127.0.0.1:1", "FANOUT_CASSANDRA_PORT": "1",
+                  "FANOUT_HTTP_BACKEND_TIMEOUT_SECONDS": "2"}
+
+
+def _fanout(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fanout", *argv], capture_output=True, text=True,
+                          env={**os.environ, **_BACKENDS_DOWN}, timeout=60)
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        while True:
+            try:
+                assert client.get("/healthz").status_code == 200
+                return
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "fanout serve did not start"
+                time.sleep(0.2)
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port some other program listens on (127.0.0.1)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_serve_stops_on_sigterm_within_the_shutdown_timeout_while_a_body_is_half_sent() -> None:
+    """A client that sent 8 bytes of a 100-byte body and went quiet does not keep the server
+    running: after ``--shutdown-timeout`` the request is cut and the server exits 0."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "fanout", "serve", "--port", str(port), "--log-level", "warning",
+                             "--shutdown-timeout", "2"], env={**os.environ, **_BACKENDS_DOWN},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_until_serving(proc, port)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(b"POST /v1/activities HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 100\r\n\r\n" + b'{"actor"')
+            time.sleep(0.5)  # the server holds the request, waiting for the rest of its body
+            assert proc.poll() is None
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0  # never, before: it waited for the client to hang up
+            assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_shutdown_timeout_is_a_number_of_seconds() -> None:
+    done = _fanout("serve", "--shutdown-timeout", "-1")
+    assert done.returncode == 2
+    assert "argument --shutdown-timeout: must be 0 or more, not -1" in done.stderr, done.stderr
