@@ -30,6 +30,7 @@ from fanout.errors import FanoutError
 
 from . import metrics
 
+HOST = "0.0.0.0"  # where ``serve`` listens: every interface
 STATES = ("starting", "running", "retrying", "kafka-unreachable", "stalled", "stopping")
 HEALTHY = frozenset({"starting", "running"})
 
@@ -133,10 +134,16 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-def serve(port: int, health: Health | None = None, host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """Serve /metrics and /healthz on ``port`` in a daemon thread; ``shutdown()`` the result to stop."""
+def serve(port: int, health: Health | None = None, host: str = HOST) -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz on ``port`` in a daemon thread; ``shutdown()`` the result to stop.
+    A port it cannot listen on is a ``FanoutError`` naming it and ``--metrics-port`` (exit status 2)."""
     handler = type("HealthHandler", (_Handler,), {"health": health})
-    server = ThreadingHTTPServer((host, port), handler)
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise FanoutError(f"cannot listen on {host}:{port} (--metrics-port {port}): {reason} "
+                          "(choose another --metrics-port)") from None
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name=f"fanout-http-{port}", daemon=True).start()
     return server

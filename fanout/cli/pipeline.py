@@ -107,6 +107,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.role == "writer" and args.priority is None:
         print("fanout worker writer: give --priority high or --priority low", file=sys.stderr)
         return 2
+    if args.metrics_port and (taken := _metrics_ports_taken(args)):  # before connecting to anything
+        print(f"fanout: {taken} (choose another --metrics-port)", file=sys.stderr)
+        return 2
     if args.role == "all":
         return asyncio.run(_supervise(args, settings))
     from fanout.agents.supervisor import die_with_parent
@@ -137,6 +140,27 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     except asyncio.CancelledError:  # a second SIGINT/SIGTERM: stopped without finishing the batch
         return 130
     return 0
+
+
+def _metrics_ports_taken(args: argparse.Namespace) -> str | None:
+    """Why ``--metrics-port`` cannot be listened on (``worker all``: N, N+1, ... one per agent), or None."""
+    from fanout.agents.health import HOST
+
+    from .serve import listen, listen_failure
+
+    first = args.metrics_port
+    agents = args.planners + args.high_writers + args.low_writers + args.follows if args.role == "all" else 1
+    given = f"--metrics-port {first}" + (f" gives worker all's {agents} agents {first} to {first + agents - 1}"
+                                         if args.role == "all" else "")
+    if first + agents - 1 > 65_535:
+        return f"{given}: over 65535"
+    for each in range(first, first + agents):
+        try:
+            for sock in listen(HOST, each, backlog=1):
+                sock.close()
+        except OSError as exc:
+            return f"cannot listen on {HOST}:{each} ({given}): {listen_failure(exc)}"
+    return None
 
 
 async def _supervise(args: argparse.Namespace, settings: Settings) -> int:

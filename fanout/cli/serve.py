@@ -6,6 +6,8 @@ It starts even when Kafka or Cassandra is down (``/readyz`` says which; requests
 503) and stops on SIGTERM/SIGINT after the requests in progress (uvicorn's graceful shutdown), for
 at most ``--shutdown-timeout`` seconds: then the requests still in progress are cut (a client that
 stopped sending in the middle of a body would otherwise keep the server running until it hangs up).
+It listens before uvicorn starts: an address it cannot listen on (a port in use, an address not of
+this machine) is one line naming it, and exit status 2.
 Its log (standard error): uvicorn's lines, and with the time the client libraries' warnings as
 the agents print them: while Cassandra is away the driver's (one per reconnection attempt, every
 2 s at most) and while Kafka is away aiokafka's (one per connection attempt of every request),
@@ -15,8 +17,10 @@ each distinct one once a minute, on one line (``QuietDriverLogs``, ``OncePerMinu
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -44,6 +48,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from fanout.http import create_app
 
+    where = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
+    try:
+        sockets = listen(args.host, args.port)
+    except OSError as exc:
+        print(f"fanout: cannot listen on {where}: {listen_failure(exc)} (choose another --port or --host)",
+              file=sys.stderr)
+        return 2
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again to the handler that
     # was there before it: a no-op one lets the command end with 0, like `fanout worker`.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -55,10 +66,57 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     for each in quiet:
         each.install()
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                    server_header=False, timeout_graceful_shutdown=args.shutdown_timeout)
+        config = uvicorn.Config(create_app(settings), log_level=args.log_level, server_header=False,
+                                timeout_graceful_shutdown=args.shutdown_timeout)
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets=sockets)
+                if self.started:  # uvicorn says where only on sockets it bound itself
+                    logging.getLogger("uvicorn.error").info("Uvicorn running on http://%s (Press CTRL+C to quit)",
+                                                            where)
+
+        Server(config).run(sockets=sockets)  # what uvicorn.run(app, host=, port=) does, on these sockets
+    except KeyboardInterrupt:  # a SIGINT raised again after the graceful stop, as uvicorn.run ends
+        pass
     finally:
+        for sock in sockets:
+            sock.close()
         for each in quiet:
             each.uninstall()
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def listen(host: str, port: int, backlog: int = 2048) -> list[socket.socket]:
+    """Sockets listening on every address ``host`` names (as asyncio's ``create_server`` binds a
+    host and port: ``""`` is every interface), before uvicorn starts; ``OSError`` if one cannot."""
+    sockets: list[socket.socket] = []
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            # proto is IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def listen_failure(exc: OSError) -> str:
+    """Why a socket could not listen, in a few words: ``address already in use``."""
+    if isinstance(exc, socket.gaierror):
+        return f"not an IP address nor a host name that resolves: {(exc.strerror or str(exc)).lower()}"
+    reasons = {
+        errno.EADDRINUSE: "address already in use",
+        errno.EADDRNOTAVAIL: "not an address of this machine",
+        errno.EACCES: "permission denied (a port under 1024 needs privileges)",
+    }
+    return reasons.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()

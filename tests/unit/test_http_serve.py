@@ -76,10 +76,10 @@ def test_fanout_serve_prints_the_drivers_warnings_as_the_agents_do(monkeypatch: 
 
     seen: list[bool] = []
 
-    def run(app: object, **options: object) -> None:
+    def run(server: uvicorn.Server, sockets: object = None) -> None:
         seen.append(any(isinstance(f, QuietDriverLogs) for f in logging.getLogger("cassandra.cluster").filters))
 
-    monkeypatch.setattr(uvicorn, "run", run)
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     args = argparse.Namespace(host="127.0.0.1", port=free_port(), log_level="warning", shutdown_timeout=30)
     assert _serve(args, Settings()) == 0
     assert seen == [True]

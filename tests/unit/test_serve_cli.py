@@ -75,3 +75,37 @@ def test_the_shutdown_timeout_is_a_number_of_seconds() -> None:
     done = _fanout("serve", "--shutdown-timeout", "-1")
     assert done.returncode == 2
     assert "argument --shutdown-timeout: must be 0 or more, not -1" in done.stderr, done.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line(busy_port: int) -> None:
+    done = _fanout("serve", "--port", str(busy_port))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [f"fanout: cannot listen on 127.0.0.1:{busy_port}: address already in use "
+                                        "(choose another --port or --host)"], done.stderr
+
+
+def test_serve_on_an_address_of_another_machine_says_so_in_one_line() -> None:
+    done = _fanout("serve", "--host", "192.0.2.1", "--port", "8000")  # TEST-NET-1: no interface has it
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["fanout: cannot listen on 192.0.2.1:8000: not an address of this machine "
+                                        "(choose another --port or --host)"], done.stderr
+
+
+@pytest.mark.parametrize("role", ["planner", "follows", "all"])
+def test_a_metrics_port_in_use_is_named_with_its_option_in_one_line(busy_port: int, role: str) -> None:
+    """Before anything connects to Kafka or Cassandra (neither answers here)."""
+    first = busy_port - 2 if role == "all" else busy_port  # worker all: the third agent's port is taken
+    done = _fanout("worker", role, "--metrics-port", str(first))
+    assert done.returncode == 2, done.stderr
+    given = f"--metrics-port {first}"
+    if role == "all":
+        given += f" gives worker all's 6 agents {first} to {first + 5}"
+    assert done.stderr.splitlines() == [f"fanout: cannot listen on 0.0.0.0:{busy_port} ({given}): address already "
+                                        "in use (choose another --metrics-port)"], done.stderr
+
+
+def test_worker_all_metrics_ports_past_65535_are_refused() -> None:
+    done = _fanout("worker", "all", "--metrics-port", "65533")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["fanout: --metrics-port 65533 gives worker all's 6 agents 65533 to 65538: "
+                                        "over 65535 (choose another --metrics-port)"], done.stderr
