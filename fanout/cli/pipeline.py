@@ -65,7 +65,10 @@ def register(subparsers: Any) -> None:
         help="stop when this process is gone (`worker all` passes its own pid to its agents)",
     )
     worker.add_argument("--init", action="store_true", help="all: create topics, migrate first")
-    worker.add_argument("--log-level", default="INFO")
+    worker.add_argument(
+        "--log-level", type=str.upper, default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="the agents' log level, in any case (INFO)",
+    )
     worker.set_defaults(func=_worker)
 
 

@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     serve = sub.add_parser("serve", help="the HTTP API: read feeds and follows, produce events (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=port, default=8000, help="port to listen on (default 8000)")
-    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-level", type=str.lower, default="info",
+                       choices=["critical", "error", "warning", "info", "debug"], help="in any case (info)")
     serve.add_argument(
         "--shutdown-timeout", type=count, default=30, metavar="SECONDS",
         help="on SIGTERM/SIGINT, wait this long for the requests in progress, then cut them and exit (30)",

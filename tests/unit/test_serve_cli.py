@@ -109,3 +109,21 @@ def test_worker_all_metrics_ports_past_65535_are_refused() -> None:
     assert done.returncode == 2, done.stderr
     assert done.stderr.splitlines() == ["fanout: --metrics-port 65533 gives worker all's 6 agents 65533 to 65538: "
                                         "over 65535 (choose another --metrics-port)"], done.stderr
+
+
+@pytest.mark.parametrize(("role", "level"), [("planner", "bogus"), ("all", "verbose"), ("follows", "")])
+def test_an_unknown_log_level_is_refused_in_one_line(role: str, level: str) -> None:
+    done = _fanout("worker", role, "--log-level", level)
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and f"argument --log-level: invalid choice: {level.upper()!r}" in errors[0], done.stderr
+    assert "'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'" in errors[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("level", ["debug", "Warning", "ERROR"])
+def test_a_log_level_is_taken_in_any_case(level: str) -> None:
+    from fanout.cli import build_parser
+
+    assert build_parser().parse_args(["worker", "planner", "--log-level", level]).log_level == level.upper()
+    assert build_parser().parse_args(["serve", "--log-level", level]).log_level == level.lower()
