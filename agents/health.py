@@ -12,6 +12,9 @@ unreachable it waits instead (a restart would not help) and says so.
 * ``GET /healthz``: JSON ``{"role", "state", "healthy", "last_progress_age_s", ...}``, status 200
   when healthy (``starting``, ``running``), else 503 (``retrying``, ``kafka-unreachable``,
   ``stalled``, ``stopping``).
+
+``HEAD`` answers as ``GET`` without the body (a probe that uses it sees the same status); any other
+method is 405 with ``Allow: GET, HEAD``.
 """
 
 from __future__ import annotations
@@ -113,22 +116,43 @@ class _Handler(BaseHTTPRequestHandler):
     health: Health | None = None
 
     def do_GET(self) -> None:
+        self._send(*self._answer())
+
+    def do_HEAD(self) -> None:
+        status, body, content_type = self._answer()
+        self._send(status, body, content_type, head=True)
+
+    def parse_request(self) -> bool:
+        """A request line and headers read; 405 (and the connection closed: its body is not read)
+        for a method other than GET and HEAD, where the base class answers 501 in HTML."""
+        if not super().parse_request():
+            return False
+        if self.command in ("GET", "HEAD"):
+            return True
+        self.close_connection = True
+        self._send(405, b"method not allowed: use GET or HEAD\n", "text/plain",
+                   headers={"Allow": "GET, HEAD", "Connection": "close"})
+        return False  # answered: the base class reads no further
+
+    def _answer(self) -> tuple[int, bytes, str]:
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._send(200, generate_latest(), CONTENT_TYPE_LATEST)
-        elif path == "/healthz" and self.health is not None:
+            return 200, generate_latest(), CONTENT_TYPE_LATEST
+        if path == "/healthz" and self.health is not None:
             snapshot = self.health.snapshot
-            status = 200 if snapshot.get("healthy") else 503
-            self._send(status, json.dumps(snapshot).encode(), "application/json")
-        else:
-            self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
+            return 200 if snapshot.get("healthy") else 503, json.dumps(snapshot).encode(), "application/json"
+        return 404, b"not found: try /metrics or /healthz\n", "text/plain"
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, *, head: bool = False,
+              headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body)))  # HEAD: the length of GET's body
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
