@@ -25,9 +25,11 @@ from typing import Final
 EXIT_UNAVAILABLE: Final = 75
 
 
-# A ``\uD800``-``\uDBFF`` escape (after an even run of backslashes) with no low-half escape after it.
+# A ``\uD800``-``\uDBFF`` escape (after an even run of backslashes) with no low-half escape after
+# it, nor the start of one cut off by the end of the data (that is a truncation).
 _UNPAIRED_SURROGATE: Final = re.compile(
-    rb"(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+    rb"(?<!\\)(?:\\\\)*\\u[dD][89abAB][0-9a-fA-F]{2}"
+    rb"(?!\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\(?:u(?:[dD](?:[c-fC-F][0-9a-fA-F]?)?)?)?\Z)")
 
 
 def json_error(message: str, data: bytes) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import logging
 import math
 from collections.abc import Mapping
@@ -276,21 +277,22 @@ class Settings:
         if not self.kafka_bootstrap.strip():
             raise ConfigError("FANOUT_KAFKA_BOOTSTRAP is empty: give host:port[,host:port...] of the brokers")
         for entry in (e.strip() for e in self.kafka_bootstrap.split(",")):
-            host, colon, port = entry.rpartition(":") if not entry.endswith("]") else (entry, "", "")
-            if not colon:
-                host, port = entry, "9092"
-            if not host.strip("[]") or not (port.isdigit() and 1 <= int(port) <= 65535):
-                raise ConfigError(f"FANOUT_KAFKA_BOOTSTRAP={entry!r} is not host:port (a port 1-65535)")
+            if entry and not _broker_address(entry):
+                raise ConfigError(f"FANOUT_KAFKA_BOOTSTRAP={entry!r} is not host:port (a port 1-65535; "
+                                  "an IPv6 address with a port in brackets: [::1]:9092)")
         if not self.cassandra_hosts:
             raise ConfigError("FANOUT_CASSANDRA_HOSTS is empty: give the nodes' host names or addresses")
         for host in self.cassandra_hosts:
+            if "[" in host or "]" in host:
+                raise ConfigError(f"FANOUT_CASSANDRA_HOSTS takes IPv6 addresses without brackets, not {host!r} "
+                                  "(the port goes in FANOUT_CASSANDRA_PORT)")
             if host.count(":") == 1:
                 raise ConfigError(f"FANOUT_CASSANDRA_HOSTS takes host names or addresses, not {host!r}: "
                                   "give the port in FANOUT_CASSANDRA_PORT")
         if not 1 <= self.cassandra_port <= 65535:
             raise ConfigError(f"FANOUT_CASSANDRA_PORT must be within 1-65535, not {self.cassandra_port}")
-        if self.cassandra_protocol_version not in (0, 3, 4, 5, 6):
-            raise ConfigError("FANOUT_CASSANDRA_PROTOCOL_VERSION must be 0 (let the driver negotiate) or 3-6, "
+        if self.cassandra_protocol_version not in (0, 3, 4, 5):  # 6 is a beta the driver refuses
+            raise ConfigError("FANOUT_CASSANDRA_PROTOCOL_VERSION must be 0 (let the driver negotiate), 3, 4 or 5, "
                               f"not {self.cassandra_protocol_version}")
         if self.cassandra_password and not self.cassandra_username:
             raise ConfigError("FANOUT_CASSANDRA_PASSWORD needs FANOUT_CASSANDRA_USERNAME")
@@ -326,6 +328,23 @@ class Settings:
         return f"Settings({', '.join(shown)})"
 
     __str__ = __repr__
+
+
+def _broker_address(entry: str) -> bool:
+    """Whether aiokafka reads ``entry`` as a broker address (``get_ip_port_afi``): ``host``,
+    ``host:port``, ``[ipv6]``, ``[ipv6]:port`` or a bare IPv6 address (port 9092)."""
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ("9092" if not rest else "")
+        return bool(host and bracket and "]" not in rest and port.isdigit() and 1 <= int(port) <= 65535)
+    if ":" not in entry:
+        return "]" not in entry
+    try:
+        ipaddress.IPv6Address(entry.split("%")[0])
+        return True
+    except ValueError:
+        host, _, port = entry.rpartition(":")
+        return bool(host) and "[" not in host and "]" not in host and port.isdigit() and 1 <= int(port) <= 65535
 
 
 def _warn_unknown(environ: Mapping[str, str]) -> None:

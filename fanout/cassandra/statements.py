@@ -45,7 +45,7 @@ async def prepare_all(
     try:
         return await asyncio.to_thread(statements, reads_at(session.prepare, read_consistency), ks)
     except Exception as exc:
-        raise store_error(exc, f"preparing the {what} statements in {ks!r} (fanout migrate?)") from exc
+        raise store_error(exc, f"preparing the {what} statements in {ks!r}") from exc
 
 
 class Statements:

@@ -34,7 +34,7 @@ from .marks import CassandraMarks
 from .pulled import PulledAccounts
 from .rows import activity_from_row, encode_extra
 from .schema import ADDED_COLUMNS, DDL_TIMEOUT, TABLE_COLUMNS, add_column, check_name, create_schema, drop_schema
-from .statements import Statements
+from .statements import Statements, reads_at
 from .tracing import DeliveryTables
 
 TRIM_PAGE: Final = 1000  # rows a trim reads (and then deletes) per page past the first max_length
@@ -108,7 +108,10 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         """Create the keyspace and the tables if they do not exist (idempotent)."""
         for cql in create_schema(self.keyspace, self.settings.cassandra_replication):
             await self._bridge.execute(cql, request_timeout=DDL_TIMEOUT, what="migrate")
-        columns = await asyncio.to_thread(self.session.prepare, TABLE_COLUMNS)
+        from .routing import consistency_level
+
+        reads = reads_at(self.session.prepare, consistency_level(self.settings.read_consistency))
+        columns = await asyncio.to_thread(reads, TABLE_COLUMNS)  # at the read level: writes may be ANY
         for table, column, cql_type in ADDED_COLUMNS:
             rows = await self._bridge.fetch_all(columns.bind((self.keyspace, table)), "migrate")
             if column not in {name for (name,) in rows}:

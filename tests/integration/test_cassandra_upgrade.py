@@ -73,3 +73,26 @@ async def test_migrate_adds_the_targets_column_and_the_notification_marks_table(
             await store.drop_keyspace()
         finally:
             await store.close()
+
+
+async def test_writes_at_any_leave_migrate_reads_and_traces_at_the_read_level() -> None:
+    """ANY is a write level only: migrate's look at the tables' columns, the pulled accounts every
+    timeline read merges and the trace reads were prepared at the session's (write) level, and the
+    node refused each ("ANY ConsistencyLevel is only supported for writes")."""
+    from fanout import Fanout
+
+    settings = Settings(cassandra_write_consistency="ANY", cassandra_read_consistency="ONE").validated()
+    store = await CassandraStore.connect(settings, keyspace=f"fanout_any_{uuid.uuid4().hex[:16]}")
+    try:
+        await store.migrate()
+        fanout = Fanout(store, settings)
+        await fanout.follow("fan", "ann")
+        await fanout.add(actor="ann", verb="pin", object="o1", id="a1")
+        assert [a.id for a in await fanout.read("fan", limit=10)] == ["a1"]
+        assert await store.pulled_accounts() == {}
+        assert await store.delivery("nothing") == ([], [])
+    finally:
+        try:
+            await store.drop_keyspace()
+        finally:
+            await store.close()

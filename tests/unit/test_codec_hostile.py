@@ -177,7 +177,11 @@ def test_an_unpaired_surrogate_escape_is_named_not_called_truncation(bad: bytes)
     assert caught.value.reason == "json"
 
 
-@pytest.mark.parametrize("cut", [b'{"actor":"a', b'{"actor":"a\\\\ud800', b'{"actor":"a\\u12'], ids=repr)
+CUT = [b'{"actor":"a', b'{"actor":"a\\\\ud800', b'{"actor":"a\\u12', b'{"actor":"a\\ud800\\udc',
+       b'{"actor":"a\\ud800\\u', b'{"actor":"a\\ud800\\', b'{"actor":"a\\ud800\\ud']  # cut inside a pair too
+
+
+@pytest.mark.parametrize("cut", CUT, ids=repr)
 def test_a_truncated_event_still_says_so(cut: bytes) -> None:
     with pytest.raises(InvalidEvent, match="truncated"):
         decode_activity_event(cut)

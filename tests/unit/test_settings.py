@@ -63,6 +63,11 @@ def test_environment_overrides_each_type() -> None:
         ({"FANOUT_KAFKA_BOOTSTRAP": ""}, "FANOUT_KAFKA_BOOTSTRAP is empty"),
         ({"FANOUT_KAFKA_BOOTSTRAP": "k1:9092,:9092"}, "FANOUT_KAFKA_BOOTSTRAP=':9092'"),
         ({"FANOUT_KAFKA_BOOTSTRAP": "k1:70000"}, "port 1-65535"),
+        ({"FANOUT_KAFKA_BOOTSTRAP": "[kafka:9092"}, "FANOUT_KAFKA_BOOTSTRAP='[kafka:9092'"),
+        ({"FANOUT_KAFKA_BOOTSTRAP": "[::1"}, "FANOUT_KAFKA_BOOTSTRAP='[::1'"),
+        ({"FANOUT_KAFKA_BOOTSTRAP": "[::1]9092"}, "FANOUT_KAFKA_BOOTSTRAP='[::1]9092'"),
+        ({"FANOUT_CASSANDRA_HOSTS": "[::1]"}, "without brackets"),
+        ({"FANOUT_CASSANDRA_PROTOCOL_VERSION": "6"}, "FANOUT_CASSANDRA_PROTOCOL_VERSION must be 0"),
         ({"FANOUT_CASSANDRA_HOSTS": ""}, "FANOUT_CASSANDRA_HOSTS is empty"),
         ({"FANOUT_CASSANDRA_HOSTS": "127.0.0.1:9042"}, "give the port in FANOUT_CASSANDRA_PORT"),
         ({"FANOUT_CASSANDRA_PORT": "70000"}, "FANOUT_CASSANDRA_PORT must be within 1-65535"),
@@ -87,8 +92,13 @@ def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
 def test_write_only_any_may_still_be_the_write_level() -> None:
     settings = Settings.from_env({"FANOUT_CASSANDRA_CONSISTENCY": "ANY", "FANOUT_CASSANDRA_READ_CONSISTENCY": "ONE"})
     assert (settings.write_consistency, settings.read_consistency) == ("ANY", "ONE")
-    many = Settings.from_env({"FANOUT_KAFKA_BOOTSTRAP": " k1:9092, k2 ,[::1]:9093,10.0.0.1:9094"})
-    assert many.kafka_bootstrap.startswith(" k1")
+    # what aiokafka's get_ip_port_afi takes: host names and IPv4 with or without a port, IPv6 in
+    # brackets with or without one, bare IPv6 (port 9092), a stray comma (skipped)
+    many = " k1:9092, k2 ,[::1]:9093,10.0.0.1:9094,[fe80::1%eth0]:9092,[::1],2001:db8::beef,::,k3:9092,"
+    assert Settings.from_env({"FANOUT_KAFKA_BOOTSTRAP": many}).kafka_bootstrap == many
+    for version in ("0", "3", "4", "5"):
+        Settings.from_env({"FANOUT_CASSANDRA_PROTOCOL_VERSION": version})
+    Settings.from_env({"FANOUT_CASSANDRA_HOSTS": "::1,fe80::1,10.0.0.1,cassandra-1"})
 
 
 def test_secrets_are_redacted() -> None:

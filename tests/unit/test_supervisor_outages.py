@@ -19,7 +19,9 @@ SCRIPT = """
 import os, sys, time
 path, codes = sys.argv[1], sys.argv[2].split(",")
 runs = int(open(path).read()) if os.path.exists(path) else 0
-open(path, "w").write(str(runs + 1))
+with open(path + ".tmp", "w") as out:  # replaced whole: the test never reads a half-written count
+    out.write(str(runs + 1))
+os.replace(path + ".tmp", path)
 if runs < len(codes):
     sys.exit(int(codes[runs]))
 time.sleep(120)
@@ -42,7 +44,7 @@ async def test_exits_for_an_outage_do_not_count_toward_the_crash_loop(tmp_path: 
     child, runs = _child(tmp_path, codes)
     stop = asyncio.Event()
     keeper = asyncio.ensure_future(_boss(stop).keep(child))
-    for _ in range(600):
+    for _ in range(1200):  # a minute for 10 starts of a Python child on a loaded 2-core box
         if runs.exists() and int(runs.read_text()) == len(codes) + 1 and child.proc is not None:
             break
         assert not keeper.done(), "gave up during the outage"
