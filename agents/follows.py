@@ -1,16 +1,19 @@
 """The follows agent: follow and unfollow events -> the follow graph and follower timelines.
 
 Group ``<prefix>follows`` consumes ``follows`` (key = follower) and runs
-``Fanout.handle_follow(event, accepted_ts=record timestamp, in_order=...)`` for each record: a
+``Fanout.handle_follow(event, accepted_ts=record timestamp, in_order=keyed, partition=...)`` for
+each record: a
 follow records the edge and copies the followee's newest ``follow_activity_limit`` activities
 into the follower's feeds; an unfollow removes them. A partition's offsets are committed once its
 store writes and dead letters are acknowledged.
 
-The partition order is the truth (``fanout.graph``): a record produced under the key ``follower``
-(``keyed_by_follower``) is in the partition that holds the follower's events, whichever client's
-partitioner chose it, and is applied after the follower's earlier events whatever its timestamp
-says; a record produced under another key (or none) counts only when its record timestamp is
-newer than the edge's last decision.
+The partition order is the truth (``fanout.graph``): each edge keeps the partition of the record
+that decided it, and a record of that partition is applied after that decision whatever its
+timestamp says; a record of another partition (another client's partitioner for the same
+follower, partitions added to the topic, a producer under another key) counts only when its
+record timestamp is newer than the edge's last decision. An edge decided by no record (the eager
+mode, a library call, an edge older than this rule) takes the key's word: a record produced under
+the key ``follower`` (``keyed_by_follower``), by whichever client's partitioner, is in order.
 
 Concurrency within a batch (``follower_lanes``, ``fanout.agents.lanes``)
     A follow costs several store round trips one after the other (``FollowGraph.apply``), so a
@@ -66,9 +69,9 @@ def keyed_by_follower(record: Any, follower: str) -> bool:
     """Whether ``record`` was produced under the key ``follower`` (UTF-8), as the contract asks.
     Every client's partitioner puts one key in one partition, though not the same one: Java's
     murmur2, librdkafka's CRC32 (kcat, confluent-kafka, node-rdkafka), Sarama's FNV-1a. So the
-    key says whether the record is in order with the follower's other events; a partition
-    recomputed with one client's hash does not (it took every librdkafka follower for mis-keyed,
-    and after partitions were added to the topic, every follower whose hash moved)."""
+    key, not a partition recomputed with one client's hash, says whether a record of an edge
+    without a stored partition is in order (the hash took every librdkafka follower for
+    mis-keyed, and after partitions were added to the topic, every follower whose hash moved)."""
     return bool(record.key == follower.encode())
 
 
@@ -83,12 +86,14 @@ def _follower(event: FollowEvent) -> tuple[str]:
 
 def follow_runs(lane: Sequence[tuple[Any, FollowEvent]]) -> list[Lane]:
     """One follower's events cut into the pieces applied one after another, in order: runs of
-    consecutive follows to distinct followees (at most ``RUN_MAX``), and each other event alone."""
+    consecutive follows to distinct followees of one partition (at most ``RUN_MAX``; the replay
+    merges partitions), and each other event alone."""
     pieces: list[Lane] = []
     run: Lane = []
     for item in lane:
-        event = item[1]
-        if event.op == "follow" and len(run) < RUN_MAX and all(e.followee != event.followee for _, e in run):
+        record, event = item
+        if (event.op == "follow" and len(run) < RUN_MAX and all(e.followee != event.followee for _, e in run)
+                and all(r.partition == record.partition for r, _ in run)):
             run.append(item)
             continue
         if run:
@@ -112,7 +117,7 @@ async def apply_follow_run(fanout: Fanout, run: Sequence[tuple[Any, FollowEvent]
         clock = accepted if accepted is not None else now_micros()
         event_time_us(event, clock, fanout.settings)  # refuses times out of range (reason "time")
         follows.append((event.followee, clock, keyed_by_follower(record, event.follower)))
-    return await fanout.graph.apply_follows(run[0][1].follower, follows)
+    return await fanout.graph.apply_follows(run[0][1].follower, follows, run[0][0].partition)
 
 
 class FollowsAgent(Agent):
@@ -162,7 +167,8 @@ class FollowsAgent(Agent):
         try:
             accepted = record_time_us(record)
             in_order = keyed_by_follower(record, event.follower)
-            handle = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order)
+            handle = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order,
+                             partition=record.partition)
             await retry_store(self.role, handle, **self.retry_options())
         except InvalidEvent as exc:
             await self.dead.send(record, exc)

@@ -194,7 +194,8 @@ class BatchApplier:
         try:
             if isinstance(event, FollowEvent):
                 in_order = keyed_by_follower(record, event.follower)
-                apply = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order)
+                apply = partial(self.fanout.handle_follow, event, accepted_ts=accepted, in_order=in_order,
+                                partition=record.partition)
                 await retry_store(ROLE, apply)
                 self.summary.follows += 1
             else:

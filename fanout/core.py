@@ -262,19 +262,24 @@ class Fanout:
         for ``follow``)."""
         return await self.handle_follow(_follow_event(follower, followee, "unfollow"), at)
 
-    async def handle_follow(self, event: FollowEvent, accepted_ts: int | None = None, *, in_order: bool = True) -> int:
+    async def handle_follow(
+        self, event: FollowEvent, accepted_ts: int | None = None, *, in_order: bool = True, partition: int | None = None
+    ) -> int:
         """Apply a follow or unfollow event; returns the entries copied (or removed).
 
         ``accepted_ts``: the event's clock, the Kafka record timestamp in the pipeline (default:
-        the process clock). ``in_order``: the event is in its follower's own partition, after the
-        follower's earlier events; False for one produced under another key, which then counts
-        only when its clock is newer than the edge's last decision. The event's ``time`` orders
-        nothing (``fanout.graph``); it is only checked against the clock (``event_time_us``).
+        the process clock). ``partition``: the partition of ``follows`` the record came from (None:
+        not a record). ``in_order``: the record is keyed by its follower. A record of the partition
+        that decided the edge comes after that decision and always wins; one of another partition
+        counts only when its clock is newer than the decision (``fanout.graph``); without a known
+        partition, ``in_order`` says which. The event's ``time`` orders nothing; it is only
+        checked against the clock (``event_time_us``).
         """
         clock = accepted_ts if accepted_ts is not None else now_micros()
         event_time_us(event, clock, self.settings)  # refuses times out of range (reason "time")
         following = event.op == "follow"
-        return await self.graph.apply(event.follower, event.followee, following, clock, in_order=in_order)
+        return await self.graph.apply(event.follower, event.followee, following, clock, keyed=in_order,
+                                      partition=partition)
 
     # reading ---------------------------------------------------------------------------
     async def read(

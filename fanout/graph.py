@@ -2,17 +2,20 @@
 
 Order by the log, not by clocks
     The events of one follower are keyed to one partition of ``follows``: their order there is the
-    truth. Each edge keeps the timestamp of the event that decided it (``Store.follow_edge``). An
-    event in the follower's own partition (``in_order``) is written at ``max(clock, stored + 1)``,
-    a hybrid logical clock per edge: the later event of the partition always wins, whatever the
-    producers' clocks say, and a re-delivery or a replay, which apply the partition again in
-    order, end in the same state. An event produced under another key (so in another partition,
-    in no order with the follower's other events) is ordered by its clock alone: unless it is newer
-    than the stored decision it changes nothing and copies nothing, except when the stored decision
-    is its own (the same op at its clock, written before a failure): a retry applies it again at
-    that clock, so its copies or deletes still land. The clock is the Kafka record
-    timestamp in the pipeline and the process clock in the eager mode; an event's ``time`` field
-    orders nothing.
+    truth. Each edge keeps the timestamp of the event that decided it and the partition its record
+    came from (``Edge.at``, ``Edge.source``). An event in order with that decision
+    (``in_order_after``: a record of the same partition, which the log puts after it) is written
+    at ``max(clock, stored + 1)``, a hybrid logical clock per edge: the later event of the
+    partition always wins, whatever the producers' clocks say, and a re-delivery or a replay,
+    which apply the partition again in order, end in the same state. An event of another partition
+    (a producer under another key, another client's partitioner for the same follower, partitions
+    added to the topic) is in no order with it and is ordered by its clock alone: unless it is
+    newer than the stored decision it changes nothing and copies nothing, except when the stored
+    decision is its own (the same op at its clock, written before a failure): a retry applies it
+    again at that clock, so its copies or deletes still land. An edge without a source (written
+    by the eager mode, a library call, or before fanout kept it) takes the caller's word: a record
+    keyed by its follower is in order. The clock is the Kafka record timestamp in the pipeline and
+    the process clock in the eager mode; an event's ``time`` field orders nothing.
 
 Whatever decides the edge decides the copy
     The edge, a follow's copies and an unfollow's deletes are written at that one timestamp
@@ -58,6 +61,15 @@ UNFOLLOW_IN_FLIGHT = 100
 COPY_WRITE_ROWS = 400
 
 
+def in_order_after(stored: Edge | None, keyed: bool, partition: int | None) -> bool:
+    """Whether an event comes after the ``stored`` decision in the log: a record of the partition
+    that decided it (``partition``; None: not a record, the eager mode's calls of one follower,
+    which are applied in order); without a stored source, a record ``keyed`` by its follower."""
+    if partition is None or stored is None or stored.source is None:
+        return keyed
+    return stored.source == partition
+
+
 def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool, following: bool) -> int | None:
     """The timestamp a follow (``following``) or unfollow event decides its edge at, or None when
     it lost.
@@ -70,7 +82,7 @@ def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool, following
         return clock
     if in_order:
         return max(clock, stored.at + 1)
-    return clock if clock > stored.at or stored == Edge(following, clock) else None
+    return clock if clock > stored.at or stored.decided() == (following, clock) else None
 
 
 class FollowGraph:
@@ -83,9 +95,12 @@ class FollowGraph:
         self._window = int(settings.active_window_days * _DAY_US)
         self._runs = cast(FollowRunStore, store) if class_defines(store, "set_follows") else None
 
-    async def apply(self, follower: str, followee: str, following: bool, clock: int, *, in_order: bool) -> int:
-        """Apply one follow (``following``) or unfollow event ordered by ``clock``; returns the
-        entries copied (or removed), 0 when the event lost to a newer decision."""
+    async def apply(
+        self, follower: str, followee: str, following: bool, clock: int, *, keyed: bool, partition: int | None = None
+    ) -> int:
+        """Apply one follow (``following``) or unfollow event ordered by ``clock``, a record of
+        ``partition`` (None: not a record), ``keyed`` by its follower (``in_order_after``);
+        returns the entries copied (or removed), 0 when the event lost to a newer decision."""
         if following:  # both reads at once: one round trip
             edge_read, active_read = await asyncio.gather(
                 self.store.follow_edge(follower, followee), self.store.last_active(follower), return_exceptions=True
@@ -93,21 +108,24 @@ class FollowGraph:
             stored, last = result(edge_read), result(active_read)
         else:
             stored, last = await self.store.follow_edge(follower, followee), 0
+        in_order = in_order_after(stored, keyed, partition)
         at = edge_timestamp(clock, stored, in_order=in_order, following=following)
         if at is None:
             return 0
         if not following:
-            await self.store.set_follow(follower, followee, False, at)
+            await self.store.set_follow(follower, followee, False, at, source=partition)
             return await self._remove_from(follower, followee, FOLLOW_BAND + at, in_flight=True)
         active_until = last + self._window if last else 0
-        await self.store.set_follow(follower, followee, True, at, active_until)
+        await self.store.set_follow(follower, followee, True, at, active_until, source=partition)
         copied = await self._copy_in(follower, followee, FOLLOW_BAND + at)
         return copied if await self._kept(follower, followee, at) else 0
 
-    async def apply_follows(self, follower: str, follows: Sequence[tuple[str, int, bool]]) -> list[int]:
+    async def apply_follows(
+        self, follower: str, follows: Sequence[tuple[str, int, bool]], partition: int | None = None
+    ) -> list[int]:
         """Apply follow events of one follower to distinct followees, each ``(followee, clock,
-        in_order)``: the state ``apply`` gives for each in turn, in fewer round trips; returns
-        each event's entries copied (0 when it lost).
+        keyed)``, records of ``partition``: the state ``apply`` gives for each in turn, in fewer
+        round trips; returns each event's entries copied (0 when it lost).
 
         One event's reads do not depend on another's writes (each reads and writes only its own
         edge; the follower's last activity and the followees' user feeds are written by no follow
@@ -125,10 +143,11 @@ class FollowGraph:
         stored, last = result(edges_read), result(active_read)
         decided = {
             followee: at
-            for followee, clock, in_order in follows
-            if (at := edge_timestamp(clock, stored.get(followee), in_order=in_order, following=True)) is not None
+            for followee, clock, keyed in follows
+            if (at := edge_timestamp(clock, (edge := stored.get(followee)), following=True,
+                                     in_order=in_order_after(edge, keyed, partition))) is not None
         }
-        await self._set_follows(follower, decided, last + self._window if last else 0)
+        await self._set_follows(follower, decided, last + self._window if last else 0, partition)
         newest = await self._newest_of(list(decided))
         feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
         for writes in _copy_writes(feeds, newest, decided):
@@ -136,19 +155,21 @@ class FollowGraph:
         now = await self.store.follow_edges(follower, list(decided)) if decided else {}
         copied = []
         for followee in followees:
-            at = decided.get(followee)
-            if at is not None and now.get(followee) != Edge(True, at):
+            at, edge = decided.get(followee), now.get(followee)
+            if at is not None and (edge is None or edge.decided() != (True, at)):
                 await self._remove_from(follower, followee, FOLLOW_BAND + at, in_flight=False)
                 at = None
             copied.append(0 if at is None else len(newest[followee]))
         return copied
 
-    async def _set_follows(self, follower: str, decided: dict[str, int], active_until: int) -> None:
-        """The follows' edges (``followee: at``): in one call when the store takes runs."""
+    async def _set_follows(self, follower: str, decided: dict[str, int], active_until: int, source: int | None) -> None:
+        """The follows' edges (``followee: at``), decided by records of ``source``: in one call
+        when the store takes runs."""
         if self._runs is not None:
-            await self._runs.set_follows(follower, decided, active_until)
+            await self._runs.set_follows(follower, decided, active_until, source=source)
         else:
-            await all_settled(self.store.set_follow(follower, f, True, at, active_until) for f, at in decided.items())
+            await all_settled(self.store.set_follow(follower, f, True, at, active_until, source=source)
+                              for f, at in decided.items())
 
     async def _newest_of(self, followees: list[str]) -> dict[str, list[Activity]]:
         """Each followee's newest ``follow_activity_limit`` activities: in one read when the store
@@ -162,7 +183,8 @@ class FollowGraph:
 
     async def _kept(self, follower: str, followee: str, at: int) -> bool:
         """Whether the follow written at ``at`` still decides its edge; if not, take its copies back."""
-        if await self.store.follow_edge(follower, followee) == Edge(True, at):
+        edge = await self.store.follow_edge(follower, followee)
+        if edge is not None and edge.decided() == (True, at):
             return True
         await self._remove_from(follower, followee, FOLLOW_BAND + at, in_flight=False)
         return False
@@ -218,7 +240,7 @@ class FollowGraph:
         for followee, edge in sorted(edges.items()):
             if edge.following:
                 stamps[followee] = edge.at + 1
-                await self.store.set_follow(user, followee, True, stamps[followee])
+                await self.store.set_follow(user, followee, True, stamps[followee], source=edge.source)
         decided = {followee: edge.at for followee, edge in edges.items()} | stamps
         wanted = await self._newest(stamps)
         for kind in self.settings.feed_kinds:

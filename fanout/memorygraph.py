@@ -24,19 +24,20 @@ class MemoryGraph:
     def __init__(self) -> None:
         self._edges: dict[str, dict[str, tuple[int, bool]]] = {}  # followee -> follower -> (at, on)
         self._edges_off: dict[str, int] = {}  # followee -> how many of its edges are off (absent: none)
-        self._following: dict[str, dict[str, tuple[int, bool]]] = {}
+        self._following: dict[str, dict[str, Edge]] = {}  # follower -> followee -> its edge
         self._active_until: dict[str, dict[str, int]] = {}  # followee -> follower -> until
         self._last_active: dict[str, int] = {}
 
     async def set_follow(
-        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0
+        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0, *,
+        source: int | None = None,
     ) -> None:
         edges = self._edges.setdefault(followee, {})
         old = edges.get(follower)
         if old is not None and (old[0] > at or (old[0] == at and not old[1])):
             return  # an equal or newer write already decided this edge
         edges[follower] = (at, following)
-        self._following.setdefault(follower, {})[followee] = (at, following)
+        self._following.setdefault(follower, {})[followee] = Edge(following, at, source)
         turned_off = (not following) - (old is not None and not old[1])  # +1 on -> off, -1 off -> on
         if turned_off:
             off = self._edges_off.get(followee, 0) + turned_off
@@ -49,15 +50,14 @@ class MemoryGraph:
             until[follower] = max(active_until, until.get(follower, 0))
 
     async def following(self, user: str) -> list[str]:
-        return sorted(f for f, (_, on) in self._following.get(user, {}).items() if on)
+        return sorted(f for f, edge in self._following.get(user, {}).items() if edge.following)
 
     async def follow_edge(self, follower: str, followee: str) -> Edge | None:
-        edge = self._following.get(follower, {}).get(followee)
-        return None if edge is None else Edge(edge[1], edge[0])
+        return self._following.get(follower, {}).get(followee)
 
     async def follow_edges(self, follower: str, followees: Collection[str] | None = None) -> dict[str, Edge]:
         edges = self._following.get(follower, {})
-        return {f: Edge(on, at) for f, (at, on) in edges.items() if followees is None or f in followees}
+        return {f: edge for f, edge in edges.items() if followees is None or f in followees}
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         until = self._active_until.get(followee, {})

@@ -45,6 +45,13 @@ class Edge(NamedTuple):
 
     following: bool
     at: int  # the write timestamp of the event that decided the edge (the newest one written)
+    #: the partition of ``follows`` whose record decided it (None: not a record: the eager mode,
+    #: a library call, a rebuild, or an edge written before fanout kept it)
+    source: int | None = None
+
+    def decided(self) -> tuple[bool, int]:
+        """What the edge says, without where it came from: ``(following, at)``."""
+        return self.following, self.at
 
 
 PriorityPage = tuple[list[str], list[str]]  # a page of followers split: (HIGH ids, LOW ids)
@@ -99,11 +106,12 @@ class Store(Protocol):
 
     # follow graph ----------------------------------------------------------------------
     async def set_follow(
-        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0
+        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0, *,
+        source: int | None = None,
     ) -> None:
-        """Record a follow (``following=True``) or unfollow written at timestamp ``at``: the newest
-        write of an edge wins, an unfollow wins a tie. A new edge starts with the follower's
-        current ``active_until``."""
+        """Record a follow (``following=True``) or unfollow written at timestamp ``at``, decided by
+        a record of partition ``source`` (``Edge.source``): the newest write of an edge wins, an
+        unfollow wins a tie. A new edge starts with the follower's current ``active_until``."""
 
     async def following(self, user: str) -> list[str]: ...
 
@@ -177,8 +185,10 @@ class FollowRunStore(Protocol):
     (``FollowGraph.apply_follows``; the Cassandra store). Without it the graph makes the single
     calls: ``set_follow`` per edge, ``read`` per feed."""
 
-    async def set_follows(self, follower: str, followees: Mapping[str, int], active_until: int = 0) -> None:
-        """``set_follow(follower, followee, True, at, active_until)`` of each ``followee: at``."""
+    async def set_follows(
+        self, follower: str, followees: Mapping[str, int], active_until: int = 0, *, source: int | None = None
+    ) -> None:
+        """``set_follow(follower, followee, True, at, active_until, source=source)`` of each ``followee: at``."""
 
     async def read_feeds(self, feeds: Sequence[str], *, limit: int) -> dict[str, list[Activity]]:
         """``read(feed, limit=limit)`` of each feed (newest first), by feed."""

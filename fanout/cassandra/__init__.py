@@ -7,7 +7,7 @@ Nothing connects at import time: ``await CassandraStore.connect(settings)`` buil
     timeline   (feed, ts, activity_id) -> activity columns   one partition per feed, newest first
     activities (activity_id)           -> activity, removed, to_feeds  the registry
     followers  (followee, follower)    -> following, active_until
-    following  (follower, followee)    -> following, decided_at
+    following  (follower, followee)    -> following, decided_at, decided_in
     users      (user)                  -> last_active
     pulled_accounts (shard, account)            -> since, leaving  hybrid fanout (``pulled``)
     delivery_plans  (activity_id, op, priority) -> chunks, feeds   delivery tracing (``tracing``)
@@ -27,6 +27,8 @@ order the writes arrive in. How each operation maps onto that:
   the newest decision (value == write timestamp, so max-wins), readable after an unfollow too, where
   the tombstone has no write time to read; ``follow_edge`` reads it (``WRITETIME(following)`` for
   edges written before the column existed; ``migrate`` adds it to an older keyspace).
+  ``decided_in``, written with it, is the partition of ``follows`` whose record decided the edge
+  (``Edge.source``; null when no record did: the eager mode, a library call, older edges).
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
 * ``trim`` reads the feed's keys and write times newest first (``WRITETIME(actor)``: every insert

@@ -28,24 +28,26 @@ from .rows import activity_from_row
 
 
 def follow_requests(
-    s: Any, follower: str, followees: Mapping[str, int], active_until: int, *, replicas: ReplicaKey | None = None
+    s: Any, follower: str, followees: Mapping[str, int], active_until: int, source: int | None = None, *,
+    replicas: ReplicaKey | None = None,
 ) -> list[Any]:
-    """The requests of ``set_follow(follower, followee, True, at, active_until)`` for each
-    ``followee: at`` (``s``: the prepared ``Statements``; ``replicas``: a partition key's replica
-    set, None: one node): ``follow_groups``, a batch each (a lone row: a plain statement)."""
+    """The requests of ``set_follow(follower, followee, True, at, active_until, source=source)``
+    for each ``followee: at`` (``s``: the prepared ``Statements``; ``replicas``: a partition key's
+    replica set, None: one node): ``follow_groups``, a batch each (a lone row: a plain statement)."""
     from cassandra.query import BatchStatement, BatchType
 
-    groups = follow_groups(s, follower, followees, active_until, replicas=replicas)
+    groups = follow_groups(s, follower, followees, active_until, source, replicas=replicas)
     return [_as_request(group, BatchStatement, BatchType.UNLOGGED) for group in groups]
 
 
 def follow_groups(
-    s: Any, follower: str, followees: Mapping[str, int], active_until: int, *, replicas: ReplicaKey | None = None
+    s: Any, follower: str, followees: Mapping[str, int], active_until: int, source: int | None = None, *,
+    replicas: ReplicaKey | None = None,
 ) -> list[list[Any]]:
     """The bound rows of ``follow_requests``, grouped as its batches."""
     out_size = 32 + len(follower)
     # (partition key, its rows with sizes): the follower's first, cut by ``partition_runs`` if too big
-    out = [(s.follow_out.bind((at, at, follower, f)), out_size + len(f)) for f, at in followees.items()]
+    out = [(s.follow_out.bind((at, at, source, follower, f)), out_size + len(f)) for f, at in followees.items()]
     partitions = [(follower, out)]
     for followee, at in followees.items():  # each followee's partition
         size = 24 + len(followee) + len(follower)

@@ -46,7 +46,7 @@ def create_schema(ks: str, replication: int) -> list[str]:
             PRIMARY KEY ((followee), follower)
         ) WITH comment = 'fanout: follow graph by followee'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.following (
-            follower text, followee text, following boolean, decided_at bigint,
+            follower text, followee text, following boolean, decided_at bigint, decided_in int,
             PRIMARY KEY ((follower), followee)
         ) WITH comment = 'fanout: follow graph by follower'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.notification_marks (
@@ -75,7 +75,9 @@ def create_schema(ks: str, replication: int) -> list[str]:
 
 #: Columns added to a table after its first release, as (table, column, CQL type): ``migrate`` adds
 #: the ones an older keyspace lacks (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is).
-ADDED_COLUMNS: Final = (("following", "decided_at", "bigint"), ("activities", "to_feeds", "list<text>"))
+ADDED_COLUMNS: Final = (
+    ("following", "decided_at", "bigint"), ("activities", "to_feeds", "list<text>"), ("following", "decided_in", "int"),
+)
 
 #: Which columns a table of a keyspace has (bound: keyspace name, table name).
 TABLE_COLUMNS: Final = "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?"

@@ -240,25 +240,30 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         await self._bridge.execute(s.mark_removed.bind((activity_id,)), what="mark_removed")
 
     # follow graph ----------------------------------------------------------------------
-    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0) -> None:
+    async def set_follow(
+        self, follower: str, followee: str, following: bool, at: int, active_until: int = 0, *,
+        source: int | None = None,
+    ) -> None:
         s = await self._statements()
         if following:
             requests = [
                 s.follow_in.bind((at, followee, follower)),
-                s.follow_out.bind((at, at, follower, followee)),
+                s.follow_out.bind((at, at, source, follower, followee)),
             ]
             if active_until > 0:
                 requests.append(s.raise_active_until.bind((active_until, active_until, followee, follower)))
         else:
             requests = [
                 s.unfollow_in.bind((at, followee, follower)),
-                s.unfollow_out.bind((at, at, follower, followee)),
+                s.unfollow_out.bind((at, at, source, follower, followee)),
             ]
         await self._bridge.run_all(requests, "set_follow")
 
-    async def set_follows(self, follower: str, followees: Mapping[str, int], active_until: int = 0) -> None:
+    async def set_follows(
+        self, follower: str, followees: Mapping[str, int], active_until: int = 0, *, source: int | None = None
+    ) -> None:
         s = await self._statements()
-        requests = follow_requests(s, follower, followees, active_until, replicas=self._replica_key())
+        requests = follow_requests(s, follower, followees, active_until, source, replicas=self._replica_key())
         await self._bridge.run_all(requests, "set_follows")
 
     async def read_feeds(self, feeds: Sequence[str], *, limit: int) -> dict[str, list[Activity]]:
@@ -372,11 +377,11 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         return await self._bridge.fetch_all(statement, what)
 
 
-def _edge(following: bool | None, decided_at: int | None, written: int | None) -> Edge | None:
+def _edge(following: bool | None, decided_at: int | None, written: int | None, source: int | None) -> Edge | None:
     """An edge from its row; ``written`` (the write time of ``following``) stands in for
     ``decided_at`` on edges written before that column existed."""
     at = decided_at if decided_at is not None else written
-    return None if at is None else Edge(bool(following), at)
+    return None if at is None else Edge(bool(following), at, source)
 
 
 async def migrate(settings: Settings, *, keyspace: str | None = None) -> None:

@@ -3,8 +3,9 @@
 ``History`` builds the records a producer would have written (topic, partition, offset, record
 timestamp, key, value); ``History.apply`` runs records through the replay's ``BatchApplier``,
 which calls ``Fanout.handle_activity``/``handle_follow`` exactly as the planner and the follows
-agent do, and writes the chunks with the writer agents' ``TimelineWriter``. A record can be put
-on a partition other than its key's (a producer that keyed a follow by the followee, say).
+agent do, and writes the chunks with the writer agents' ``TimelineWriter``. A record is produced
+under a key (another than the follower's: a producer that keyed a follow by the followee, say) and
+put in the Java client's partition for it, or in another (another client's partitioner).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ class History:
         self.records: list[Any] = []
         self._next: dict[tuple[str, int], int] = {}
 
-    def _record(self, short: str, key: str, value: dict[str, Any], ts_ms: int) -> Any:
-        """A record produced under ``key``, in the partition the Java client gives it."""
+    def _record(self, short: str, key: str, value: dict[str, Any], ts_ms: int, partition: int | None = None) -> Any:
+        """A record produced under ``key``, in ``partition`` (default: the one the Java client gives it)."""
         topic = self.settings.topic(short)
         count = self.settings.follows_partitions if short == "follows" else self.settings.activities_partitions
-        partition = home_partition(key, count)
+        if partition is None:
+            partition = home_partition(key, count)
         offset = self._next.get((topic, partition), 0)
         self._next[(topic, partition)] = offset + 1
         record = SimpleNamespace(topic=topic, partition=partition, offset=offset, timestamp=ts_ms,
@@ -48,17 +50,18 @@ class History:
         return record
 
     def follow(self, follower: str, followee: str, ts_ms: int, *, op: str = "follow", key: str | None = None,
-               time: str | None = None) -> Any:
+               time: str | None = None, partition: int | None = None) -> Any:
         """A follow event at record timestamp ``ts_ms``; ``key``: produced under another key than the
-        follower (mis-keyed); ``time``: the event's own ``time`` field."""
+        follower (mis-keyed); ``time``: the event's own ``time`` field; ``partition``: where another
+        client's partitioner put it (librdkafka's CRC32, Sarama's FNV-1a; partitions added since)."""
         event = {"follower": follower, "followee": followee, "op": op}
         if time is not None:
             event["time"] = time
-        return self._record("follows", key or follower, event, ts_ms)
+        return self._record("follows", key or follower, event, ts_ms, partition)
 
     def unfollow(self, follower: str, followee: str, ts_ms: int, *, key: str | None = None,
-                 time: str | None = None) -> Any:
-        return self.follow(follower, followee, ts_ms, op="unfollow", key=key, time=time)
+                 time: str | None = None, partition: int | None = None) -> Any:
+        return self.follow(follower, followee, ts_ms, op="unfollow", key=key, time=time, partition=partition)
 
     def post(self, actor: str, activity_id: str, ts_ms: int, *, op: str = "add", key: str | None = None) -> Any:
         event = {"actor": actor, "verb": "pin", "object": f"object:{activity_id}", "id": activity_id, "op": op}

@@ -44,6 +44,14 @@ async def test_the_store_keeps_the_timestamp_that_decided_each_edge(store: Store
     assert await store.follow_edges(me, [b, c, b]) == {b: Edge(True, 301)}
     assert await store.follow_edges(me, [a]) == {a: Edge(False, 200)}
     assert await store.follow_edges(me, []) == {}
+    d = unique_name("d")  # and the partition of the record that decided it
+    await store.set_follow(me, d, True, 400, source=3)
+    assert await store.follow_edge(me, d) == Edge(True, 400, 3)
+    await store.set_follow(me, d, True, 450, source=1)
+    assert await store.follow_edges(me, [d]) == {d: Edge(True, 450, 1)}
+    await store.set_follow(me, d, False, 500)  # decided by no record (a library call)
+    await store.set_follow(me, d, True, 480, source=2)  # older: changes nothing, its partition neither
+    assert await store.follow_edge(me, d) == Edge(False, 500)
 
 
 async def test_follow_unfollow_follow_within_one_millisecond_ends_followed(
@@ -120,3 +128,40 @@ async def test_whatever_decides_the_edge_decides_the_copy(
     reference = await replayed(settings, MemoryStore(), h.records)
     assert await reference.store.following(reader) == await store.following(reader)
     assert await timeline(reference.store, reader) == await timeline(store, reader)
+
+
+async def test_a_followers_events_in_two_partitions_are_ordered_by_their_clocks(
+    store: Store, settings: Settings, unique_name: Names
+) -> None:
+    """Two producers of one follower's events with different partitioners (a kcat service's CRC32,
+    fanout's own murmur2), or partitions added to the topic: the follower's events sit in two
+    partitions, in no order with each other. A record of the partition that decided the edge
+    comes after that decision; one of the other partition counts only when its clock is newer,
+    whichever partition is applied first. Within each partition, order decides as always."""
+    parts = settings.follows_partitions
+    for first in ("lagging", "caught-up"):
+        fan, star = unique_name("fan"), unique_name("star")
+        home = History(settings).follow(fan, star, T).partition
+        elsewhere = (home + 1) % parts
+        h = History(settings)
+        post = h.post(star, f"{star}-1", T)
+        follow = h.follow(fan, star, T + 1000, partition=elsewhere)  # the kcat service
+        pair = [h.unfollow(fan, star, T + 2000), h.follow(fan, star, T + 2000),  # fanout's producer, one ms
+                h.unfollow(fan, star, T + 2000)]
+        order = [post, follow, *pair] if first == "caught-up" else [post, *pair, follow]
+        await apply(Fanout(store, settings), *order)
+        assert await store.following(fan) == [], first
+        assert await timeline(store, fan) == [], first
+        again = await replayed(settings, MemoryStore(), h.records)
+        assert await again.store.following(fan) == [], first
+
+    # a same-millisecond pair in the partition another client's hash chose: the log's order
+    fan, star = unique_name("fan"), unique_name("star")
+    h = History(settings)
+    elsewhere = (History(settings).follow(fan, star, T).partition + 1) % parts
+    events = [h.post(star, f"{star}-1", T), h.follow(fan, star, T + 1000, partition=elsewhere),
+              h.unfollow(fan, star, T + 1000, partition=elsewhere), h.follow(fan, star, T + 1000, partition=elsewhere)]
+    await apply(Fanout(store, settings), *events)
+    assert await store.following(fan) == [star]
+    assert await timeline(store, fan) == [f"{star}-1"]
+    assert await (await replayed(settings, MemoryStore(), h.records)).store.following(fan) == [star]

@@ -87,7 +87,7 @@ async def test_a_run_of_follows_on_cassandra_copies_and_decides_as_one_by_one(ca
     await store.set_follow(me, stars[3], True, 10_000)  # decided by a newer clock: a mis-keyed event loses
     follows = [(star, 5_000 + n, n != 3) for n, star in enumerate(stars)]
     run = await graph.apply_follows(me, follows)
-    one_by_one = [await graph.apply(you, star, True, clock, in_order=in_order) for star, clock, in_order in follows]
+    one_by_one = [await graph.apply(you, star, True, clock, keyed=in_order) for star, clock, in_order in follows]
     assert run == [3, 3, 3, 0] and one_by_one == [3, 3, 3, 3]
     mine = {a.id for a in await store.read(f"timeline:{me}", limit=100)}
     assert mine == {f"{star}-{n}" for star in stars[:3] for n in (2, 3, 4)}

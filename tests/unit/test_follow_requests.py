@@ -26,15 +26,15 @@ def rows_of(group: list[Any]) -> list[tuple[str, tuple[Any, ...]]]:
 
 
 def partition(name: str, values: tuple[Any, ...]) -> str:
-    return str(values[1] if name == "in" else values[2])  # out: follower; in, until: followee
+    return str(values[1] if name == "in" else values[3] if name == "out" else values[2])  # out: follower
 
 
 def test_a_run_of_ten_follows_on_one_node_is_one_request_with_every_row() -> None:
     followees = {f"star{n}": 100 + n for n in range(10)}
-    groups = follow_groups(S, "me", followees, 5_000)
+    groups = follow_groups(S, "me", followees, 5_000, 2)
     assert len(groups) == 1  # was 11: the follower's batch and one request per followee
     assert sorted(rows_of(groups[0])) == sorted(
-        [("out", (at, at, "me", f)) for f, at in followees.items()]
+        [("out", (at, at, 2, "me", f)) for f, at in followees.items()]  # decided by records of partition 2
         + [("in", (at, f, "me")) for f, at in followees.items()]
         + [("until", (5_000, 5_000, f, "me")) for f in followees]
     )

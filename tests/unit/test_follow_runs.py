@@ -10,7 +10,8 @@ in ``test_follows_concurrency.py`` (agent) and ``test_replay_apply.py`` (replay)
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Literal
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import pytest
 
@@ -26,8 +27,8 @@ SETTINGS = Settings(follow_activity_limit=5, max_length=50, trim_every=10)
 T0 = 1_700_000_000_000_000
 
 
-def follow(followee: str, op: Literal["follow", "unfollow"] = "follow") -> tuple[int, FollowEvent]:
-    return 0, FollowEvent(follower="me", followee=followee, op=op)
+def follow(followee: str, op: Literal["follow", "unfollow"] = "follow", partition: int = 0) -> tuple[Any, FollowEvent]:
+    return SimpleNamespace(partition=partition), FollowEvent(follower="me", followee=followee, op=op)
 
 
 def test_a_lane_is_cut_into_runs_of_distinct_followees_and_single_other_events() -> None:
@@ -41,6 +42,8 @@ def test_a_lane_is_cut_into_runs_of_distinct_followees_and_single_other_events()
     ]
     long = follow_runs([follow(f"x{n}") for n in range(RUN_MAX * 2 + 1)])
     assert [len(piece) for piece in long] == [RUN_MAX, RUN_MAX, 1]
+    merged = follow_runs([follow("a"), follow("b", partition=1), follow("c", partition=1)])  # a replay's merge
+    assert [[e.followee for _, e in piece] for piece in merged] == [["a"], ["b", "c"]]  # a run: one partition
     assert follow_runs([]) == []
 
 
@@ -96,7 +99,7 @@ async def test_a_run_reads_its_edges_once_and_ends_as_the_follows_one_by_one() -
     follows = [(name, T0 + n, n % 2 == 0) for n, name in enumerate(names)]  # odd ones: from another partition
 
     single = Fanout(one_by_one, SETTINGS).graph
-    copied = [await single.apply("me", f, True, clock, in_order=in_order) for f, clock, in_order in follows]
+    copied = [await single.apply("me", f, True, clock, keyed=in_order) for f, clock, in_order in follows]
     run = await Fanout(at_once, SETTINGS).graph.apply_follows("me", follows)
     # one by one: each event reads its edge, and again after its copies (but a3, which lost)
     assert one_by_one.reads == {"edge": 19, "edges": 0, "last_active": 10}
@@ -117,7 +120,7 @@ async def test_a_follow_decided_anew_while_it_copies_takes_its_copies_back(at_on
     if at_once:
         copied = await graph.apply_follows("me", [("a1", T0, True), ("a2", T0 + 1, True)])
     else:
-        copied = [await graph.apply("me", "a1", True, T0, in_order=True)]
+        copied = [await graph.apply("me", "a1", True, T0, keyed=True)]
     assert copied[0] == 0
     assert await store.follow_edge("me", "a1") == Edge(False, T0 + 1_000)
     assert await timeline(store) == (["a2-0", "a2-1", "a2-2"] if at_once else [])
@@ -180,7 +183,7 @@ async def test_a_follow_retried_after_its_edge_was_written_still_copies(at_once:
     async def attempt() -> list[int]:
         if at_once:
             return await graph.apply_follows("me", follows)
-        return [await graph.apply("me", f, True, clock, in_order=o) for f, clock, o in follows]
+        return [await graph.apply("me", f, True, clock, keyed=o) for f, clock, o in follows]
 
     with pytest.raises(StoreError, match="injected"):
         await attempt()

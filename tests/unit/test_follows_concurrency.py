@@ -86,9 +86,10 @@ class YieldingStore(MemoryStore):
         await self._pause(user, "last_active")
         return await super().last_active(user)
 
-    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0) -> None:
+    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0, *,
+                         source: int | None = None) -> None:
         await self._pause(follower, f"{'follow' if following else 'unfollow'} {followee} at {at}")
-        await super().set_follow(follower, followee, following, at, active_until)
+        await super().set_follow(follower, followee, following, at, active_until, source=source)
 
     async def read(self, feed: str, **kwargs: Any) -> list[Activity]:
         await self._pause(feed.partition(":")[2], f"read {feed}")
@@ -163,7 +164,8 @@ async def sequential(store: MemoryStore, records: Sequence[Record]) -> list[tupl
                 raise InvalidEvent("no value", reason="json")
             event = decode_follow_event(rec.value)
             in_order = keyed_by_follower(rec, event.follower)
-            await fanout.handle_follow(event, accepted_ts=rec.timestamp * 1000, in_order=in_order)
+            await fanout.handle_follow(event, accepted_ts=rec.timestamp * 1000, in_order=in_order,
+                                       partition=rec.partition)
         except InvalidEvent as exc:
             dead.append((rec.offset, exc.reason))
     return dead
@@ -235,7 +237,8 @@ async def test_a_followers_events_are_applied_in_order_while_followers_interleav
     stamps = [int(d.split()[-1]) for d in decided]
     for edge in (stamps[:3], stamps[3:]):  # each edge's decisions in partition order, whatever the clock
         assert edge == sorted(edge) and len(set(edge)) == len(edge)
-    assert await store.follow_edges(me) == {"a1": Edge(True, stamps[2]), "a2": Edge(False, stamps[4])}
+    edges = {"a1": Edge(True, stamps[2], PARTITION), "a2": Edge(False, stamps[4], PARTITION)}
+    assert await store.follow_edges(me) == edges
     assert [a.id for a in await store.read(f"timeline:{me}", limit=10)] == ["a1-p"]
     # the followers really interleaved: others' calls come between my first call and my last
     mine_at = [i for i, (who, _) in enumerate(store.calls) if who == me]
@@ -262,11 +265,12 @@ async def test_at_most_follows_concurrency_followers_are_applied_at_once(concurr
         finally:
             inside.discard(follower)
 
-    async def one(event: Any, accepted_ts: int | None = None, *, in_order: bool = True) -> int:
-        return await counted(event.follower, handle(event, accepted_ts, in_order=in_order))
+    async def one(event: Any, accepted_ts: int | None = None, *, in_order: bool = True,
+                  partition: int | None = None) -> int:
+        return await counted(event.follower, handle(event, accepted_ts, in_order=in_order, partition=partition))
 
-    async def run(follower: str, follows: Sequence[tuple[str, int, bool]]) -> list[int]:
-        return await counted(follower, apply_follows(follower, follows))
+    async def run(follower: str, follows: Sequence[tuple[str, int, bool]], partition: int | None = None) -> list[int]:
+        return await counted(follower, apply_follows(follower, follows, partition))
 
     agent.fanout.handle_follow = one  # type: ignore[method-assign]
     agent.fanout.graph.apply_follows = run  # type: ignore[method-assign]
@@ -301,9 +305,10 @@ class FailingStore(MemoryStore):
             await self.stuck_started.wait()
             raise StoreError("Cassandra write failed: WriteTimeout (injected)", retriable=True)
 
-    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0) -> None:
+    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0, *,
+                         source: int | None = None) -> None:
         await self.sabotage(follower)
-        await super().set_follow(follower, followee, following, at, active_until)
+        await super().set_follow(follower, followee, following, at, active_until, source=source)
 
 
 async def test_a_failure_not_tied_to_a_record_cancels_the_other_followers_and_propagates_as_it_is() -> None:
@@ -323,10 +328,11 @@ async def test_a_failure_not_tied_to_a_record_cancels_the_other_followers_and_pr
 class RefusingStore(MemoryStore):
     """Refuses (non-retriably) the edges of follower ``poison`` while it answers reads."""
 
-    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0) -> None:
+    async def set_follow(self, follower: str, followee: str, following: bool, at: int, active_until: int = 0, *,
+                         source: int | None = None) -> None:
         if follower == "poison":
             raise StoreError("Cassandra write failed: InvalidRequest: refused (injected)", retriable=False)
-        await super().set_follow(follower, followee, following, at, active_until)
+        await super().set_follow(follower, followee, following, at, active_until, source=source)
 
 
 async def test_records_are_dead_lettered_one_by_one_as_before() -> None:
@@ -339,8 +345,8 @@ async def test_records_are_dead_lettered_one_by_one_as_before() -> None:
     records = [record(n, T0_MS + n, value) for n, value in enumerate(values)]
     await agent.process(records)
     assert dead_letters(producer) == [(1, "json"), (2, "store"), (3, "json"), (4, "time"), (6, "schema"), (7, "store")]
-    assert await store.follow_edges("w1") == {"a0": Edge(True, (T0_MS + 0) * 1000)}
-    assert await store.follow_edges("w2") == {"a1": Edge(True, (T0_MS + 5) * 1000)}
+    assert await store.follow_edges("w1") == {"a0": Edge(True, (T0_MS + 0) * 1000, PARTITION)}
+    assert await store.follow_edges("w2") == {"a1": Edge(True, (T0_MS + 5) * 1000, PARTITION)}
 
 
 def test_lanes_are_per_follower_in_record_order_and_broken_records_apart() -> None:

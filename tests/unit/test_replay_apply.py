@@ -62,16 +62,17 @@ async def test_a_followers_run_of_follows_ends_as_one_by_one_and_an_invalid_one_
     runs: list[list[str]] = []
     apply_follows = replayed.graph.apply_follows
 
-    async def counted(follower: str, follows: Sequence[tuple[str, int, bool]]) -> list[int]:
+    async def counted(follower: str, follows: Sequence[tuple[str, int, bool]], partition: int | None = None
+                      ) -> list[int]:
         runs.append([followee for followee, _, _ in follows])
-        return await apply_follows(follower, follows)
+        return await apply_follows(follower, follows, partition)
 
     replayed.graph.apply_follows = counted  # type: ignore[method-assign]
     await BatchApplier(settings, replayed, sink, summary, None).process(records)
     for n, (follower, followee, op, time) in enumerate(events):
         if time is None:
             event = FollowEvent(follower=follower, followee=followee, op="follow" if op == "follow" else "unfollow")
-            await reference.handle_follow(event, accepted_ts=(t0 + n) * 1000)
+            await reference.handle_follow(event, accepted_ts=(t0 + n) * 1000, partition=0)
     assert (summary.follows, summary.invalid, summary.invalid_reasons) == (7, 1, {"time": 1})
     for user in ("me", "you"):
         assert await replayed.store.follow_edges(user) == await reference.store.follow_edges(user)
