@@ -2,8 +2,10 @@
 
 A cursor is the base64url text (no padding) of a version byte, a tag byte and the position:
 
-    feed cursor      1 'f' ts (8 bytes, signed big-endian) activity id (UTF-8)   the key of the
-                     last entry served: the next page holds the entries older than it
+    feed cursor      1 'n' ts (8 bytes, signed big-endian) served (4 bytes) activity id (UTF-8)
+                     the key of the last entry served and how many entries the walk served: the
+                     next page holds the entries older than it, up to the feed's max_length in all
+                     (an earlier build's 1 'f' ts activity id, without the count, still pages)
     user cursor      1 'u' user id (UTF-8)                                       the last user served
     group cursor     1 'g' ts, activity id, as a feed cursor                     the newest activity of
                      the last group served: the next page holds the groups whose newest one is older
@@ -25,9 +27,10 @@ from fanout.store import Key
 
 VERSION: Final = 1
 _FEED: Final = ord("f")
+_NUMBERED: Final = ord("n")
 _USER: Final = ord("u")
 _GROUP: Final = ord("g")
-MAX_CURSOR_CHARS: Final = 4 * (2 + 8 + MAX_ID_BYTES + 2) // 3
+MAX_CURSOR_CHARS: Final = 4 * (2 + 8 + 4 + MAX_ID_BYTES + 2) // 3
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -48,6 +51,22 @@ def decode_feed_cursor(text: str, tag: int = _FEED) -> Key:
     return int.from_bytes(body[:8], "big", signed=True), _text(body[8:])
 
 
+def position_cursor(key: Key, served: int) -> str:
+    """The cursor after ``served`` entries of a feed walk, the last of them ``key``."""
+    ts, activity_id = key
+    return _encode(_NUMBERED, ts.to_bytes(8, "big", signed=True) + served.to_bytes(4, "big") + activity_id.encode())
+
+
+def decode_position_cursor(text: str) -> tuple[Key, int | None]:
+    """The key and the count of a ``position_cursor``; an earlier build's feed cursor gives no count."""
+    if _tag(text) == _FEED:
+        return decode_feed_cursor(text), None
+    body = _decode(text, _NUMBERED, "a feed cursor")
+    if len(body) < 13:
+        raise InvalidCursor("a feed cursor holds a time, a count and an activity id")
+    return (int.from_bytes(body[:8], "big", signed=True), _text(body[12:])), int.from_bytes(body[8:12], "big")
+
+
 def group_cursor(key: Key) -> str:
     return feed_cursor(key, _GROUP)
 
@@ -62,6 +81,15 @@ def user_cursor(user: str) -> str:
 
 def decode_user_cursor(text: str) -> str:
     return _text(_decode(text, _USER, "a user list cursor"))
+
+
+def _tag(text: str) -> int | None:
+    """The tag byte of what may be a cursor (None: too short or not base64url); ``_decode`` checks it."""
+    try:
+        raw = base64.urlsafe_b64decode(text[:4] + "=" * (-len(text[:4]) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return raw[1] if len(raw) >= 2 else None
 
 
 def _encode(tag: int, body: bytes) -> str:

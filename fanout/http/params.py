@@ -11,7 +11,7 @@ from starlette.requests import Request
 from fanout.codec import MAX_ID_BYTES
 from fanout.store import Key
 
-from .cursors import InvalidCursor, decode_feed_cursor, decode_group_cursor, decode_user_cursor
+from .cursors import InvalidCursor, decode_group_cursor, decode_position_cursor, decode_user_cursor
 from .problems import Problem, invalid_parameter
 
 DEFAULT_LIMIT: Final = 25
@@ -73,8 +73,11 @@ def limit(params: dict[str, str], maximum: int) -> int:
     return value
 
 
-def feed_cursor(params: dict[str, str]) -> Key | None:
-    return _cursor(params, decode_feed_cursor)
+def feed_cursor(params: dict[str, str]) -> tuple[Key | None, int | None]:
+    """Where a feed walk stands: the last key served (None: the first page) and how many entries
+    it served (None: a cursor of an earlier build, which did not count)."""
+    position = _cursor(params, decode_position_cursor)
+    return (None, 0) if position is None else position
 
 
 def group_cursor(params: dict[str, str]) -> Key | None:

@@ -19,7 +19,7 @@ from fanout.core import Fanout
 from fanout.settings import Settings
 from fanout.store import Key
 
-from .cursors import feed_cursor
+from .cursors import position_cursor
 from .models import FeedPage, activity_doc
 
 MARK_EVERY_SECONDS: Final = 3600.0
@@ -31,16 +31,24 @@ class FeedReader:
         self.settings = settings
         self._marked: OrderedDict[str, float] = OrderedDict()  # user -> when this process marked them
 
-    async def page(self, fanout: Fanout, kind: str, user: str, limit: int, before: Key | None) -> FeedPage:
-        """Up to ``limit`` entries older than ``before`` (newest first) and the next cursor."""
+    async def page(
+        self, fanout: Fanout, kind: str, user: str, limit: int, before: Key | None, served: int | None = 0
+    ) -> FeedPage:
+        """Up to ``limit`` entries older than ``before`` (newest first) and the next cursor; the
+        walk ends after the feed's newest ``max_length`` (``served`` so far; None: unknown, no end).
+        Past them are only rows the next trim deletes: they arrived since the last trim and are
+        not the next-newest (the trim before deleted some newer ones)."""
         if kind in self.settings.feed_kinds:
             await self._mark_active(fanout, user)
-        entries = await fanout.reader.read(kind, user, limit=limit + 1, before=before)  # merges pulled accounts
-        more = len(entries) > limit
-        entries = entries[:limit]
+        room = limit if served is None else min(limit, self.settings.max_length - served)
+        if room <= 0:
+            return FeedPage(items=[], next=None)
+        entries = await fanout.reader.read(kind, user, limit=room + 1, before=before)  # merges pulled accounts
+        more = len(entries) > room and (served is None or served + room < self.settings.max_length)
+        entries = entries[:room]
         return FeedPage(
-            items=[activity_doc(a) for a in entries],
-            next=feed_cursor(entries[-1].key) if more else None,
+            items=[activity_doc(a) for a in entries],  # a walk from an uncounted cursor counts from here
+            next=position_cursor(entries[-1].key, (served or 0) + len(entries)) if more else None,
         )
 
     async def touch(self, fanout: Fanout, user: str) -> None:

@@ -87,8 +87,9 @@ class Api:
             after_group = params.group_cursor(query)
             return _json(await self.backends.call_store(
                 lambda fanout: self._read_groups(fanout, kind, user, limit, after_group)))
-        before = params.feed_cursor(query)
-        page = await self.backends.call_store(lambda fanout: self.reader.page(fanout, kind, user, limit, before))
+        before, served = params.feed_cursor(query)
+        page = await self.backends.call_store(
+            lambda fanout: self.reader.page(fanout, kind, user, limit, before, served))
         return _json(page)
 
     async def delivery(self, request: Request) -> Response:
