@@ -21,10 +21,10 @@ Why the end state does not depend on the order anyway
     unfollow's deletes at ``FOLLOW_BAND`` + the edge timestamp the event decided (above every add);
     a remove at ``REMOVED_WRITE_TS`` (above everything else); a trim deletes each row at its own
     write time (a replay of it stays off, a newer write lands). Follow edges are ordered by the
-    follower's partition (``fanout.graph``): a replayed follow or unfollow is applied at the edge's
-    last timestamp + 1, so the last event of the partition decides the edge, as it did live (one
-    produced under another key counts only when its record timestamp is newer than the edge's last
-    decision). The store keeps the newest write of every cell (a delete wins a tie), so the same
+    log (``fanout.graph``): a replayed follow or unfollow of the partition that decided the edge is
+    applied at the edge's last timestamp + 1, so the last event of the partition decides the edge,
+    as it did live (a record of another partition counts only when its record timestamp is newer
+    than the edge's last decision). The store keeps the newest write of every cell (a delete wins a tie), so the same
     set of writes gives the same timelines in any order, and applying it
     again changes nothing: replays are idempotent, also while live traffic flows. The reads that
     drive writes complement each other: an activity planned before a follow that postdates it is

@@ -10,9 +10,11 @@ Order by the log, not by clocks
     which apply the partition again in order, end in the same state. An event of another partition
     (a producer under another key, another client's partitioner for the same follower, partitions
     added to the topic) is in no order with it and is ordered by its clock alone: unless it is
-    newer than the stored decision it changes nothing and copies nothing, except when the stored
-    decision is its own (the same op at its clock, written before a failure): a retry applies it
-    again at that clock, so its copies or deletes still land. An edge without a source (written
+    newer than the stored decision it changes nothing and copies nothing (a tie included), except
+    when the stored decision is its own (the same op at its clock, without a partition or of its
+    partition, written before a failure): a retry applies it again at that clock, so its copies or
+    deletes still land. Two decisions written at one timestamp settle cell by cell, as Cassandra
+    settles them: an unfollow wins, and the greater partition. An edge without a source (written
     by the eager mode, a library call, or before fanout kept it) takes the caller's word: a record
     keyed by its follower is in order. The clock is the Kafka record timestamp in the pipeline and
     the process clock in the eager mode; an event's ``time`` field orders nothing.
@@ -70,19 +72,25 @@ def in_order_after(stored: Edge | None, keyed: bool, partition: int | None) -> b
     return stored.source == partition
 
 
-def edge_timestamp(clock: int, stored: Edge | None, *, in_order: bool, following: bool) -> int | None:
-    """The timestamp a follow (``following``) or unfollow event decides its edge at, or None when
-    it lost.
+def edge_timestamp(
+    clock: int, stored: Edge | None, *, in_order: bool, following: bool, partition: int | None = None
+) -> int | None:
+    """The timestamp a follow (``following``) or unfollow event, a record of ``partition``,
+    decides its edge at, or None when it lost.
 
-    ``in_order``: the event is in the follower's own partition, after the stored decision. An
-    event of another partition wins when newer, or when the stored decision is its own (written
-    by an earlier attempt that failed before its copies or deletes were acknowledged).
+    ``in_order``: the event comes after the stored decision in the log (``in_order_after``). An
+    event in no order with it wins when newer, or when the stored decision is its own (written by
+    an earlier attempt that failed before its copies or deletes were acknowledged): the same op at
+    its clock, and not another partition's (an equal decision of another partition wins the tie).
     """
     if stored is None:
         return clock
     if in_order:
         return max(clock, stored.at + 1)
-    return clock if clock > stored.at or stored.decided() == (following, clock) else None
+    if clock > stored.at:
+        return clock
+    own = stored.source is None or stored.source == partition
+    return clock if own and stored.decided() == (following, clock) else None
 
 
 class FollowGraph:
@@ -109,7 +117,7 @@ class FollowGraph:
         else:
             stored, last = await self.store.follow_edge(follower, followee), 0
         in_order = in_order_after(stored, keyed, partition)
-        at = edge_timestamp(clock, stored, in_order=in_order, following=following)
+        at = edge_timestamp(clock, stored, in_order=in_order, following=following, partition=partition)
         if at is None:
             return 0
         if not following:
@@ -144,7 +152,7 @@ class FollowGraph:
         decided = {
             followee: at
             for followee, clock, keyed in follows
-            if (at := edge_timestamp(clock, (edge := stored.get(followee)), following=True,
+            if (at := edge_timestamp(clock, (edge := stored.get(followee)), following=True, partition=partition,
                                      in_order=in_order_after(edge, keyed, partition))) is not None
         }
         await self._set_follows(follower, decided, last + self._window if last else 0, partition)

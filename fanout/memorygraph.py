@@ -18,6 +18,11 @@ from collections.abc import AsyncIterator, Collection, Iterator
 from .store import Edge, FollowerRow, PriorityPage
 
 
+def _greater(a: int | None, b: int | None) -> int | None:
+    """The greater partition, no partition (None) being less than every one."""
+    return b if a is None else a if b is None else max(a, b)
+
+
 class MemoryGraph:
     """Dictionaries of the follow graph; a mixin of ``MemoryStore``."""
 
@@ -34,8 +39,11 @@ class MemoryGraph:
     ) -> None:
         edges = self._edges.setdefault(followee, {})
         old = edges.get(follower)
-        if old is not None and (old[0] > at or (old[0] == at and not old[1])):
-            return  # an equal or newer write already decided this edge
+        if old is not None and old[0] > at:
+            return  # a newer write already decided this edge
+        if old is not None and old[0] == at:  # a tie, settled cell by cell as Cassandra settles it:
+            source = _greater(source, self._following[follower][followee].source)  # the greater partition
+            following = following and old[1]  # and the unfollow (a tombstone wins)
         edges[follower] = (at, following)
         self._following.setdefault(follower, {})[followee] = Edge(following, at, source)
         turned_off = (not following) - (old is not None and not old[1])  # +1 on -> off, -1 off -> on

@@ -27,8 +27,8 @@ order the writes arrive in. How each operation maps onto that:
   the newest decision (value == write timestamp, so max-wins), readable after an unfollow too, where
   the tombstone has no write time to read; ``follow_edge`` reads it (``WRITETIME(following)`` for
   edges written before the column existed; ``migrate`` adds it to an older keyspace).
-  ``decided_in``, written with it, is the partition of ``follows`` whose record decided the edge
-  (``Edge.source``; null when no record did: the eager mode, a library call, older edges).
+  ``decided_in``, written with it, is 1 + the partition of ``follows`` whose record decided the
+  edge (``Edge.source``; 0 when no record did: the eager mode, a library call; ``rows.decided_in``).
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
 * ``trim`` reads the feed's keys and write times newest first (``WRITETIME(actor)``: every insert

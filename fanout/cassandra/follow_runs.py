@@ -24,7 +24,7 @@ from typing import Any
 
 from ..activity import Activity
 from .batching import REPLICA_BATCH_MAX_BYTES, REPLICA_BATCH_ROWS, ReplicaKey, _as_request, _runs
-from .rows import activity_from_row
+from .rows import activity_from_row, decided_in
 
 
 def follow_requests(
@@ -47,7 +47,8 @@ def follow_groups(
     """The bound rows of ``follow_requests``, grouped as its batches."""
     out_size = 32 + len(follower)
     # (partition key, its rows with sizes): the follower's first, cut by ``partition_runs`` if too big
-    out = [(s.follow_out.bind((at, at, source, follower, f)), out_size + len(f)) for f, at in followees.items()]
+    value = decided_in(source)
+    out = [(s.follow_out.bind((at, at, value, follower, f)), out_size + len(f)) for f, at in followees.items()]
     partitions = [(follower, out)]
     for followee, at in followees.items():  # each followee's partition
         size = 24 + len(followee) + len(follower)

@@ -109,7 +109,7 @@ class Statements:
         )
         # ``decided_at`` == write timestamp: the newest decision's timestamp, even after an unfollow
         # (whose ``following`` cell is a tombstone, and a tombstone has no readable write time);
-        # ``decided_in``: the partition of ``follows`` whose record decided it (null: none)
+        # ``decided_in``: the partition of ``follows`` whose record decided it (``rows.decided_in``)
         self.follow_out = p(
             f"UPDATE {ks}.following USING TIMESTAMP ? SET following = true, decided_at = ?, decided_in = ? "
             "WHERE follower = ? AND followee = ?"
@@ -129,8 +129,8 @@ class Statements:
         self.follower_ids_after = p(f"{follower_ids} AND follower > ?")
         # count(column) counts the live cells: an unfollow deletes `following`, leaving the row
         self.follower_count = p(f"SELECT count(following) FROM {ks}.followers WHERE followee = ?")
-        edge = (f"SELECT followee, following, decided_at, WRITETIME(following), decided_in FROM {ks}.following "
-                "WHERE follower = ?")
+        edge = (f"SELECT followee, following, decided_at, WRITETIME(following), decided_in, WRITETIME(decided_in) "
+                f"FROM {ks}.following WHERE follower = ?")
         self.follow_edges = p(edge)
         self.follow_edge = p(f"{edge} AND followee = ?")
         self.follow_edges_among = p(f"{edge} AND followee IN ?")

@@ -32,7 +32,7 @@ from .errors import closed_error, connect_retriable, store_error
 from .follow_runs import by_feed, follow_requests
 from .marks import CassandraMarks
 from .pulled import PulledAccounts
-from .rows import activity_from_row, encode_extra
+from .rows import activity_from_row, decided_in, edge_from_row, encode_extra
 from .schema import ADDED_COLUMNS, DDL_TIMEOUT, TABLE_COLUMNS, add_column, check_name, create_schema, drop_schema
 from .statements import Statements, reads_at
 from .tracing import DeliveryTables
@@ -248,14 +248,14 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         if following:
             requests = [
                 s.follow_in.bind((at, followee, follower)),
-                s.follow_out.bind((at, at, source, follower, followee)),
+                s.follow_out.bind((at, at, decided_in(source), follower, followee)),
             ]
             if active_until > 0:
                 requests.append(s.raise_active_until.bind((active_until, active_until, followee, follower)))
         else:
             requests = [
                 s.unfollow_in.bind((at, followee, follower)),
-                s.unfollow_out.bind((at, at, source, follower, followee)),
+                s.unfollow_out.bind((at, at, decided_in(source), follower, followee)),
             ]
         await self._bridge.run_all(requests, "set_follow")
 
@@ -281,7 +281,7 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
     async def follow_edge(self, follower: str, followee: str) -> Edge | None:
         s = await self._statements()
         rows = await self._bridge.fetch_all(s.follow_edge.bind((follower, followee)), "follow_edge")
-        return _edge(*rows[0][1:]) if rows else None
+        return edge_from_row(rows[0][1:]) if rows else None
 
     async def follow_edges(self, follower: str, followees: Collection[str] | None = None) -> dict[str, Edge]:
         s = await self._statements()
@@ -292,7 +292,7 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
         else:
             bound = s.follow_edges_among.bind((follower, sorted(set(followees))))
         rows = await self._bridge.fetch_all(bound, "follow_edges")
-        edges = {row[0]: _edge(*row[1:]) for row in rows}
+        edges = {row[0]: edge_from_row(row[1:]) for row in rows}
         return {followee: edge for followee, edge in edges.items() if edge is not None}
 
     async def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
@@ -375,13 +375,6 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
 
     async def _fetch_all(self, statement: Any, what: str) -> list[Any]:
         return await self._bridge.fetch_all(statement, what)
-
-
-def _edge(following: bool | None, decided_at: int | None, written: int | None, source: int | None) -> Edge | None:
-    """An edge from its row; ``written`` (the write time of ``following``) stands in for
-    ``decided_at`` on edges written before that column existed."""
-    at = decided_at if decided_at is not None else written
-    return None if at is None else Edge(bool(following), at, source)
 
 
 async def migrate(settings: Settings, *, keyspace: str | None = None) -> None:

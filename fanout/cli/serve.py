@@ -97,13 +97,20 @@ def listen(host: str, port: int, backlog: int = 2048) -> list[socket.socket]:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         for family, kind, proto, _, address in dict.fromkeys(infos):
             # proto is IPPROTO_TCP: asyncio sets TCP_NODELAY only on such sockets
-            sock = socket.socket(family, kind, proto)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as exc:  # a kernel without IPv6: skipped, as asyncio's create_server does
+                if exc.errno == errno.EAFNOSUPPORT:
+                    continue
+                raise
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
             sock.listen(backlog)
+        if not sockets:
+            raise OSError(errno.EAFNOSUPPORT, f"no address family of {host!r} is supported here")
     except BaseException:
         for sock in sockets:
             sock.close()

@@ -165,3 +165,35 @@ async def test_a_followers_events_in_two_partitions_are_ordered_by_their_clocks(
     assert await store.following(fan) == [star]
     assert await timeline(store, fan) == [f"{star}-1"]
     assert await (await replayed(settings, MemoryStore(), h.records)).store.following(fan) == [star]
+
+
+async def test_an_equal_decision_of_another_partition_is_not_taken_for_its_own(
+    store: Store, settings: Settings, unique_name: Names
+) -> None:
+    """A record of another partition whose clock and op equal the stored decision is no retry of
+    its own (that rule is for an attempt that failed after writing its edge): it loses the tie and
+    leaves the edge's partition as it was, on both stores, so the deciding partition's later records
+    still come after it."""
+    fan, star = unique_name("fan"), unique_name("star")
+    h = History(settings)
+    home, other = 0, 1  # the other partition's number the greater: Cassandra keeps the greater in a tie
+    events = [h.post(star, f"{star}-1", T), h.unfollow(fan, star, T + 300, partition=home),
+              h.unfollow(fan, star, T + 300, partition=other), h.unfollow(fan, star, T + 200, partition=home),
+              h.follow(fan, star, T + 300, partition=home)]
+    await apply(Fanout(store, settings), *events)
+    assert (await store.follow_edge(fan, star) or Edge(False, 0)).decided()[0] is True
+    assert await store.following(fan) == [star]
+    assert await timeline(store, fan) == [f"{star}-1"]
+
+
+async def test_two_decisions_at_one_timestamp_settle_alike_on_both_stores(store: Store, unique_name: Names) -> None:
+    """As Cassandra settles each cell: the unfollow's tombstone wins the tie, and of the two
+    partitions the greater (no partition counting as the least)."""
+    me, a, b, c = unique_name("me"), unique_name("a"), unique_name("b"), unique_name("c")
+    await store.set_follow(me, a, False, 300, source=0)
+    await store.set_follow(me, a, False, 300, source=1)
+    await store.set_follow(me, b, True, 300, source=2)
+    await store.set_follow(me, b, True, 300, source=1)
+    await store.set_follow(me, c, True, 300, source=1)
+    await store.set_follow(me, c, False, 300)
+    assert await store.follow_edges(me) == {a: Edge(False, 300, 1), b: Edge(True, 300, 2), c: Edge(False, 300, 1)}

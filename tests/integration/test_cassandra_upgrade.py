@@ -1,5 +1,6 @@
-"""``migrate`` upgrades a keyspace made by an older fanout: the follow graph's ``decided_at`` column
-is added, and edges written before it existed keep their order (their write time stands in)."""
+"""``migrate`` upgrades a keyspace made by an older fanout: the follow graph's ``decided_at`` and
+``decided_in`` columns are added, and edges written before them keep their order (their write time
+stands in; no partition)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ async def test_migrate_adds_decided_at_to_an_older_follow_graph() -> None:
         assert await store.follow_edge("old", "star") == Edge(False, 5001)
         assert await store.follow_edges("old") == {"star": Edge(False, 5001)}
         assert await store.follow_edge("old", "nobody") is None
+        # an agent of the earlier build, still running after migrate added decided_in, decides an
+        # edge without it: the partition left in the row is not that decision's
+        await store.set_follow("old", "star", True, 6000, source=2)
+        assert await store.follow_edge("old", "star") == Edge(True, 6000, 2)
+        await run(f"UPDATE {ks}.following USING TIMESTAMP 7000 SET following = null, decided_at = 7000 "
+                  "WHERE follower = ? AND followee = ?", "old", "star")
+        assert await store.follow_edge("old", "star") == Edge(False, 7000, None)
     finally:
         try:
             await store.drop_keyspace()

@@ -34,7 +34,7 @@ def test_a_run_of_ten_follows_on_one_node_is_one_request_with_every_row() -> Non
     groups = follow_groups(S, "me", followees, 5_000, 2)
     assert len(groups) == 1  # was 11: the follower's batch and one request per followee
     assert sorted(rows_of(groups[0])) == sorted(
-        [("out", (at, at, 2, "me", f)) for f, at in followees.items()]  # decided by records of partition 2
+        [("out", (at, at, 3, "me", f)) for f, at in followees.items()]  # partition 2 + 1 (rows.decided_in)
         + [("in", (at, f, "me")) for f, at in followees.items()]
         + [("until", (5_000, 5_000, f, "me")) for f in followees]
     )
