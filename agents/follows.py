@@ -11,7 +11,8 @@ The partition order is the truth (``fanout.graph``): each edge keeps the partiti
 that decided it, and a record of that partition is applied after that decision whatever its
 timestamp says; a record of another partition (another client's partitioner for the same
 follower, partitions added to the topic, a producer under another key) counts only when its
-record timestamp is newer than the edge's last decision. An edge decided by no record (the eager
+record timestamp is newer than the edge's last decision (in the same millisecond: when its
+partition's number is greater, as a replay merges them). An edge decided by no record (the eager
 mode, a library call, an edge older than this rule) takes the key's word: a record produced under
 the key ``follower`` (``keyed_by_follower``), by whichever client's partitioner, is in order.
 

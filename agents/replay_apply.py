@@ -23,11 +23,11 @@ Why the end state does not depend on the order anyway
     write time (a replay of it stays off, a newer write lands). Follow edges are ordered by the
     log (``fanout.graph``): a replayed follow or unfollow of the partition that decided the edge is
     applied at the edge's last timestamp + 1, so the last event of the partition decides the edge,
-    as it did live (a record of another partition counts only when its record timestamp is newer
-    than the edge's last decision). The store keeps the newest write of every cell (a delete wins a tie), so the same
-    set of writes gives the same timelines in any order, and applying it
-    again changes nothing: replays are idempotent, also while live traffic flows. The reads that
-    drive writes complement each other: an activity planned before a follow that postdates it is
+    as it did live (a record of another partition counts only when it comes later in this merge's
+    order: a newer record timestamp, or the same millisecond and a greater partition). The store
+    keeps the newest write of every cell (a delete wins a tie), so the same set of writes gives the
+    same timelines in any order, and applying it again changes nothing: replays are idempotent,
+    also while live traffic flows. The reads that drive writes complement each other: an activity planned before a follow that postdates it is
     brought in by the follow's copy (the author's own feed is written before the fanout), one
     planned after it by the fanout; an unfollow's deletes outrank every add, so a fanout write
     arriving after it cannot bring the entry back; a removed activity is never re-added (the

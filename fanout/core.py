@@ -271,7 +271,8 @@ class Fanout:
         the process clock). ``partition``: the partition of ``follows`` the record came from (None:
         not a record). ``in_order``: the record is keyed by its follower. A record of the partition
         that decided the edge comes after that decision and always wins; one of another partition
-        counts only when its clock is newer than the decision (``fanout.graph``); without a known
+        counts only when it is later as a replay merges them (a newer clock, or the same
+        millisecond and a greater partition: ``fanout.graph``); without a known
         partition, ``in_order`` says which. The event's ``time`` orders nothing; it is only
         checked against the clock (``event_time_us``).
         """

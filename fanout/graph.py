@@ -9,12 +9,13 @@ Order by the log, not by clocks
     partition always wins, whatever the producers' clocks say, and a re-delivery or a replay,
     which apply the partition again in order, end in the same state. An event of another partition
     (a producer under another key, another client's partitioner for the same follower, partitions
-    added to the topic) is in no order with it and is ordered by its clock alone: unless it is
-    newer than the stored decision it changes nothing and copies nothing (a tie included), except
-    when the stored decision is its own (the same op at its clock, without a partition or of its
-    partition, written before a failure): a retry applies it again at that clock, so its copies or
-    deletes still land. Two decisions written at one timestamp settle cell by cell, as Cassandra
-    settles them: an unfollow wins, and the greater partition. An edge without a source (written
+    added to the topic) is in no order with it and is ordered as a replay's merge orders the two:
+    by record timestamp, then, in one millisecond, by partition (``edge_timestamp``); unless it
+    comes later it changes nothing and copies nothing, and if it does it is written after the
+    stored decision. Live and replayed, in whatever order the partitions are applied, the same
+    record decides. (Two decisions written at one timestamp, which only a retry of a library call
+    writes now, settle cell by cell, as Cassandra settles them: an unfollow wins, and the greater
+    partition.) An edge without a source (written
     by the eager mode, a library call, or before fanout kept it) takes the caller's word: a record
     keyed by its follower is in order. The clock is the Kafka record timestamp in the pipeline and
     the process clock in the eager mode; an event's ``time`` field orders nothing.
@@ -78,19 +79,24 @@ def edge_timestamp(
     """The timestamp a follow (``following``) or unfollow event, a record of ``partition``,
     decides its edge at, or None when it lost.
 
-    ``in_order``: the event comes after the stored decision in the log (``in_order_after``). An
-    event in no order with it wins when newer, or when the stored decision is its own (written by
-    an earlier attempt that failed before its copies or deletes were acknowledged): the same op at
-    its clock, and not another partition's (an equal decision of another partition wins the tie).
+    ``in_order``: the event comes after the stored decision in the log (``in_order_after``). A
+    record of another partition than the decision's is ordered as a replay's merge orders the two
+    (``agents/replay_merge.py``: by record timestamp, a millisecond, then by partition): it wins
+    when its millisecond is later, or the same and its partition greater (a decision of no
+    partition counting as the least), and is then written after the decision, so that live and
+    replayed, in whatever order the partitions are applied, the same record decides. An event that
+    is no record (a library call told ``in_order=False``) wins when newer, or when the stored
+    decision is its own (the same op at its clock, written by an earlier attempt that failed
+    before its copies or deletes were acknowledged).
     """
     if stored is None:
         return clock
     if in_order:
         return max(clock, stored.at + 1)
-    if clock > stored.at:
-        return clock
-    own = stored.source is None or stored.source == partition
-    return clock if own and stored.decided() == (following, clock) else None
+    if partition is not None:
+        theirs = (stored.at // 1000, -1 if stored.source is None else stored.source)
+        return max(clock, stored.at + 1) if (clock // 1000, partition) > theirs else None
+    return clock if clock > stored.at or stored.decided() == (following, clock) else None
 
 
 class FollowGraph:

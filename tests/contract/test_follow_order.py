@@ -167,23 +167,30 @@ async def test_a_followers_events_in_two_partitions_are_ordered_by_their_clocks(
     assert await (await replayed(settings, MemoryStore(), h.records)).store.following(fan) == [star]
 
 
-async def test_an_equal_decision_of_another_partition_is_not_taken_for_its_own(
-    store: Store, settings: Settings, unique_name: Names
+@pytest.mark.parametrize(("steps", "followed"), [
+    ([("follow", 2, 0), ("follow", 0, 0), ("unfollow", 2, 0)], False),
+    ([("follow", 0, 0), ("follow", 2, 0), ("unfollow", 0, 0)], True),
+    ([("unfollow", 0, 300), ("unfollow", 1, 300), ("unfollow", 0, 200), ("follow", 0, 300)], False),
+], ids=["2-0-2", "0-2-0", "ties-then-older"])
+async def test_records_of_two_partitions_in_one_millisecond_end_as_the_replay_orders_them(
+    store: Store, settings: Settings, unique_name: Names, steps: list[tuple[str, int, int]], followed: bool
 ) -> None:
-    """A record of another partition whose clock and op equal the stored decision is no retry of
-    its own (that rule is for an attempt that failed after writing its edge): it loses the tie and
-    leaves the edge's partition as it was, on both stores, so the deciding partition's later records
-    still come after it."""
-    fan, star = unique_name("fan"), unique_name("star")
-    h = History(settings)
-    home, other = 0, 1  # the other partition's number the greater: Cassandra keeps the greater in a tie
-    events = [h.post(star, f"{star}-1", T), h.unfollow(fan, star, T + 300, partition=home),
-              h.unfollow(fan, star, T + 300, partition=other), h.unfollow(fan, star, T + 200, partition=home),
-              h.follow(fan, star, T + 300, partition=home)]
-    await apply(Fanout(store, settings), *events)
-    assert (await store.follow_edge(fan, star) or Edge(False, 0)).decided()[0] is True
-    assert await store.following(fan) == [star]
-    assert await timeline(store, fan) == [f"{star}-1"]
+    """Two partitions' records in one millisecond are in no order; a replay's merge puts the lower
+    partition's first. Live, whichever partition is applied first, each edge must end as that
+    order gives (a later record of the partition that decided it, or a record of a greater
+    partition in the same millisecond, wins), not as the arrival order gives."""
+    for arrival in ("as produced", "greater partition first", "lower partition first"):
+        fan, star = unique_name("fan"), unique_name("star")
+        h = History(settings)
+        post = h.post(star, f"{star}-1", T)
+        records = [h.follow(fan, star, T + ms, op=op, partition=partition) for op, partition, ms in steps]
+        if arrival != "as produced":  # one partition's records all before the other's, each in its order
+            records.sort(key=lambda r: r.partition, reverse=arrival == "greater partition first")
+        await apply(Fanout(store, settings), post, *records)
+        assert (await store.following(fan) == [star]) is followed, arrival
+        assert (await timeline(store, fan) == [f"{star}-1"]) is followed, arrival
+        again = await replayed(settings, MemoryStore(), h.records)
+        assert (await again.store.following(fan) == [star]) is followed, arrival
 
 
 async def test_two_decisions_at_one_timestamp_settle_alike_on_both_stores(store: Store, unique_name: Names) -> None:
