@@ -20,24 +20,24 @@ Why the end state does not depend on the order anyway
     (``fanout.activity``): a fanout add is written at the activity time; a follow copy and an
     unfollow's deletes at ``FOLLOW_BAND`` + the edge timestamp the event decided (above every add);
     a remove at ``REMOVED_WRITE_TS`` (above everything else); a trim deletes each row at its own
-    write time (a replay of it stays off, a newer write lands). Follow edges are ordered by the
-    log (``fanout.graph``): a replayed follow or unfollow of the partition that decided the edge is
+    write time (a replay of it stays off, a newer write lands). Follow edges are ordered by the log
+    (``fanout.graph``): a replayed follow or unfollow of the partition that decided the edge is
     applied at the edge's last timestamp + 1, so the last event of the partition decides the edge,
     as it did live (a record of another partition counts only when it comes later in this merge's
     order: a newer record timestamp, or the same millisecond and a greater partition). The store
     keeps the newest write of every cell (a delete wins a tie), so the same set of writes gives the
-    same timelines in any order, and applying it again changes nothing: replays are idempotent,
-    also while live traffic flows. The reads that drive writes complement each other: an activity planned before a follow that postdates it is
-    brought in by the follow's copy (the author's own feed is written before the fanout), one
-    planned after it by the fanout; an unfollow's deletes outrank every add, so a fanout write
-    arriving after it cannot bring the entry back; a removed activity is never re-added (the
-    registry remembers the removal). The read-then-write steps of one follower (a follow copies
-    the followee's user feed, an unfollow deletes what it finds plus the followee's newest
-    activities) need that follower's events in produce order, which the partition order keeps.
-    Limits: amortised trimming (a feed holds up to ``max_length`` plus the inserts since its last
-    trim, README "Trimming: the bounds"; which ones past ``max_length`` depends on when trims
-    ran), and ``follow_activity_limit`` (a follow copies only the followee's newest N activities,
-    a replay onto the final graph fans all of them).
+    same timelines in any order, and applying it again changes nothing: replays are idempotent, also
+    while live traffic flows. The reads that drive writes complement each other: an activity planned
+    before a follow that postdates it is brought in by the follow's copy (the author's own feed is
+    written before the fanout), one planned after it by the fanout; an unfollow's deletes outrank
+    every add, so a fanout write arriving after it cannot bring the entry back; a removed activity
+    is never re-added (the registry remembers the removal). The read-then-write steps of one
+    follower (a follow copies the followee's user feed, an unfollow deletes what it finds plus the
+    followee's newest activities) need that follower's events in produce order, which the partition
+    order keeps. Limits: amortised trimming (a feed holds up to ``max_length`` plus the inserts
+    since its last trim, README "Trimming: the bounds"; which ones past ``max_length`` depends on
+    when trims ran), and ``follow_activity_limit`` (a follow copies only the followee's newest N
+    activities, a replay onto the final graph fans all of them).
 
 Invalid records
     Records that break the wire contract are counted (by reason) and skipped; the live workers
