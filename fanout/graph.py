@@ -15,10 +15,10 @@ Order by the log, not by clocks
     stored decision. Live and replayed, in whatever order the partitions are applied, the same
     record decides. (Two decisions written at one timestamp, which only a retry of a library call
     writes now, settle cell by cell, as Cassandra settles them: an unfollow wins, and the greater
-    partition.) An edge without a source (written
-    by the eager mode, a library call, or before fanout kept it) takes the caller's word: a record
-    keyed by its follower is in order. The clock is the Kafka record timestamp in the pipeline and
-    the process clock in the eager mode; an event's ``time`` field orders nothing.
+    partition.) An edge without a source (written by the eager mode, a library call, or before
+    fanout kept it) takes the caller's word: a record keyed by its follower is in order. The clock
+    is the Kafka record timestamp in the pipeline and the process clock in the eager mode; an
+    event's ``time`` field orders nothing.
 
 Whatever decides the edge decides the copy
     The edge, a follow's copies and an unfollow's deletes are written at that one timestamp

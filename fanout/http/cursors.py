@@ -45,7 +45,10 @@ def feed_cursor(key: Key, tag: int = _FEED) -> str:
 
 def decode_feed_cursor(text: str, tag: int = _FEED) -> Key:
     what = "a feed cursor" if tag == _FEED else "a group cursor"
-    body = _decode(text, tag, what)
+    return _key(_body(_raw(text), tag, what), what)
+
+
+def _key(body: bytes, what: str) -> Key:
     if len(body) < 9:
         raise InvalidCursor(f"{what} holds a time and an activity id")
     return int.from_bytes(body[:8], "big", signed=True), _text(body[8:])
@@ -59,9 +62,10 @@ def position_cursor(key: Key, served: int) -> str:
 
 def decode_position_cursor(text: str) -> tuple[Key, int | None]:
     """The key and the count of a ``position_cursor``; an earlier build's feed cursor gives no count."""
-    if _tag(text) == _FEED:
-        return decode_feed_cursor(text), None
-    body = _decode(text, _NUMBERED, "a feed cursor")
+    raw = _raw(text)
+    if raw[1] == _FEED:
+        return _key(raw[2:], "a feed cursor"), None
+    body = _body(raw, _NUMBERED, "a feed cursor")
     if len(body) < 13:
         raise InvalidCursor("a feed cursor holds a time, a count and an activity id")
     return (int.from_bytes(body[:8], "big", signed=True), _text(body[12:])), int.from_bytes(body[8:12], "big")
@@ -80,23 +84,15 @@ def user_cursor(user: str) -> str:
 
 
 def decode_user_cursor(text: str) -> str:
-    return _text(_decode(text, _USER, "a user list cursor"))
-
-
-def _tag(text: str) -> int | None:
-    """The tag byte of what may be a cursor (None: too short or not base64url); ``_decode`` checks it."""
-    try:
-        raw = base64.urlsafe_b64decode(text[:4] + "=" * (-len(text[:4]) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    return raw[1] if len(raw) >= 2 else None
+    return _text(_body(_raw(text), _USER, "a user list cursor"))
 
 
 def _encode(tag: int, body: bytes) -> str:
     return base64.urlsafe_b64encode(bytes((VERSION, tag)) + body).rstrip(b"=").decode()
 
 
-def _decode(text: str, tag: int, what: str) -> bytes:
+def _raw(text: str) -> bytes:
+    """The bytes of a cursor this build can read (its version checked, its tag not yet)."""
     if len(text) > MAX_CURSOR_CHARS or not _ALPHABET.fullmatch(text):
         raise InvalidCursor(f"must be the `next` value of a previous page (base64url, at most {MAX_CURSOR_CHARS} "
                             "characters)")
@@ -108,6 +104,11 @@ def _decode(text: str, tag: int, what: str) -> bytes:
         raise InvalidCursor("must be the `next` value of a previous page")
     if raw[0] != VERSION:
         raise InvalidCursor(f"has version {raw[0]}; this build reads version {VERSION}")
+    return raw
+
+
+def _body(raw: bytes, tag: int, what: str) -> bytes:
+    """What follows the tag of ``raw``, when it is ``tag``."""
     if raw[1] != tag:
         raise InvalidCursor(f"is not {what}")
     return raw[2:]
