@@ -44,7 +44,7 @@ class WriterAgent(Agent):
         self.priority = priority
         self.store = store
         self.writer = TimelineWriter(store, max_length=settings.max_length, trim_every=settings.trim_every,
-                                     tracked_feeds=settings.trim_tracked_feeds)
+                                     tracked_feeds=settings.trim_tracked_feeds, follower_kinds=settings.feed_kinds)
         self.rows_written = 0
 
     async def process(self, records: list[Any]) -> None:

@@ -87,6 +87,7 @@ class Fanout:
             max_length=self.settings.max_length,
             trim_every=self.settings.trim_every,
             tracked_feeds=self.settings.trim_tracked_feeds,
+            follower_kinds=self.settings.feed_kinds,
         )
         self.sink: ChunkSink = sink or _EagerSink(self.writer)
         self.graph = FollowGraph(store, self.settings, self.writer)

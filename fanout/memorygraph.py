@@ -13,7 +13,7 @@ follower. An edge's row is never deleted: a method that ever deletes one must ke
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Collection, Iterable, Iterator
 
 from .store import Edge, FollowerRow, PriorityPage
 
@@ -71,6 +71,12 @@ class MemoryGraph:
         until = self._active_until.get(followee, {})
         for ids in self._follower_slices(followee, page_size):
             yield [FollowerRow(follower, until.get(follower, 0)) for follower in ids]
+
+    async def unfollowed(self, followee: str, followers: Iterable[str]) -> dict[str, int]:
+        if followee not in self._edges_off:  # the eager mode's usual case: no look at the followers
+            return {}
+        edges = self._edges[followee]
+        return {f: edge[0] for f in followers if (edge := edges.get(f)) is not None and not edge[1]}
 
     def _follower_slices(self, followee: str, page_size: int) -> Iterator[list[str]]:
         """The followee's followers in pages of up to ``page_size`` (see the module docstring):

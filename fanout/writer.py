@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
-from typing import Final, cast
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Final, TypeVar, cast
 
-from .activity import REMOVED_WRITE_TS, Activity, now_micros
+from .activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity, now_micros
 from .codec import ChunkMessage
-from .store import FeedColumnStore, Store, TimelineWrite, class_defines
+from .settling import all_settled
+from .store import FeedColumnStore, RegistryEntry, Store, TimelineWrite, class_defines
 from .tracing import landings
 
 #: Feeds whose insert counts a writer keeps by default: about 100 MB at ~200 bytes a feed.
@@ -47,15 +48,20 @@ def hash_due(feed: str, activity_id: str, trim_every: int) -> bool:
 
 
 _READS_AT_ONCE = 256  # registry reads awaited together (the store bounds its requests in flight too)
+T = TypeVar("T")
+_Entries = dict[str, "RegistryEntry | None"]  # activity id -> its registry entry
+_EdgesOff = dict[str, dict[str, int]]  # author -> follower -> the timestamp the edge was turned off at
 
 
 class TimelineWriter:
     """Turns chunks into timeline writes, applies them, and trims the feeds they grow (see above)."""
 
     def __init__(
-        self, store: Store, *, max_length: int, trim_every: int, tracked_feeds: int = DEFAULT_TRACKED_FEEDS
+        self, store: Store, *, max_length: int, trim_every: int, tracked_feeds: int = DEFAULT_TRACKED_FEEDS,
+        follower_kinds: Sequence[str] = (),
     ) -> None:
         self.store = store
+        self.follower_kinds = frozenset(follower_kinds)  # the kinds an unfollow takes a followee's entries from
         self.max_length = max_length
         self.trim_every = trim_every
         self.tracked_feeds = max(tracked_feeds, 0)
@@ -79,6 +85,16 @@ class TimelineWriter:
         planned, met by the unfollow's deletes (the unfollow read the author's feed, which held the
         activity, or this follower's, which held this write). See ``fanout.core``.
 
+        At the same time, once per author of an add, the edges of the followers it reached
+        (``follower_kinds``' feeds): a follower whose edge is off now unfollowed the author after
+        the chunk was planned (the planner reads edges that are on), so the rows are deleted at
+        the unfollow's timestamp (``FOLLOW_BAND`` + its edge's), as the unfollow's own deletes are.
+        An unfollow deletes what the follower's feeds hold and the author's newest activities; an
+        older activity's chunk still on its way (posts dated back, behind a backlog) was neither,
+        and would have landed after it. The same order argument as the registry's: an unfollow
+        recorded after this read scans feeds that hold this write. A later follow's copies are
+        written above the delete, so a follow again brings back what it copies.
+
         Each chunk's landing is recorded for delivery tracing (``fanout.tracing``): at the same
         time as the registry read (one round trip less before a commit; in memory, after the
         removes). A failed trace write is raised only after the removes are written: tracing never
@@ -98,39 +114,85 @@ class TimelineWriter:
             written = len(writes)
         landed = landings(chunks, now_micros())  # one trace row per chunk
         if self._columns is not None:  # in memory: no I/O to overlap
-            undone = await self._removed_since(chunks)
+            undone = self._undo(chunks, await self._registry(chunks), await self._edges_off(chunks))
             await self.write(undone)
             await self.store.record_landed(landed)
             return written + len(undone)
-        removed, traced = await asyncio.gather(
-            self._removed_since(chunks), self.store.record_landed(landed), return_exceptions=True
+        entries, off, traced = await asyncio.gather(
+            self._registry(chunks), self._edges_off(chunks), self.store.record_landed(landed), return_exceptions=True
         )
-        if isinstance(removed, BaseException):
-            raise removed  # after the trace write settled: nothing left running
-        await self.write(removed)
+        for outcome in (entries, off):
+            if isinstance(outcome, BaseException):
+                raise outcome  # after the other reads and the trace write settled: nothing left running
+        undone = self._undo(chunks, cast(_Entries, entries), cast(_EdgesOff, off))
+        await self.write(undone)
         if isinstance(traced, BaseException):
             raise traced
-        return written + len(removed)
+        return written + len(undone)
 
-    async def _removed_since(self, chunks: Sequence[ChunkMessage]) -> list[TimelineWrite]:
-        """Removes for the feeds of the add chunks whose activity the registry says is removed."""
+    async def _registry(self, chunks: Sequence[ChunkMessage]) -> _Entries:
+        """The registry's entry of each activity the chunks add."""
         added = list(dict.fromkeys(chunk.activity.id for chunk in chunks if chunk.op == "add"))
-        removed: set[str] = set()
-        for start in range(0, len(added), _READS_AT_ONCE):
-            ids = added[start : start + _READS_AT_ONCE]
-            if len(ids) == 1:  # the eager mode writes one chunk at a time: no task to gather
-                entries = [await self.store.get_activity(ids[0])]
-            else:
-                entries = await asyncio.gather(*(self.store.get_activity(activity_id) for activity_id in ids))
-            removed.update(i for i, entry in zip(ids, entries, strict=True) if entry is not None and entry.removed)
-        if not removed:
-            return []
-        return [
-            TimelineWrite(feed, chunk.activity, REMOVED_WRITE_TS, remove=True)
-            for chunk in chunks
-            if chunk.op == "add" and chunk.activity.id in removed
-            for feed in chunk.feeds
-        ]
+        return dict(zip(added, await self._at_once(self.store.get_activity, added), strict=True))
+
+    async def _edges_off(self, chunks: Sequence[ChunkMessage]) -> _EdgesOff:
+        """Of each author of an add, the followers whose follower feeds the chunks write and whose
+        edge to the author is off now (``Store.unfollowed``)."""
+        if not self.follower_kinds:
+            return {}
+        by_author: dict[str, list[ChunkMessage]] = {}
+        for chunk in chunks:
+            if chunk.op == "add":
+                by_author.setdefault(chunk.activity.actor, []).append(chunk)
+        authors = list(by_author)
+        found = await self._at_once(lambda author: self.store.unfollowed(author, self._followers(by_author[author])),
+                                    authors)
+        return {author: off for author, off in zip(authors, found, strict=True) if off}
+
+    @staticmethod
+    async def _at_once(read: Callable[[str], Awaitable[T]], keys: Sequence[str]) -> list[T]:
+        """``read`` of each key, ``_READS_AT_ONCE`` at a time (one alone without a task: the eager mode)."""
+        if len(keys) == 1:
+            return [await read(keys[0])]
+        found: list[T] = []
+        for start in range(0, len(keys), _READS_AT_ONCE):
+            found += await all_settled(read(key) for key in keys[start : start + _READS_AT_ONCE])
+        return found
+
+    def _undo(self, chunks: Sequence[ChunkMessage], entries: _Entries, off: _EdgesOff) -> list[TimelineWrite]:
+        """The deletes ``write_chunks`` writes after the chunks: every feed of an add whose activity
+        the registry says is removed (at ``REMOVED_WRITE_TS``); else each follower feed whose
+        follower's edge to the author is off now, at ``FOLLOW_BAND`` + the edge's timestamp (not a
+        target's: the registry names them, and a target is written whoever follows whom)."""
+        undone: list[TimelineWrite] = []
+        for chunk in chunks:
+            if chunk.op != "add":
+                continue
+            activity = chunk.activity
+            entry = entries.get(activity.id)
+            if entry is not None and entry.removed:
+                undone += [TimelineWrite(feed, activity, REMOVED_WRITE_TS, remove=True) for feed in chunk.feeds]
+                continue
+            edges = off.get(activity.actor)
+            if not edges:
+                continue
+            targets = set(entry.activity.to or ()) if entry is not None and entry.activity is not None else set()
+            for feed in chunk.feeds:
+                user = self._follower(feed)
+                at = None if user is None or feed in targets else edges.get(user)
+                if at is not None:
+                    undone.append(TimelineWrite(feed, activity, FOLLOW_BAND + at, remove=True))
+        return undone
+
+    def _followers(self, chunks: Sequence[ChunkMessage]) -> Iterator[str]:
+        """The users whose follower feeds the chunks write (a generator: the memory store reads
+        it only for an author with an edge off)."""
+        return (user for chunk in chunks for feed in chunk.feeds if (user := self._follower(feed)) is not None)
+
+    def _follower(self, feed: str) -> str | None:
+        """The user of a feed of a follower kind (None for another kind's: a target's, an author's own)."""
+        kind, _, user = feed.partition(":")
+        return user if kind in self.follower_kinds else None
 
     async def write(self, writes: Sequence[TimelineWrite]) -> None:
         """Apply the writes, trimming every feed whose trim falls due; raises the first failure

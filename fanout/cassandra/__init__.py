@@ -29,6 +29,9 @@ order the writes arrive in. How each operation maps onto that:
   edges written before the column existed; ``migrate`` adds it to an older keyspace).
   ``decided_in``, written with it, is 1 + the partition of ``follows`` whose record decided the
   edge (``Edge.source``; 0 when no record did: the eager mode, a library call; ``rows.decided_in``).
+  ``followers.unfollowed_at``, written with an unfollow's tombstone, is that unfollow's timestamp:
+  a writer asks which followers of its chunks have the edge off now (``Store.unfollowed``, one
+  query per author, ``follower IN ?``) and deletes their rows at the unfollow's timestamp.
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
 * ``trim`` reads the feed's keys and write times newest first (``WRITETIME(actor)``: every insert

@@ -42,7 +42,7 @@ def create_schema(ks: str, replication: int) -> list[str]:
             to_feeds list<text>
         ) WITH comment = 'fanout: activity registry'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.followers (
-            followee text, follower text, following boolean, active_until bigint,
+            followee text, follower text, following boolean, active_until bigint, unfollowed_at bigint,
             PRIMARY KEY ((followee), follower)
         ) WITH comment = 'fanout: follow graph by followee'""",
         f"""CREATE TABLE IF NOT EXISTS {ks}.following (
@@ -77,6 +77,7 @@ def create_schema(ks: str, replication: int) -> list[str]:
 #: the ones an older keyspace lacks (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it is).
 ADDED_COLUMNS: Final = (
     ("following", "decided_at", "bigint"), ("activities", "to_feeds", "list<text>"), ("following", "decided_in", "int"),
+    ("followers", "unfollowed_at", "bigint"),
 )
 
 #: Which columns a table of a keyspace has (bound: keyspace name, table name).

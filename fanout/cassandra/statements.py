@@ -104,8 +104,14 @@ class Statements:
         self.follow_in = p(
             f"UPDATE {ks}.followers USING TIMESTAMP ? SET following = true WHERE followee = ? AND follower = ?"
         )
+        # ``unfollowed_at``: when the edge was turned off, readable while ``following`` is a tombstone
+        # (a writer's late chunk is deleted at that timestamp, ``TimelineWriter``)
         self.unfollow_in = p(
-            f"DELETE following FROM {ks}.followers USING TIMESTAMP ? WHERE followee = ? AND follower = ?"
+            f"UPDATE {ks}.followers USING TIMESTAMP ? SET following = null, unfollowed_at = ? "
+            "WHERE followee = ? AND follower = ?"
+        )
+        self.unfollowed_among = p(
+            f"SELECT follower, following, unfollowed_at FROM {ks}.followers WHERE followee = ? AND follower IN ?"
         )
         # ``decided_at`` == write timestamp: the newest decision's timestamp, even after an unfollow
         # (whose ``following`` cell is a tombstone, and a tombstone has no readable write time);

@@ -36,6 +36,7 @@ from .rows import activity_from_row, decided_in, edge_from_row, encode_extra
 from .schema import ADDED_COLUMNS, DDL_TIMEOUT, TABLE_COLUMNS, add_column, check_name, create_schema, drop_schema
 from .statements import Statements, reads_at
 from .tracing import DeliveryTables
+from .unfollows import CassandraUnfollows
 
 TRIM_PAGE: Final = 1000  # rows a trim reads (and then deletes) per page past the first max_length
 _REQUEST_TIMEOUT: Final = 12.0
@@ -52,7 +53,7 @@ def _connection_class() -> Any:
     return LibevConnection
 
 
-class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
+class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks, CassandraUnfollows):
     """The ``Store`` on Cassandra. Build it with ``await CassandraStore.connect(settings)``."""
 
     def __init__(
@@ -254,7 +255,7 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks):
                 requests.append(s.raise_active_until.bind((active_until, active_until, followee, follower)))
         else:
             requests = [
-                s.unfollow_in.bind((at, followee, follower)),
+                s.unfollow_in.bind((at, at, followee, follower)),
                 s.unfollow_out.bind((at, at, decided_in(source), follower, followee)),
             ]
         await self._bridge.run_all(requests, "set_follow")
