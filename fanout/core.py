@@ -87,7 +87,9 @@ class Fanout:
             max_length=self.settings.max_length,
             trim_every=self.settings.trim_every,
             tracked_feeds=self.settings.trim_tracked_feeds,
-            follower_kinds=self.settings.feed_kinds,
+            # the writer's look at the edges (an unfollow wins over chunks in flight) trusts the
+            # store's follow graph: not with a follower source of the caller's (``follower_hook``)
+            follower_kinds=self.settings.feed_kinds if followers is None else (),
         )
         self.sink: ChunkSink = sink or _EagerSink(self.writer)
         self.graph = FollowGraph(store, self.settings, self.writer)

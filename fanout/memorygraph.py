@@ -5,17 +5,19 @@ Cassandra's rules: an edge is written at ``at`` and the newest write wins, an un
 unfollowed edge's row stays (``on`` False), as the row does in Cassandra. Follower pages are the
 edges' keys taken when the pages start, ``page_size`` at a time, each checked when its page is
 cut (follows may change between pages; an edge turned off leaves its page short). A followee
-whose edges are all on (the count of its edges turned off is kept) has its pages cut as they
-are, without a look at each edge: the eager mode's follower pages cost a slice, not a lookup a
-follower. An edge's row is never deleted: a method that ever deletes one must keep that count.
+whose edges are all on (the edges turned off are kept by followee, with their timestamps) has its
+pages cut as they are, without a look at each edge: the eager mode's follower pages cost a slice,
+not a lookup a follower. An edge's row is never deleted: a method that ever deletes one must keep the edges off too.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator
 
 from .store import Edge, FollowerRow, PriorityPage
+
+_FEW_OFF = 256  # a followee's edges off that ``unfollowed`` walks rather than the followers asked about
 
 
 def _greater(a: int | None, b: int | None) -> int | None:
@@ -28,7 +30,7 @@ class MemoryGraph:
 
     def __init__(self) -> None:
         self._edges: dict[str, dict[str, tuple[int, bool]]] = {}  # followee -> follower -> (at, on)
-        self._edges_off: dict[str, int] = {}  # followee -> how many of its edges are off (absent: none)
+        self._edges_off: dict[str, dict[str, int]] = {}  # followee -> its edges off: follower -> at (absent: none)
         self._following: dict[str, dict[str, Edge]] = {}  # follower -> followee -> its edge
         self._active_until: dict[str, dict[str, int]] = {}  # followee -> follower -> until
         self._last_active: dict[str, int] = {}
@@ -46,16 +48,14 @@ class MemoryGraph:
             following = following and old[1]  # and the unfollow (a tombstone wins)
         edges[follower] = (at, following)
         self._following.setdefault(follower, {})[followee] = Edge(following, at, source)
-        turned_off = (not following) - (old is not None and not old[1])  # +1 on -> off, -1 off -> on
-        if turned_off:
-            off = self._edges_off.get(followee, 0) + turned_off
-            if off:
-                self._edges_off[followee] = off
-            else:
-                del self._edges_off[followee]
-        if following:
-            until = self._active_until.setdefault(followee, {})
-            until[follower] = max(active_until, until.get(follower, 0))
+        if not following:
+            self._edges_off.setdefault(followee, {})[follower] = at
+            return
+        off = self._edges_off.get(followee)
+        if off is not None and off.pop(follower, None) is not None and not off:
+            del self._edges_off[followee]
+        until = self._active_until.setdefault(followee, {})
+        until[follower] = max(active_until, until.get(follower, 0))
 
     async def following(self, user: str) -> list[str]:
         return sorted(f for f, edge in self._following.get(user, {}).items() if edge.following)
@@ -72,11 +72,13 @@ class MemoryGraph:
         for ids in self._follower_slices(followee, page_size):
             yield [FollowerRow(follower, until.get(follower, 0)) for follower in ids]
 
-    async def unfollowed(self, followee: str, followers: Iterable[str]) -> dict[str, int]:
-        if followee not in self._edges_off:  # the eager mode's usual case: no look at the followers
+    async def unfollowed(self, followee: str, followers: Collection[str]) -> dict[str, int]:
+        off = self._edges_off.get(followee)
+        if not off:  # the eager mode's usual case: no look at the followers
             return {}
-        edges = self._edges[followee]
-        return {f: edge[0] for f in followers if (edge := edges.get(f)) is not None and not edge[1]}
+        if len(off) <= _FEW_OFF:  # the usual side to walk: a few edges off, each looked up in ``followers``
+            return {f: at for f, at in off.items() if f in followers}
+        return {f: at for f in followers if (at := off.get(f)) is not None}
 
     def _follower_slices(self, followee: str, page_size: int) -> Iterator[list[str]]:
         """The followee's followers in pages of up to ``page_size`` (see the module docstring):
@@ -110,7 +112,7 @@ class MemoryGraph:
         return heapq.nsmallest(limit, (f for f, (_, on) in edges.items() if on and (after is None or f > after)))
 
     async def follower_count(self, followee: str) -> int:
-        return len(self._edges.get(followee, {})) - self._edges_off.get(followee, 0)
+        return len(self._edges.get(followee, {})) - len(self._edges_off.get(followee, ()))
 
     async def last_active(self, user: str) -> int:
         return self._last_active.get(user, 0)

@@ -260,6 +260,9 @@ class Settings:
     def _validate_aggregation(self) -> None:
         from .grouping import RULES
 
+        for kind in (*self.feed_kinds, self.user_feed_kind):
+            if not kind or ":" in kind:  # a feed id is kind:user, split at the first ':'
+                raise ConfigError(f"FANOUT_FEED_KINDS and FANOUT_USER_FEED_KIND take names without ':', not {kind!r}")
         for entry in self.aggregated_kinds:
             kind, _, rule = entry.partition("=")
             if not kind or ":" in kind or rule not in RULES:

@@ -17,7 +17,7 @@ the end state independent of the order in which writes arrive:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from .activity import Activity
@@ -125,10 +125,10 @@ class Store(Protocol):
     def followers(self, followee: str, *, page_size: int) -> AsyncIterator[list[FollowerRow]]:
         """Stream the followers in pages; never loads them all at once."""
 
-    async def unfollowed(self, followee: str, followers: Iterable[str]) -> dict[str, int]:
+    async def unfollowed(self, followee: str, followers: Collection[str]) -> dict[str, int]:
         """Those of ``followers`` whose edge to ``followee`` is off now (an unfollow decided it
-        last), each with the timestamp it was decided at. ``followers`` may be a generator that
-        is not consumed when ``followee`` has no edge off."""
+        last), each with the timestamp it was decided at (a store may forget an unfollow after a
+        horizon: ``fanout.cassandra.statements.UNFOLLOWED_TTL_SECONDS``)."""
 
     async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
         """Up to ``limit`` current followers of ``followee``, ascending by id, after ``after``."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from typing import Final, TypeVar, cast
 
 from .activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity, now_micros
@@ -67,6 +67,7 @@ class TimelineWriter:
         self.tracked_feeds = max(tracked_feeds, 0)
         self._counts: OrderedDict[str, int] = OrderedDict()  # feed -> inserts not yet covered by a trim
         self.rows_written = 0  # timeline rows the store acknowledged (puts and deletes; trims not counted)
+        self.rows_undone = 0  # of those, the deletes ``write_chunks`` wrote after its chunks (removed, unfollowed)
         # in memory: one activity's rows as columns, trims one after another (no I/O to overlap)
         self._columns = cast(FeedColumnStore, store) if class_defines(store, "apply_feeds") else None
 
@@ -86,14 +87,16 @@ class TimelineWriter:
         activity, or this follower's, which held this write). See ``fanout.core``.
 
         At the same time, once per author of an add, the edges of the followers it reached
-        (``follower_kinds``' feeds): a follower whose edge is off now unfollowed the author after
-        the chunk was planned (the planner reads edges that are on), so the rows are deleted at
-        the unfollow's timestamp (``FOLLOW_BAND`` + its edge's), as the unfollow's own deletes are.
-        An unfollow deletes what the follower's feeds hold and the author's newest activities; an
-        older activity's chunk still on its way (posts dated back, behind a backlog) was neither,
-        and would have landed after it. The same order argument as the registry's: an unfollow
-        recorded after this read scans feeds that hold this write. A later follow's copies are
-        written above the delete, so a follow again brings back what it copies.
+        (``follower_kinds``' feeds; none when the audience is not the store's graph): a follower
+        whose edge is off now unfollowed the author after the chunk was planned (the planner reads
+        the edges that are on), so the rows are deleted at the unfollow's timestamp
+        (``FOLLOW_BAND`` + its edge's), as the unfollow's own deletes are. An unfollow deletes
+        what the follower's feeds hold and the author's newest activities; an older activity's
+        chunk still on its way (posts dated back, behind a backlog) was neither, and would have
+        landed after it. The same order argument as the registry's: an unfollow recorded after
+        this read scans feeds that hold this write. A later follow's copies are written above the
+        delete, so a follow again brings back what it copies. Targets are left (the registry
+        names them; without an entry nothing is undone this way).
 
         Each chunk's landing is recorded for delivery tracing (``fanout.tracing``): at the same
         time as the registry read (one round trip less before a commit; in memory, after the
@@ -116,6 +119,7 @@ class TimelineWriter:
         if self._columns is not None:  # in memory: no I/O to overlap
             undone = self._undo(chunks, await self._registry(chunks), await self._edges_off(chunks))
             await self.write(undone)
+            self.rows_undone += len(undone)
             await self.store.record_landed(landed)
             return written + len(undone)
         entries, off, traced = await asyncio.gather(
@@ -126,6 +130,7 @@ class TimelineWriter:
                 raise outcome  # after the other reads and the trace write settled: nothing left running
         undone = self._undo(chunks, cast(_Entries, entries), cast(_EdgesOff, off))
         await self.write(undone)
+        self.rows_undone += len(undone)
         if isinstance(traced, BaseException):
             raise traced
         return written + len(undone)
@@ -145,8 +150,10 @@ class TimelineWriter:
             if chunk.op == "add":
                 by_author.setdefault(chunk.activity.actor, []).append(chunk)
         authors = list(by_author)
-        found = await self._at_once(lambda author: self.store.unfollowed(author, self._followers(by_author[author])),
-                                    authors)
+        kinds = sorted(self.follower_kinds)
+        found = await self._at_once(
+            lambda author: self.store.unfollowed(author, ChunkFollowers(by_author[author], kinds)), authors
+        )
         return {author: off for author, off in zip(authors, found, strict=True) if off}
 
     @staticmethod
@@ -174,20 +181,15 @@ class TimelineWriter:
                 undone += [TimelineWrite(feed, activity, REMOVED_WRITE_TS, remove=True) for feed in chunk.feeds]
                 continue
             edges = off.get(activity.actor)
-            if not edges:
-                continue
-            targets = set(entry.activity.to or ()) if entry is not None and entry.activity is not None else set()
+            if not edges or entry is None or entry.activity is None:
+                continue  # no registry entry (expired, or an earlier build's): its targets unknown, nothing undone
+            targets = set(entry.activity.to or ())
             for feed in chunk.feeds:
                 user = self._follower(feed)
                 at = None if user is None or feed in targets else edges.get(user)
                 if at is not None:
                     undone.append(TimelineWrite(feed, activity, FOLLOW_BAND + at, remove=True))
         return undone
-
-    def _followers(self, chunks: Sequence[ChunkMessage]) -> Iterator[str]:
-        """The users whose follower feeds the chunks write (a generator: the memory store reads
-        it only for an author with an edge off)."""
-        return (user for chunk in chunks for feed in chunk.feeds if (user := self._follower(feed)) is not None)
 
     def _follower(self, feed: str) -> str | None:
         """The user of a feed of a follower kind (None for another kind's: a target's, an author's own)."""
@@ -273,3 +275,34 @@ async def _settle(trim: Awaitable[int]) -> int | BaseException:
         return await trim
     except Exception as exc:
         return exc
+
+
+class ChunkFollowers(Collection[str]):
+    """The users whose feeds of ``kinds`` the chunks write, for ``Store.unfollowed``: membership
+    is a lookup of the users' feed ids in a set of the chunks' feeds (built once, at C speed: the
+    memory store looks up its few edges off); the users themselves are parsed from the feed ids
+    only when iterated (the Cassandra store names them in its queries)."""
+
+    def __init__(self, chunks: Sequence[ChunkMessage], kinds: Sequence[str]) -> None:
+        self._chunks = chunks
+        self._prefixes = [f"{kind}:" for kind in kinds]
+        self._feeds: set[str] | None = None
+        self._users: list[str] | None = None
+
+    def __contains__(self, user: object) -> bool:
+        if self._feeds is None:
+            self._feeds = set().union(*(chunk.feeds for chunk in self._chunks))
+        return isinstance(user, str) and any(prefix + user in self._feeds for prefix in self._prefixes)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def _parsed(self) -> list[str]:
+        if self._users is None:
+            prefixes = tuple(self._prefixes)
+            feeds = (feed for chunk in self._chunks for feed in chunk.feeds if feed.startswith(prefixes))
+            self._users = list(dict.fromkeys(feed.partition(":")[2] for feed in feeds))
+        return self._users

@@ -6,7 +6,7 @@ Nothing connects at import time: ``await CassandraStore.connect(settings)`` buil
 
     timeline   (feed, ts, activity_id) -> activity columns   one partition per feed, newest first
     activities (activity_id)           -> activity, removed, to_feeds  the registry
-    followers  (followee, follower)    -> following, active_until
+    followers  (followee, follower)    -> following, active_until, unfollowed_at
     following  (follower, followee)    -> following, decided_at, decided_in
     users      (user)                  -> last_active
     pulled_accounts (shard, account)            -> since, leaving  hybrid fanout (``pulled``)
@@ -29,9 +29,10 @@ order the writes arrive in. How each operation maps onto that:
   edges written before the column existed; ``migrate`` adds it to an older keyspace).
   ``decided_in``, written with it, is 1 + the partition of ``follows`` whose record decided the
   edge (``Edge.source``; 0 when no record did: the eager mode, a library call; ``rows.decided_in``).
-  ``followers.unfollowed_at``, written with an unfollow's tombstone, is that unfollow's timestamp:
-  a writer asks which followers of its chunks have the edge off now (``Store.unfollowed``, one
-  query per author, ``follower IN ?``) and deletes their rows at the unfollow's timestamp.
+  ``followers.unfollowed_at``, written with an unfollow's tombstone (for ``UNFOLLOWED_TTL_SECONDS``),
+  is that unfollow's timestamp: a writer asks which followers of its chunks have the edge off now
+  (``Store.unfollowed``: ``follower IN ?``, 100 a query, ``unfollows``) and deletes their rows at
+  the unfollow's timestamp.
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
 * ``trim`` reads the feed's keys and write times newest first (``WRITETIME(actor)``: every insert

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from fanout import Fanout, Settings, Store
+from fanout import Fanout, Priority, Settings, Store, follower_hook
+from fanout.activity import now_micros
+from fanout.cassandra.unfollows import levels_overlap
 from fanout.graph import UNFOLLOW_IN_FLIGHT
 from fanout.writer import TimelineWriter
 
@@ -100,7 +102,67 @@ async def test_unfollowed_names_the_edges_off_now_with_their_timestamps(store: S
     await store.set_follow(tie, followee, True, 400)
     await store.set_follow(tie, followee, False, 400)
     await store.set_follow(elsewhere, other, False, 500)
-    found = await store.unfollowed(followee, iter([on, off, again, tie, never, elsewhere]))
+    found = await store.unfollowed(followee, [on, off, again, tie, never, elsewhere])
     assert found == {off: 200, tie: 400}
     assert await store.unfollowed(other, [on, elsewhere]) == {elsewhere: 500}
     assert await store.unfollowed(unique_name("nobody"), [on]) == {}
+
+
+async def test_many_followers_and_several_authors_in_one_batch(
+    store: Store, settings: Settings, unique_name: Names
+) -> None:
+    """One writer call with the chunks of two authors, one with 300 followers (three chunks, three
+    queries of the Cassandra store; the memory store walks the followers, not its 280 edges off):
+    exactly the followers whose edge to the chunk's author went off lose it."""
+    big, small = unique_name("big"), unique_name("small")
+    fans = [f"{big}-fan{i:03}" for i in range(300)]
+    pals = [f"{small}-pal{i}" for i in range(3)]
+    start = now_micros()
+    for fan in fans:
+        await store.set_follow(fan, big, True, start)
+    for pal in pals:
+        await store.set_follow(pal, small, True, start)
+        await store.set_follow(pal, big, True, start)  # follows both: only its edge to ``small`` goes off
+    in_flight = Recorder()
+    planning = Fanout(store, settings, sink=in_flight)
+    posts = [await planning.add(actor=author, verb="post", object="o") for author in (big, small)]
+    gone = set(fans[20:]) | {pals[0]}
+    for fan in fans[20:]:
+        await store.set_follow(fan, big, False, start + 1)
+    await store.set_follow(pals[0], small, False, start + 1)
+    assert len(in_flight.chunks) >= 4
+
+    await writer_for(store, settings).write_chunks(in_flight.chunks)
+    for post, readers in ((posts[0], fans + pals), (posts[1], pals)):
+        left = {r for r in readers if await holding(store, post.id, f"timeline:{r}")}
+        assert left == {r for r in readers if r not in gone or (post.actor == big and r in pals)}
+
+
+async def test_a_follower_hook_is_trusted_over_the_stored_edges(
+    store: Store, settings: Settings, unique_name: Names
+) -> None:
+    """With a follower source of the caller's (``follower_hook``: a group's members, say) the store's
+    edges are not the audience: a user whose stored edge to the author is off still gets what the
+    hook names (the writer does not look at the edges then)."""
+    author, member = unique_name("author"), unique_name("member")
+
+    def members(user: str) -> dict[Priority, list[str]]:
+        return {Priority.HIGH: [member], Priority.LOW: []}
+
+    fanout = Fanout(store, settings.replace(pull_threshold=0), followers=follower_hook(members))
+    await fanout.follow(member, author)
+    await fanout.unfollow(member, author)
+    post = await fanout.add(actor=author, verb="post", object="group post")
+    assert await holding(store, post.id, f"timeline:{member}") == [f"timeline:{member}"]
+
+
+def test_the_edge_reads_are_confirmed_only_when_reads_may_miss_writes() -> None:
+    """``levels_overlap``: R + W > the replication factor, or the writer re-reads edges found off at ALL."""
+    assert levels_overlap(Settings())  # LOCAL_QUORUM both ways
+    assert levels_overlap(Settings(cassandra_consistency="ONE"))  # one replica
+    assert not levels_overlap(Settings(cassandra_consistency="ONE", cassandra_replication=3))
+    assert levels_overlap(Settings(cassandra_consistency="QUORUM", cassandra_replication=3))
+    assert levels_overlap(Settings(cassandra_write_consistency="ALL", cassandra_read_consistency="ONE",
+                                   cassandra_replication=3))
+    assert not levels_overlap(Settings(cassandra_write_consistency="ANY", cassandra_read_consistency="QUORUM",
+                                       cassandra_replication=3))
