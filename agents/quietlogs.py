@@ -15,6 +15,7 @@ import time
 
 REPEAT_EVERY_S = 60.0
 DRIVER_LOGGER = "cassandra"
+PREPARE_FAILED = "Error preparing query:"  # the driver's line before ``Session.prepare`` raises (not its per-host ones)
 
 
 class LoggerFamilyFilter(logging.Filter):
@@ -78,6 +79,11 @@ class QuietDriverLogs(OncePerMinute):
 
     def __init__(self, repeat_every: float = REPEAT_EVERY_S) -> None:
         super().__init__(DRIVER_LOGGER, repeat_every)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING and record.msg == PREPARE_FAILED:
+            return False  # the store raises it, with the same message and what to do (``fanout migrate``)
+        return super().filter(record)
 
     def install(self) -> None:
         importlib.import_module("cassandra.cluster")  # the driver is imported lazily: its loggers exist from here on

@@ -20,6 +20,12 @@ async def open_store(settings: Settings, *, write_mode: str | None = None) -> St
     quiet = QuietDriverLogs()  # the node down: the driver's warnings on one line, not tracebacks
     quiet.install()
     try:
-        return await CassandraStore.connect(settings, write_mode=write_mode)
+        store = await CassandraStore.connect(settings, write_mode=write_mode)
+        try:
+            await store.check_schema()  # before `fanout migrate`: refused now, not at the first event
+        except BaseException:
+            await store.close()
+            raise
+        return store
     finally:
         quiet.uninstall()

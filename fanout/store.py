@@ -128,7 +128,7 @@ class Store(Protocol):
     async def unfollowed(self, followee: str, followers: Collection[str]) -> dict[str, int]:
         """Those of ``followers`` whose edge to ``followee`` is off now (an unfollow decided it
         last), each with the timestamp it was decided at (a store may forget an unfollow after a
-        horizon: ``fanout.cassandra.statements.UNFOLLOWED_TTL_SECONDS``)."""
+        horizon: Cassandra as long as the chunk topics keep a chunk)."""
 
     async def follower_page(self, followee: str, *, after: str | None, limit: int) -> list[str]:
         """Up to ``limit`` current followers of ``followee``, ascending by id, after ``after``."""

@@ -29,7 +29,7 @@ order the writes arrive in. How each operation maps onto that:
   edges written before the column existed; ``migrate`` adds it to an older keyspace).
   ``decided_in``, written with it, is 1 + the partition of ``follows`` whose record decided the
   edge (``Edge.source``; 0 when no record did: the eager mode, a library call; ``rows.decided_in``).
-  ``followers.unfollowed_at``, written with an unfollow's tombstone (for ``UNFOLLOWED_TTL_SECONDS``),
+  ``followers.unfollowed_at``, written with an unfollow's tombstone (its TTL the chunk topics' retention),
   is that unfollow's timestamp: a writer asks which followers of its chunks have the edge off now
   (``Store.unfollowed``: ``follower IN ?``, 100 a query, ``unfollows``) and deletes their rows at
   the unfollow's timestamp.

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 from .binding import binds_rows
 from .errors import store_error
 from .rows import ACTIVITY_COLUMNS
 
 S = TypeVar("S")
-
-#: How long ``followers.unfollowed_at`` is kept after an unfollow: a writer deletes a chunk planned
-#: before the unfollow that lands within it (Cassandra's default ``gc_grace_seconds``, the horizon
-#: of every delete; the row of the edge off is purged again after it).
-UNFOLLOWED_TTL_SECONDS: Final = 10 * 86_400
 
 
 def idempotent(prepare: Callable[[str], Any], cql: str) -> Any:
@@ -112,7 +107,7 @@ class Statements:
         # ``unfollowed_at``: when the edge was turned off, readable while ``following`` is a tombstone
         # (a writer's late chunk is deleted at that timestamp, ``TimelineWriter``)
         self.unfollow_in = p(
-            f"UPDATE {ks}.followers USING TIMESTAMP ? AND TTL {UNFOLLOWED_TTL_SECONDS} "
+            f"UPDATE {ks}.followers USING TIMESTAMP ? AND TTL ? "
             "SET following = null, unfollowed_at = ? WHERE followee = ? AND follower = ?"
         )
         self.unfollowed_among = p(

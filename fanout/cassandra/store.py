@@ -255,7 +255,7 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks, CassandraUn
                 requests.append(s.raise_active_until.bind((active_until, active_until, followee, follower)))
         else:
             requests = [
-                s.unfollow_in.bind((at, at, followee, follower)),
+                s.unfollow_in.bind((at, self._unfollowed_ttl(), at, followee, follower)),
                 s.unfollow_out.bind((at, at, decided_in(source), follower, followee)),
             ]
         await self._bridge.run_all(requests, "set_follow")
@@ -351,6 +351,13 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks, CassandraUn
         return requests_by_host(self.cluster)
 
     # plumbing --------------------------------------------------------------------------
+    async def check_schema(self) -> None:
+        """Prepare every statement now: a keyspace without a table or column this build uses is a
+        ``StoreError`` naming ``fanout migrate`` at once, not at the first request."""
+        await self._statements()
+        await self._trace_statements()
+        await self._pulled_statements()
+
     async def _statements(self) -> Statements:
         if self._stmts is not None:
             return self._stmts

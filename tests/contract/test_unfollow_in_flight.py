@@ -14,9 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fanout import Fanout, Priority, Settings, Store, follower_hook
-from fanout.activity import now_micros
-from fanout.cassandra.unfollows import levels_overlap
+from fanout.activity import Activity, now_micros
+from fanout.cassandra.unfollows import confirm_level
+from fanout.codec import ChunkMessage
 from fanout.graph import UNFOLLOW_IN_FLIGHT
+from fanout.memory import MemoryStore
 from fanout.writer import TimelineWriter
 
 from .test_remove_races import Recorder
@@ -156,13 +158,30 @@ async def test_a_follower_hook_is_trusted_over_the_stored_edges(
     assert await holding(store, post.id, f"timeline:{member}") == [f"timeline:{member}"]
 
 
-def test_the_edge_reads_are_confirmed_only_when_reads_may_miss_writes() -> None:
-    """``levels_overlap``: R + W > the replication factor, or the writer re-reads edges found off at ALL."""
-    assert levels_overlap(Settings())  # LOCAL_QUORUM both ways
-    assert levels_overlap(Settings(cassandra_consistency="ONE"))  # one replica
-    assert not levels_overlap(Settings(cassandra_consistency="ONE", cassandra_replication=3))
-    assert levels_overlap(Settings(cassandra_consistency="QUORUM", cassandra_replication=3))
-    assert levels_overlap(Settings(cassandra_write_consistency="ALL", cassandra_read_consistency="ONE",
-                                   cassandra_replication=3))
-    assert not levels_overlap(Settings(cassandra_write_consistency="ANY", cassandra_read_consistency="QUORUM",
-                                       cassandra_replication=3))
+def test_edges_found_off_are_read_again_at_a_level_that_sees_every_write() -> None:
+    """``confirm_level(write, read)``: the replication factor plays no part (an agent need not know
+    it); after LOCAL_QUORUM writes another data centre's LOCAL_QUORUM read may miss one."""
+    assert confirm_level("LOCAL_QUORUM", "LOCAL_QUORUM") == "EACH_QUORUM"
+    assert confirm_level("QUORUM", "QUORUM") is None
+    assert confirm_level("QUORUM", "ONE") == "QUORUM"
+    assert confirm_level("ONE", "ONE") == "ALL"
+    assert confirm_level("ANY", "QUORUM") == "ALL"
+    assert confirm_level("ONE", "ALL") is None
+    assert confirm_level("ALL", "ONE") is None
+
+
+async def test_no_registry_entry_nothing_undone(unique_name: Names) -> None:
+    """A chunk whose activity the registry no longer holds (expired): its targets are unknown, so
+    no feed of it is taken for a follower's, whatever the edges say."""
+    store = MemoryStore()
+    author, reader = unique_name("author"), unique_name("reader")
+    await store.set_follow(reader, author, False, now_micros())
+    activity = Activity(id=unique_name("id"), actor=author, verb="post", object="o", ts=now_micros() - 10**9)
+    feeds = [f"timeline:{reader}"]
+    chunk = ChunkMessage(op="add", priority="high", activity=activity, feeds=feeds, write_ts=activity.ts)
+    writer = TimelineWriter(store, max_length=100, trim_every=50, follower_kinds=("timeline",))
+    await writer.write_chunks([chunk])
+    assert await holding(store, activity.id, f"timeline:{reader}") == [f"timeline:{reader}"]
+    await store.put_activity(activity)  # registered: the same chunk again is undone
+    await writer.write_chunks([chunk])
+    assert await holding(store, activity.id, f"timeline:{reader}") == []

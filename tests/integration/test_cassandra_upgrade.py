@@ -5,6 +5,8 @@ stands in; no partition)."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 
 import pytest
@@ -99,6 +101,63 @@ async def test_writes_at_any_leave_migrate_reads_and_traces_at_the_read_level() 
         assert [a.id for a in await fanout.read("fan", limit=10)] == ["a1"]
         assert await store.pulled_accounts() == {}
         assert await store.delivery("nothing") == ([], [])
+    finally:
+        try:
+            await store.drop_keyspace()
+        finally:
+            await store.close()
+
+
+async def test_an_agent_before_migrate_is_refused_at_start_in_one_line() -> None:
+    """A keyspace of the build before ``followers.unfollowed_at``: a new agent refuses to start,
+    one line naming ``fanout migrate`` (it used to start, then stop at its first event in four
+    lines); after ``migrate`` the column is there."""
+    import os
+    import subprocess
+    import sys
+
+    settings = Settings(cassandra_consistency="ONE")
+    store = await CassandraStore.connect(settings, keyspace=f"fanout_up_{uuid.uuid4().hex[:16]}")
+    try:
+        await store.migrate()
+        drop = f"ALTER TABLE {store.keyspace}.followers DROP unfollowed_at"
+        await asyncio.to_thread(store.session.execute, drop)
+        env = {**os.environ, "FANOUT_STORE": "cassandra", "FANOUT_CASSANDRA_KEYSPACE": store.keyspace,
+               "FANOUT_CASSANDRA_CONSISTENCY": "ONE", "FANOUT_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:12]}."}
+        worker = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "fanout", "worker", "writer", "--priority", "high"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )
+        lines = (worker.stdout + worker.stderr).strip().splitlines()
+        assert worker.returncode == 2, lines
+        assert len(lines) == 1 and "unfollowed_at" in lines[0] and "run `fanout migrate`" in lines[0], lines
+        await store.migrate()
+        now = int(time.time() * 1_000_000)  # a re-added column ignores cells written before its drop
+        await store.set_follow("a", "star", False, now)
+        assert await store.unfollowed("star", ["a", "b"]) == {"a": now}
+    finally:
+        try:
+            await store.drop_keyspace()
+        finally:
+            await store.close()
+
+
+async def test_an_edge_off_that_no_replica_set_confirms_deletes_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """Writes and reads at ONE on three replicas (here one node holds a keyspace of replication 3):
+    an edge found off is read again at ALL, which fails for want of replicas; nothing counts and a
+    warning says so. The unfollow's ``unfollowed_at`` lives as long as the chunk topics keep a chunk."""
+    settings = Settings(cassandra_consistency="ONE", cassandra_replication=3)
+    store = await CassandraStore.connect(settings, keyspace=f"fanout_rf3_{uuid.uuid4().hex[:16]}")
+    try:
+        await store.migrate()
+        now = int(time.time() * 1_000_000)
+        await store.set_follow("a", "star", False, now)
+        with caplog.at_level(logging.WARNING, logger="fanout.cassandra.unfollows"):
+            assert await store.unfollowed("star", ["a", "b"]) == {}
+        assert "edges off not confirmed at ALL" in caplog.text
+        ttl = f"SELECT TTL(unfollowed_at) FROM {store.keyspace}.followers WHERE followee = 'star' AND follower = 'a'"
+        (left,) = (await asyncio.to_thread(store.session.execute, ttl)).one()
+        assert 29 * 86_400 < left <= 30 * 86_400  # FANOUT_CHUNKS_RETENTION_MS, 30 days
     finally:
         try:
             await store.drop_keyspace()

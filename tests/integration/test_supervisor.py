@@ -15,6 +15,7 @@ import pytest
 from aiokafka.admin import NewTopic
 
 from fanout.agents.topics import delete_topics, topic_specs
+from fanout.cassandra import CassandraStore
 from fanout.kafka import KafkaClients
 from fanout.settings import Settings
 from tests.integration.pipeline_helpers import (
@@ -125,6 +126,8 @@ async def test_a_crash_loop_stops_the_supervisor_loudly_after_bounded_tries() ->
     async with KafkaClients(settings).admin() as admin:
         await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)
                                    for name, (partitions, configs) in topic_specs(settings).items()])
+    store = await CassandraStore.connect(settings)  # a migrated keyspace: agents refuse to start before it
+    await store.migrate()
     try:
         await produce_raw(settings, "follows", [(b"fan", json.dumps({"follower": "fan", "followee": "ann"}).encode())])
         started = time.monotonic()
@@ -141,6 +144,8 @@ async def test_a_crash_loop_stops_the_supervisor_loudly_after_bounded_tries() ->
         assert took < 100
     finally:
         await delete_topics(settings)
+        await store.drop_keyspace()
+        await store.close()
 
 
 async def test_sigkill_of_the_supervisor_takes_every_child_along() -> None:

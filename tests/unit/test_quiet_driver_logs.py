@@ -66,3 +66,23 @@ async def test_a_worker_that_cannot_reach_cassandra_logs_no_driver_traceback(
     assert [r.exc_info for r in caplog.records] == [None]
     assert "Traceback" not in caplog.text
     assert logging.getLogger("cassandra.cluster").filters == []  # taken off again
+
+
+def test_the_prepare_failure_the_store_raises_is_dropped_but_not_the_per_host_ones(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``Session.prepare`` logs "Error preparing query:" and raises: the store raises it again with
+    what to do (one line, ``fanout migrate``). The per-host lines are never raised: they stay."""
+    logger = logging.getLogger("cassandra.cluster")
+    quiet = QuietDriverLogs()
+    quiet.install()
+    try:
+        with caplog.at_level(logging.INFO, logger="cassandra"):
+            logger.error("Error preparing query:")
+            logger.error("Error preparing query for host %s:", "10.0.0.7:9042")
+            logger.error("Error preparing query on all hosts:")
+    finally:
+        quiet.uninstall()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Error preparing query for host 10.0.0.7:9042:", "Error preparing query on all hosts:"
+    ]

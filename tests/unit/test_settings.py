@@ -81,6 +81,8 @@ def test_environment_overrides_each_type() -> None:
         ({"FANOUT_MAX_EVENT_BYTES": "0"}, "FANOUT_MAX_EVENT_BYTES must be >= 1024"),
         ({"FANOUT_ACTIVITIES_PARTITIONS": "0"}, "FANOUT_ACTIVITIES_PARTITIONS"),
         ({"FANOUT_LOW_PARTITIONS": "-3"}, "must be >= 1"),
+        ({"FANOUT_FEED_KINDS": "timeline,time:line"}, "take names without ':', not 'time:line'"),
+        ({"FANOUT_USER_FEED_KIND": "us:er"}, "take names without ':', not 'us:er'"),
     ],
 )
 def test_bad_values_say_which_variable(env: dict[str, str], words: str) -> None:
