@@ -22,8 +22,10 @@ import msgspec
 #   plain fanout adds      write at the activity time             (< 2**55 until the year 3111)
 #   follow copies/unfollow write at FOLLOW_BAND + the edge's time  (outrank any add; fanout.graph)
 #   removes                write at REMOVED_WRITE_TS              (outrank everything)
-# A trim deletes each trimmed row at that row's own write time: a replay of the write it deleted
-# stays off (the tie goes to the delete), a newer write (a re-follow copy, a rebuild) lands.
+# A trim deletes a key range (the newest row past the kept ones and every older row) at that row's
+# activity time, and each row of it written above that time (a follow copy) at its own write time:
+# a replay of a write it deleted stays off (the tie goes to the delete), a newer write (a re-follow
+# copy, a rebuild) lands. One range delete, not a tombstone per row that later trims would read.
 FOLLOW_BAND = 1 << 55
 #: A removal wins over every insert of the same entry, whichever arrives first, so a remove that
 #: overtakes its add (replays, other partitions) still wins.

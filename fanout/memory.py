@@ -1,8 +1,10 @@
 """The in-memory twin of ``Store``: the eager default and the unit tests' database.
 
 It keeps the Cassandra store's rules (``fanout.cassandra``): every cell is written at a write
-timestamp, the newest write wins and a delete wins a tie; a trim deletes each row at that row's own
-write time. And it stays bounded the way Cassandra does:
+timestamp, the newest write wins and a delete wins a tie; a trim deletes the newest row past the kept
+ones and every older row at that row's activity time (a range delete: the feed's ``floor``), and each
+of them written above that time (a follow copy) at its own write time. And it stays bounded the way
+Cassandra does:
 
 * a delete (a remove, an unfollow's deletes, a trim, ``clear_feed``) is remembered for
   ``grace_seconds`` (``FANOUT_MEMORY_GRACE_SECONDS``; Cassandra's ``gc_grace_seconds``, 10 days by
@@ -50,13 +52,20 @@ class MemoryFootprint(NamedTuple):
 
 
 class _Feed:
-    __slots__ = ("cells", "cleared", "live_count", "order")
+    __slots__ = ("cells", "cleared", "floor", "live_count", "order")
 
     def __init__(self) -> None:
         self.cells: dict[str, _Cell] = {}  # activity id -> its newest write
         self.order: list[Activity] | None = []  # live entries newest first; None = stale
         self.live_count = 0
         self.cleared = -1  # write_ts of the newest clear_feed (a partition delete); -1: none
+        # the newest trim's range delete: rows at or below this key written at or below its time die
+        self.floor: Key | None = None
+
+    def under_floor(self, key: Key, write_ts: int) -> bool:
+        """Is a write of ``key`` at ``write_ts`` shadowed by the trims' range delete (a tie goes to it)?"""
+        floor = self.floor
+        return floor is not None and write_ts <= floor[0] and key <= floor
 
     def live(self) -> list[Activity]:
         if self.order is None:
@@ -112,8 +121,9 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         self.clock = clock
         self._feeds: dict[str, _Feed] = {}
         self._registry: dict[str, _Registered] = {}
-        # in the order they happened: (when, feed, activity id or None for a clear_feed, what was written)
-        self._deletes: deque[tuple[float, str, str | None, _Cell | int]] = deque()
+        # in the order they happened: (when, feed, activity id, what was written); for a clear_feed
+        # (its write_ts) and a trim's range delete (the feed's floor) the id is None
+        self._deletes: deque[tuple[float, str, str | None, _Cell | int | Key]] = deque()
         self._expiring_rows: deque[tuple[float, str, str, _Cell]] = deque()  # (expires, feed, id, cell)
         self._expiring_entries: deque[tuple[float, str]] = deque()  # (expires, activity id)
         self.closed = False
@@ -130,7 +140,7 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         live = tombstones = 0
         for state in self._feeds.values():
             live += state.live_count
-            tombstones += len(state.cells) - state.live_count + (state.cleared >= 0)
+            tombstones += len(state.cells) - state.live_count + (state.cleared >= 0) + (state.floor is not None)
         return MemoryFootprint(live, tombstones, len(self._registry))
 
     # timelines -------------------------------------------------------------------------
@@ -140,8 +150,8 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
             feed = self._feeds.get(write.feed)
             if feed is None:
                 feed = self._feeds[write.feed] = _Feed()
-            if write.write_ts <= feed.cleared:
-                continue  # shadowed by the partition delete (a tie goes to the delete)
+            if write.write_ts <= feed.cleared or feed.under_floor(write.activity.key, write.write_ts):
+                continue  # shadowed by the partition delete or a trim's range delete (a tie goes to the delete)
             activity_id = write.activity.id
             old = feed.cells.get(activity_id)
             if not _wins(write.write_ts, write.remove, old):
@@ -177,8 +187,8 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
             state = states.get(feed)
             if state is None:
                 state = states[feed] = _Feed()
-            if write_ts <= state.cleared:
-                continue  # shadowed by the partition delete (a tie goes to the delete)
+            if write_ts <= state.cleared or (state.floor is not None and state.under_floor(activity.key, write_ts)):
+                continue  # shadowed by the partition delete or a trim's range delete (a tie goes to the delete)
             cells = state.cells
             old = cells.get(activity_id)
             if old is not None:
@@ -218,8 +228,17 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
             return 0
         entries = state.live()
         doomed = entries[max_length:]
-        for activity in doomed:  # each deleted at its own write time: a newer write lands again
-            self._delete(state, feed, activity.id, state.cells[activity.id][0], now)
+        floor = doomed[0].key  # a higher floor (a key and its time) covers every lower one
+        if state.floor is None or floor > state.floor:
+            state.floor = floor
+            self._deletes.append((now, feed, None, floor))
+        for activity in doomed:
+            write_ts = state.cells[activity.id][0]
+            if state.under_floor(activity.key, write_ts):  # under the range delete: no tombstone of its own
+                del state.cells[activity.id]
+                state.live_count -= 1
+            else:  # a follow copy, written above: deleted at its own write time, a newer write lands
+                self._delete(state, feed, activity.id, write_ts, now)
         state.order = entries[:max_length]
         return len(doomed)
 
@@ -287,9 +306,11 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
             if activity_id is None:
                 if state.cleared == written:
                     state.cleared = -1
+                elif state.floor is written:  # not raised since
+                    state.floor = None
             elif state.cells.get(activity_id) is written:
                 del state.cells[activity_id]
-            if not state.cells and state.cleared < 0:
+            if not state.cells and state.cleared < 0 and state.floor is None:
                 del self._feeds[feed]
 
     # activity registry -----------------------------------------------------------------

@@ -9,8 +9,10 @@ the end state independent of the order in which writes arrive:
 
 * adds write at the activity time, removes at ``REMOVED_WRITE_TS`` (a remove always wins),
 * follow copies and unfollow deletes write at ``FOLLOW_BAND`` + the edge timestamp of their event,
-* a trim deletes each trimmed row at that row's own write time (a replay stays off, a newer
-  write lands),
+* a trim deletes a key range, the newest row past the kept ones and every older row, at that
+  row's activity time, and each row of it written above that time (a follow copy) at its own
+  write time: a replay stays off, a newer write lands, and later trims do not read a tombstone per
+  trimmed row,
 * follow edges are written at that edge timestamp, which the core derives from the log
   (``fanout.graph``): the store keeps it, and ``follow_edge`` reads it back.
 """
@@ -85,8 +87,10 @@ class Store(Protocol):
         ones (the ``limit`` closest to the cursor, still newest first)."""
 
     async def trim(self, feed: str, max_length: int) -> int:
-        """Delete all but the newest ``max_length`` entries, each at its own write time; return how
-        many were deleted."""
+        """Delete all but the newest ``max_length`` entries (see above: a key range at the activity
+        time of its newest entry, and the entries of it written above that time each at its own);
+        return how many were deleted, at least (Cassandra counts the rows it read: one page past the
+        kept ones; the range delete takes the rest unread)."""
 
     async def drop_timelines(self) -> None:
         """Delete every timeline entry (used before a full replay)."""

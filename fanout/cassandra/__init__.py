@@ -36,15 +36,19 @@ order the writes arrive in. How each operation maps onto that:
 * ``active_until`` and ``last_active`` only ever grow: they are written with the value itself as
   the write timestamp, so last-write-wins *is* max-wins, with no read-modify-write.
 * ``trim`` reads the feed's keys and write times newest first (``WRITETIME(actor)``: every insert
-  sets ``actor``), skips the newest ``max_length`` and deletes every row past them *at that row's
-  own write time*, in UNLOGGED single-partition batches of row deletes (``TRIM_PAGE`` rows read
-  per page). So a replayed write of a trimmed entry (same or lower timestamp) stays deleted - a
-  delete wins a tie - while a newer write lands: a re-follow copy or a rebuild at a higher
-  follow-band timestamp refills a feed that shrank. An entry older than the kept ones that
-  arrives after a trim is written, and the next trim takes it off. The memory twin follows the
-  same rule. Cost: one row tombstone per trimmed row, which later trims of the feed scan past
-  until compaction purges them (after ``gc_grace_seconds``); reads of a page of a full feed stop
-  at the newest rows and never reach them.
+  sets ``actor``), skips the newest ``max_length`` and deletes the first row past them and every
+  older row with one range delete (``(ts, activity_id) <= (?, ?)``) at that row's activity time,
+  which is the write time of every plain add in the range; a row of the range written above it
+  (a follow copy) is deleted at its own write time (UNLOGGED single-partition batches, ``TRIM_PAGE``
+  rows read a page; pages after the range delete meet only such rows). So a replayed write of a
+  trimmed entry (same or lower timestamp) stays deleted - a delete wins a tie - while a newer
+  write lands: a re-follow copy or a rebuild at a higher follow-band timestamp refills a feed that
+  shrank. An entry of the range arriving after the trim at its activity time stays off; a follow
+  copy lands until the next trim. The memory twin follows the same rule (``MemoryStore``'s floor).
+  Cost: one range tombstone a trim, the newer covering the older, instead of a row tombstone per
+  trimmed row that every later trim and every read past the live rows met until compaction purged
+  it (Cassandra fails a read at 100,000 of them: a feed trimmed that often within
+  ``gc_grace_seconds`` could not be trimmed or read to its end).
 * Tombstones (removes at ``REMOVED_WRITE_TS``, unfollows, trims) are purged after
   ``gc_grace_seconds`` (10 days by default): a replay of an add older than that can resurrect a
   removed entry, unless the registry (``activities.removed``) stops it first, as ``Fanout`` does.

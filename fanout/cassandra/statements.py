@@ -84,8 +84,12 @@ class Statements:
         self.read_after = p(f"{select}{newer}{asc} LIMIT ?")
         self.read_between = p(f"{select}{newer}{older}{asc} LIMIT ?")
         # trim: every row's key and write time (every insert sets ``actor``), newest first; the rows
-        # past the first max_length are deleted with ``delete``, each at its own write time
+        # past the first max_length go with one range delete (``trim_below``: the first of them and
+        # every older row, at that row's time) and each row written above that time with ``delete``
         self.trim_scan = p(f"SELECT ts, activity_id, WRITETIME(actor) FROM {ks}.timeline WHERE feed = ?")
+        self.trim_below = p(
+            f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ? AND (ts, activity_id) <= (?, ?)"
+        )
         self.clear = p(f"DELETE FROM {ks}.timeline USING TIMESTAMP ? WHERE feed = ?")
         self.any_row = p(f"SELECT ts FROM {ks}.timeline WHERE feed = ? LIMIT 1")
         self.feeds = p(f"SELECT DISTINCT feed FROM {ks}.timeline")

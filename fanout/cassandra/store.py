@@ -183,13 +183,18 @@ class CassandraStore(PulledAccounts, DeliveryTables, CassandraMarks, CassandraUn
         scan = s.trim_scan.bind((feed,))
         scan.fetch_size = skip + TRIM_PAGE
         deleted = 0
+        below: int | None = None  # the range delete's time, once written
         paging_state: bytes | None = None
         while True:
             rows, paging_state = await self._bridge.page(scan, paging_state, "trim")
             doomed = rows[skip:]
             skip = max(skip - len(rows), 0)
             if doomed:
-                await self._bridge.run_all(row_deletes(feed, doomed, delete=s.delete), "trim")
+                if below is None:  # the newest row past the kept ones and every older row, at its time
+                    below, first_id, _ = doomed[0]
+                    await self._bridge.execute(s.trim_below.bind((below, feed, below, first_id)), what="trim")
+                above = [row for row in doomed if row[2] > below]  # follow copies: one by one
+                await self._bridge.run_all(row_deletes(feed, above, delete=s.delete), "trim")
                 deleted += len(doomed)
             if paging_state is None:
                 return deleted

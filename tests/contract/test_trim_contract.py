@@ -55,20 +55,28 @@ async def test_a_trimmed_entry_stays_off_for_a_replay_and_lands_again_with_a_new
     assert await whole(store, feed) == ["a-015", "a-014", "a-013"]
 
 
-async def test_an_older_entry_arriving_after_a_trim_lands_until_the_next_trim(
+async def test_an_older_entry_arriving_after_a_trim_stays_off_and_a_follow_copy_lands_until_the_next_trim(
     store: Store, unique_name: Names
 ) -> None:
-    """A trim deletes rows, not a key range: an entry older than the oldest kept one that arrives
-    later (a late chunk, a follow copy) is written; the next trim takes it off again."""
+    """A trim deletes a key range at the activity time of its newest row: an entry older than that
+    row which arrives later at its own activity time (a late chunk, a replay) stays off, as if it
+    had come before the trim; one written above (a follow copy) lands, and the next trim takes it
+    off again."""
     feed = unique_name("feed")
     entries = [act("a", n) for n in range(10, 16)]
     await store.apply([TimelineWrite(feed, a, a.ts) for a in entries])
     assert await store.trim(feed, 3) == 3
-    late = [act("b", 1), act("b", 11)]  # both older than the oldest kept entry (a-013)
-    await store.apply([TimelineWrite(feed, late[0], late[0].ts), TimelineWrite(feed, late[1], FOLLOW_BAND + 1)])
-    assert await whole(store, feed) == ["a-015", "a-014", "a-013", "b-011", "b-001"]
-    assert await store.trim(feed, 3) == 2
+    # the range is a-012 and older: b-001, and 0-012 (a-012's time, a lower id: a tie) at their
+    # activity times stay off; b-011 as a follow copy lands
+    late = [act("b", 1), act("b", 11), act("0", 12)]
+    await store.apply([TimelineWrite(feed, late[0], late[0].ts), TimelineWrite(feed, late[1], FOLLOW_BAND + 1),
+                       TimelineWrite(feed, late[2], late[2].ts)])
+    assert await whole(store, feed) == ["a-015", "a-014", "a-013", "b-011"]
+    assert await store.trim(feed, 3) == 1
     assert await whole(store, feed) == ["a-015", "a-014", "a-013"]
+    above = act("b", 12)  # a-012's time, a higher id: above the range, below the kept a-013
+    await store.apply([TimelineWrite(feed, above, above.ts)])
+    assert await whole(store, feed) == ["a-015", "a-014", "a-013", "b-012"]
 
 
 async def test_rebuild_refills_a_feed_below_an_earlier_trim(
@@ -100,3 +108,20 @@ async def test_writer_trims_by_activity_order(store: Store, settings: Settings, 
 
 
 # removal --------------------------------------------------------------------------------------
+
+
+async def test_a_feed_trimmed_past_100000_rows_still_trims_and_reads(store: Store, unique_name: Names) -> None:
+    """Trims leave one range delete, not a tombstone per row that every later scan of the feed reads:
+    Cassandra refuses a read that meets 100,000 tombstones (``tombstone_failure_threshold``), which
+    would stop every later trim of a busy feed (and its writer's batches) until ``gc_grace_seconds``
+    passed, and every read of it past its live rows."""
+    feed = unique_name("feed")
+    entries = [act("a", n) for n in range(102_000)]
+    for start in range(0, len(entries), 10_000):
+        await store.apply([TimelineWrite(feed, a, a.ts) for a in entries[start : start + 10_000]])
+    assert await store.trim(feed, 1000) >= 1000  # Cassandra counts the rows it read: the first page
+    more = [act("b", n) for n in range(200_000, 200_100)]
+    await store.apply([TimelineWrite(feed, a, a.ts) for a in more])
+    assert await store.trim(feed, 1000) == 100
+    page = await store.read(feed, limit=2000)
+    assert [a.id for a in page] == [a.id for a in reversed(more)] + [a.id for a in entries[-900:][::-1]]
