@@ -19,8 +19,9 @@ Why the end state does not depend on the order anyway
     Every timeline write carries a write timestamp fixed by the event, not by when it is applied
     (``fanout.activity``): a fanout add is written at the activity time; a follow copy and an
     unfollow's deletes at ``FOLLOW_BAND`` + the edge timestamp the event decided (above every add);
-    a remove at ``REMOVED_WRITE_TS`` (above everything else); a trim deletes each row at its own
-    write time (a replay of it stays off, a newer write lands). Follow edges are ordered by the log
+    a remove at ``REMOVED_WRITE_TS`` (above everything else); a trim deletes a key range at the
+    activity time of its newest row, and each row of it written above that (a follow copy) at its
+    own write time (a replay of it stays off, a newer write lands). Follow edges are ordered by the log
     (``fanout.graph``): a replayed follow or unfollow of the partition that decided the edge is
     applied at the edge's last timestamp + 1, so the last event of the partition decides the edge,
     as it did live (a record of another partition counts only when it comes later in this merge's

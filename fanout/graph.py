@@ -164,7 +164,8 @@ class FollowGraph:
         await self._set_follows(follower, decided, last + self._window if last else 0, partition)
         newest = await self._newest_of(list(decided))
         feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
-        for writes in _copy_writes(feeds, newest, decided):
+        room = _Room(await self._kept_keys(feeds) if decided else {}, self.settings.max_length)
+        for writes in _copy_writes(feeds, newest, decided, room):
             await self.writer.write(writes)
         now = await self.store.follow_edges(follower, list(decided)) if decided else {}
         copied = []
@@ -207,10 +208,23 @@ class FollowGraph:
         """Copy the followee's newest ``follow_activity_limit`` activities (one read) into the
         follower's feeds (one write: the store batches it)."""
         source = feed_id(self.settings.user_feed_kind, followee)
-        newest = await self._read_all(source, self.settings.follow_activity_limit)
-        kinds = self.settings.feed_kinds
-        await self.writer.write([TimelineWrite(feed_id(kind, follower), a, write_ts) for a in newest for kind in kinds])
+        feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
+        newest, kept = await asyncio.gather(
+            self._read_all(source, self.settings.follow_activity_limit), self._kept_keys(feeds)
+        )
+        await self.writer.write(list(_fitting(feeds, newest, write_ts, _Room(kept, self.settings.max_length))))
         return len(newest)
+
+    async def _kept_keys(self, feeds: Sequence[str]) -> dict[str, list[Key]]:
+        """The keys of each feed's newest ``max_length`` entries, newest first (``_Room``)."""
+        limit = self.settings.max_length
+        if limit <= 0:
+            return {}
+        if self._runs is not None:
+            found = await self._runs.read_feeds(feeds, limit=limit)
+        else:
+            found = dict(zip(feeds, await all_settled(self.store.read(f, limit=limit) for f in feeds), strict=True))
+        return {feed: [a.key for a in page] for feed, page in found.items()}
 
     async def _remove_from(self, follower: str, followee: str, write_ts: int, *, in_flight: bool) -> int:
         """Delete the followee's entries from the follower's feeds at ``write_ts``.
@@ -298,14 +312,44 @@ class FollowGraph:
             before = page[-1].key
 
 
+class _Room:
+    """What follows' copies fit into: the keys of each feed's newest ``max_length`` entries, kept up
+    to date as copies go in. A copy older than a full feed's oldest kept entry is not among the
+    newest ``max_length``, and the writer's next trim would delete it at once, leaving a row
+    tombstone (copies are written above the trims' range deletes) that every later trim of the
+    feed and every read past its live rows would meet: ~100 follows of 1,000 entries each would
+    reach Cassandra's 100,000. So it is not written. A run of follows fits each follow's copies
+    after the previous ones', as the follows one by one would."""
+
+    def __init__(self, kept: dict[str, list[Key]], max_length: int) -> None:
+        self.kept = kept
+        self.max_length = max_length
+
+    def fits(self, feed: str, newest: Sequence[Activity]) -> list[Activity]:
+        keys = self.kept.get(feed)
+        if keys is None:  # not read (no room to keep): every copy
+            return list(newest)
+        cutoff = keys[-1] if len(keys) >= self.max_length else None
+        fitting = [a for a in newest if cutoff is None or a.key >= cutoff]
+        self.kept[feed] = heapq.nlargest(self.max_length, set(keys).union(a.key for a in fitting))
+        return fitting
+
+
+def _fitting(feeds: Sequence[str], newest: Sequence[Activity], write_ts: int, room: _Room) -> Iterable[TimelineWrite]:
+    """The copies of ``newest`` into ``feeds`` at ``write_ts`` that fit (``_Room``)."""
+    for feed in feeds:
+        yield from (TimelineWrite(feed, a, write_ts) for a in room.fits(feed, newest))
+
+
 def _copy_writes(
-    feeds: Sequence[str], newest: dict[str, list[Activity]], decided: dict[str, int]
+    feeds: Sequence[str], newest: dict[str, list[Activity]], decided: dict[str, int], room: _Room
 ) -> Iterable[list[TimelineWrite]]:
-    """The copies of each decided follow (``followee: at``) into ``feeds``, at ``FOLLOW_BAND + at``,
-    as writer calls: consecutive follows together while they hold at most ``COPY_WRITE_ROWS`` rows."""
+    """The copies of each decided follow (``followee: at``) into ``feeds``, at ``FOLLOW_BAND + at``
+    (``_fitting``), as writer calls: consecutive follows together while they hold at most
+    ``COPY_WRITE_ROWS`` rows."""
     call: list[TimelineWrite] = []
     for followee, at in decided.items():
-        copies = [TimelineWrite(f, a, FOLLOW_BAND + at) for a in newest[followee] for f in feeds]
+        copies = list(_fitting(feeds, newest[followee], FOLLOW_BAND + at, room))
         if call and len(call) + len(copies) > COPY_WRITE_ROWS:
             yield call
             call = []

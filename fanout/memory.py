@@ -2,7 +2,7 @@
 
 It keeps the Cassandra store's rules (``fanout.cassandra``): every cell is written at a write
 timestamp, the newest write wins and a delete wins a tie; a trim deletes the newest row past the kept
-ones and every older row at that row's activity time (a range delete: the feed's ``floor``), and each
+ones and every older row at that row's activity time (a range delete: the feed's ``floors``), and each
 of them written above that time (a follow copy) at its own write time. And it stays bounded the way
 Cassandra does:
 
@@ -52,20 +52,28 @@ class MemoryFootprint(NamedTuple):
 
 
 class _Feed:
-    __slots__ = ("cells", "cleared", "floor", "live_count", "order")
+    __slots__ = ("cells", "cleared", "floors", "live_count", "order")
 
     def __init__(self) -> None:
         self.cells: dict[str, _Cell] = {}  # activity id -> its newest write
         self.order: list[Activity] | None = []  # live entries newest first; None = stale
         self.live_count = 0
         self.cleared = -1  # write_ts of the newest clear_feed (a partition delete); -1: none
-        # the newest trim's range delete: rows at or below this key written at or below its time die
-        self.floor: Key | None = None
+        # the trims' range deletes still remembered, oldest (and highest) first: a write at or below
+        # a floor's key, at or below its time, is shadowed; a later floor as high replaces the older
+        # (it covers them and is remembered longer), a lower one is kept beside them. None: none.
+        self.floors: list[Key] | None = None
 
     def under_floor(self, key: Key, write_ts: int) -> bool:
-        """Is a write of ``key`` at ``write_ts`` shadowed by the trims' range delete (a tie goes to it)?"""
-        floor = self.floor
-        return floor is not None and write_ts <= floor[0] and key <= floor
+        """Is a write of ``key`` at ``write_ts`` shadowed by a trim's range delete (a tie goes to it)?
+        The highest floor decides: every other is lower, in key and in time."""
+        floors = self.floors
+        return floors is not None and write_ts <= floors[0][0] and key <= floors[0]
+
+    def add_floor(self, floor: Key) -> None:
+        kept = [f for f in self.floors or () if f > floor]
+        kept.append(floor)
+        self.floors = kept
 
     def live(self) -> list[Activity]:
         if self.order is None:
@@ -140,7 +148,7 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
         live = tombstones = 0
         for state in self._feeds.values():
             live += state.live_count
-            tombstones += len(state.cells) - state.live_count + (state.cleared >= 0) + (state.floor is not None)
+            tombstones += len(state.cells) - state.live_count + (state.cleared >= 0) + len(state.floors or ())
         return MemoryFootprint(live, tombstones, len(self._registry))
 
     # timelines -------------------------------------------------------------------------
@@ -187,7 +195,7 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
             state = states.get(feed)
             if state is None:
                 state = states[feed] = _Feed()
-            if write_ts <= state.cleared or (state.floor is not None and state.under_floor(activity.key, write_ts)):
+            if write_ts <= state.cleared or (state.floors is not None and state.under_floor(activity.key, write_ts)):
                 continue  # shadowed by the partition delete or a trim's range delete (a tie goes to the delete)
             cells = state.cells
             old = cells.get(activity_id)
@@ -228,10 +236,9 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
             return 0
         entries = state.live()
         doomed = entries[max_length:]
-        floor = doomed[0].key  # a higher floor (a key and its time) covers every lower one
-        if state.floor is None or floor > state.floor:
-            state.floor = floor
-            self._deletes.append((now, feed, None, floor))
+        floor = doomed[0].key  # every trim writes its range delete, remembered from now on
+        state.add_floor(floor)
+        self._deletes.append((now, feed, None, floor))
         for activity in doomed:
             write_ts = state.cells[activity.id][0]
             if state.under_floor(activity.key, write_ts):  # under the range delete: no tombstone of its own
@@ -306,11 +313,11 @@ class MemoryStore(MemoryGraph, MemoryMarks, MemoryPulledAccounts, MemoryTraces):
             if activity_id is None:
                 if state.cleared == written:
                     state.cleared = -1
-                elif state.floor is written:  # not raised since
-                    state.floor = None
+                elif state.floors is not None and any(f is written for f in state.floors):  # not replaced
+                    state.floors = [f for f in state.floors if f is not written] or None
             elif state.cells.get(activity_id) is written:
                 del state.cells[activity_id]
-            if not state.cells and state.cleared < 0 and state.floor is None:
+            if not state.cells and state.cleared < 0 and state.floors is None:
                 del self._feeds[feed]
 
     # activity registry -----------------------------------------------------------------

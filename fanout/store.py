@@ -89,8 +89,8 @@ class Store(Protocol):
     async def trim(self, feed: str, max_length: int) -> int:
         """Delete all but the newest ``max_length`` entries (see above: a key range at the activity
         time of its newest entry, and the entries of it written above that time each at its own);
-        return how many were deleted, at least (Cassandra counts the rows it read: one page past the
-        kept ones; the range delete takes the rest unread)."""
+        return how many were deleted, or fewer (a lower bound: Cassandra counts the rows it read, one
+        page past the kept ones; the range delete takes the rest unread)."""
 
     async def drop_timelines(self) -> None:
         """Delete every timeline entry (used before a full replay)."""

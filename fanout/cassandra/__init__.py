@@ -40,7 +40,8 @@ order the writes arrive in. How each operation maps onto that:
   older row with one range delete (``(ts, activity_id) <= (?, ?)``) at that row's activity time,
   which is the write time of every plain add in the range; a row of the range written above it
   (a follow copy) is deleted at its own write time (UNLOGGED single-partition batches, ``TRIM_PAGE``
-  rows read a page; pages after the range delete meet only such rows). So a replayed write of a
+  rows read a page; pages after the range delete meet only such rows, once it reached the replica
+  that serves them: before, the others come back too and are left to it). So a replayed write of a
   trimmed entry (same or lower timestamp) stays deleted - a delete wins a tie - while a newer
   write lands: a re-follow copy or a rebuild at a higher follow-band timestamp refills a feed that
   shrank. An entry of the range arriving after the trim at its activity time stays off; a follow
@@ -48,7 +49,9 @@ order the writes arrive in. How each operation maps onto that:
   Cost: one range tombstone a trim, the newer covering the older, instead of a row tombstone per
   trimmed row that every later trim and every read past the live rows met until compaction purged
   it (Cassandra fails a read at 100,000 of them: a feed trimmed that often within
-  ``gc_grace_seconds`` could not be trimmed or read to its end).
+  ``gc_grace_seconds`` could not be trimmed or read to its end). Follow copies trimmed still cost a
+  row tombstone each, so a follow writes only the copies the follower's feed keeps
+  (``fanout.graph``): at most ``max_length`` a follow, and far fewer once the feed is full.
 * Tombstones (removes at ``REMOVED_WRITE_TS``, unfollows, trims) are purged after
   ``gc_grace_seconds`` (10 days by default): a replay of an add older than that can resurrect a
   removed entry, unless the registry (``activities.removed``) stops it first, as ``Fanout`` does.

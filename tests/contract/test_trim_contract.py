@@ -34,8 +34,9 @@ async def test_trim_keeps_the_newest_n_by_activity_order(store: Store, unique_na
 async def test_a_trimmed_entry_stays_off_for_a_replay_and_lands_again_with_a_newer_write(
     store: Store, unique_name: Names
 ) -> None:
-    """A trim deletes each row at that row's own write time: a replay of the same write (or of
-    an older one) stays deleted, a newer write (a re-follow copy, a rebuild) lands."""
+    """A trim deletes the range at its newest row's activity time and each follow copy in it at
+    the copy's own write time: a replay of the same write (or of an older one) stays deleted, a
+    newer write (a re-follow copy, a rebuild) lands."""
     feed = unique_name("feed")
     entries = [act("a", n) for n in range(10, 16)]
     copied_at = FOLLOW_BAND + to_micros(at(500))

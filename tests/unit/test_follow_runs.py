@@ -20,7 +20,7 @@ from fanout.activity import FOLLOW_BAND, Activity
 from fanout.agents.follows import RUN_MAX, follow_runs
 from fanout.codec import FollowEvent
 from fanout.core import Fanout
-from fanout.graph import COPY_WRITE_ROWS, _copy_writes
+from fanout.graph import COPY_WRITE_ROWS, _copy_writes, _Room
 from fanout.store import Edge, TimelineWrite
 
 SETTINGS = Settings(follow_activity_limit=5, max_length=50, trim_every=10)
@@ -140,13 +140,14 @@ async def test_a_runs_small_copies_share_a_writer_call_and_big_ones_are_cut() ->
 
     big = {f"b{n}": n for n in range(5)}
     newest = {f: [Activity(id=f"{f}-{i}", actor=f, verb="v", object="o", ts=i) for i in range(150)] for f in big}
-    calls = list(_copy_writes(["timeline:me"], newest, big))
+    calls = list(_copy_writes(["timeline:me"], newest, big, _Room({}, 1000)))
     assert [len(c) for c in calls] == [300, 300, 150]  # cut where the next follow would pass the cap
     assert 300 <= COPY_WRITE_ROWS < 450
     assert [w.activity.id for c in calls for w in c] == [a.id for f in big for a in newest[f]]
     assert {w.write_ts for w in calls[2]} == {FOLLOW_BAND + 4}
     huge = {"h": [Activity(id=f"h-{i}", actor="h", verb="v", object="o", ts=i) for i in range(1_000)]}
-    assert [len(c) for c in _copy_writes(["timeline:me", "other:me"], huge, {"h": 1})] == [2_000]  # alone
+    alone = _copy_writes(["timeline:me", "other:me"], huge, {"h": 1}, _Room({}, 1000))
+    assert [len(c) for c in alone] == [2_000]  # a bigger copy alone
 
 
 async def test_a_run_refuses_two_events_of_one_edge() -> None:

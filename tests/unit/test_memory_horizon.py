@@ -4,7 +4,7 @@ purges tombstones after ``gc_grace_seconds``, and TTLs expire entries (a clock s
 from __future__ import annotations
 
 from fanout import ActivityEvent, Fanout, MemoryStore, Settings, TimelineWrite
-from fanout.activity import REMOVED_WRITE_TS, Activity
+from fanout.activity import FOLLOW_BAND, REMOVED_WRITE_TS, Activity
 from fanout.codec import activity_event
 
 DAY = 86_400.0
@@ -100,3 +100,26 @@ def fanout_event(activity: Activity) -> ActivityEvent:
     return activity_event(
         {"actor": activity.actor, "verb": activity.verb, "object": activity.object, "time": activity.time}
     )
+
+
+async def test_every_trim_remembers_its_range_delete_for_its_own_horizon() -> None:
+    """Each trim writes a range delete that Cassandra keeps for gc_grace_seconds after that trim,
+    even when an earlier trim's range was as high: the twin forgets none of them earlier."""
+    clock = Clock()
+    store = MemoryStore(grace_seconds=GRACE, clock=clock)
+    feed = "timeline:reader"
+
+    def entry(n: int) -> Activity:
+        return Activity(id=f"a{n:02d}", actor="x", verb="pin", object="o", ts=1_700_000_000_000_000 + n)
+
+    await store.apply([TimelineWrite(feed, entry(n), entry(n).ts) for n in range(10, 16)])
+    assert await store.trim(feed, 3) == 3  # the range: a12 and older, at a12's time
+    clock.now += 5 * DAY  # a re-follow copies a11 and a12 back, above the range delete
+    await store.apply([TimelineWrite(feed, entry(n), FOLLOW_BAND + 1) for n in (11, 12)])
+    assert await store.trim(feed, 3) == 2  # the same range again, remembered from now on
+    clock.now += 6 * DAY  # past the first trim's horizon, within the second's
+    await store.apply([TimelineWrite(feed, entry(1), entry(1).ts)])  # a late add below the range
+    assert [a.id for a in await store.read(feed, limit=10)] == ["a15", "a14", "a13"]
+    clock.now += 5 * DAY  # past both: as after compaction purged them, an old write lands again
+    await store.apply([TimelineWrite(feed, entry(1), entry(1).ts)])
+    assert [a.id for a in await store.read(feed, limit=10)] == ["a15", "a14", "a13", "a01"]
