@@ -162,18 +162,22 @@ class FollowGraph:
                                      in_order=in_order_after(edge, keyed, partition))) is not None
         }
         await self._set_follows(follower, decided, last + self._window if last else 0, partition)
-        newest = await self._newest_of(list(decided))
         feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
-        room = _Room(await self._kept_keys(feeds) if decided else {}, self.settings.max_length)
-        for writes in _copy_writes(feeds, newest, decided, room):
+        reads = await asyncio.gather(
+            self._newest_of(list(decided)), self._kept_keys(feeds) if decided else _nothing(), return_exceptions=True
+        )
+        newest, kept = result(reads[0]), result(reads[1])
+        for writes in _copy_writes(feeds, newest, decided, _Room(kept, self.settings.max_length)):
             await self.writer.write(writes)
         now = await self.store.follow_edges(follower, list(decided)) if decided else {}
-        copied = []
+        copied, taken_back = [], False
         for followee in followees:
             at, edge = decided.get(followee), now.get(followee)
             if at is not None and (edge is None or edge.decided() != (True, at)):
                 await self._remove_from(follower, followee, FOLLOW_BAND + at, in_flight=False)
-                at = None
+                taken_back, at = True, None
+            elif at is not None and taken_back:  # fitted beside copies taken back: fitted again, as
+                await self._copy_in(follower, followee, FOLLOW_BAND + at)  # one by one would
             copied.append(0 if at is None else len(newest[followee]))
         return copied
 
@@ -209,9 +213,10 @@ class FollowGraph:
         follower's feeds (one write: the store batches it)."""
         source = feed_id(self.settings.user_feed_kind, followee)
         feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
-        newest, kept = await asyncio.gather(
-            self._read_all(source, self.settings.follow_activity_limit), self._kept_keys(feeds)
+        reads = await asyncio.gather(
+            self._read_all(source, self.settings.follow_activity_limit), self._kept_keys(feeds), return_exceptions=True
         )
+        newest, kept = result(reads[0]), result(reads[1])
         await self.writer.write(list(_fitting(feeds, newest, write_ts, _Room(kept, self.settings.max_length))))
         return len(newest)
 
@@ -329,10 +334,24 @@ class _Room:
         keys = self.kept.get(feed)
         if keys is None:  # not read (no room to keep): every copy
             return list(newest)
-        cutoff = keys[-1] if len(keys) >= self.max_length else None
-        fitting = [a for a in newest if cutoff is None or a.key >= cutoff]
-        self.kept[feed] = heapq.nlargest(self.max_length, set(keys).union(a.key for a in fitting))
+        if len(keys) < self.max_length:
+            fitting = list(newest)
+        else:
+            cutoff = keys[-1]
+            fitting = [a for a in newest if a.key >= cutoff]
+        if fitting:  # the newest max_length of both, each key once (a copy of an entry the feed holds)
+            merged: list[Key] = []
+            for key in heapq.merge(keys, sorted((a.key for a in fitting), reverse=True), reverse=True):
+                if not merged or merged[-1] != key:
+                    merged.append(key)
+                    if len(merged) == self.max_length:
+                        break
+            self.kept[feed] = merged
         return fitting
+
+
+async def _nothing() -> dict[str, list[Key]]:
+    return {}
 
 
 def _fitting(feeds: Sequence[str], newest: Sequence[Activity], write_ts: int, room: _Room) -> Iterable[TimelineWrite]:

@@ -51,7 +51,8 @@ order the writes arrive in. How each operation maps onto that:
   it (Cassandra fails a read at 100,000 of them: a feed trimmed that often within
   ``gc_grace_seconds`` could not be trimmed or read to its end). Follow copies trimmed still cost a
   row tombstone each, so a follow writes only the copies the follower's feed keeps
-  (``fanout.graph``): at most ``max_length`` a follow, and far fewer once the feed is full.
+  (``fanout.graph``): each copy written and later pushed out by newer ones is a tombstone, far
+  fewer than every copy once the feed is full.
 * Tombstones (removes at ``REMOVED_WRITE_TS``, unfollows, trims) are purged after
   ``gc_grace_seconds`` (10 days by default): a replay of an add older than that can resurrect a
   removed entry, unless the registry (``activities.removed``) stops it first, as ``Fanout`` does.

@@ -6,6 +6,7 @@ meets; ~100 follows of 1,000 entries each reached Cassandra's 100,000 (``fanout.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import pytest
 
@@ -69,3 +70,38 @@ async def test_the_feed_is_the_newest_of_what_it_follows_either_way(seed: int) -
         assert [a.id for a in got] == [a.id for a in want]
         feeds.append(sorted(store._feeds["timeline:reader"].cells))
     assert feeds[0] == feeds[1]  # the same rows written
+
+
+class DecidedAnew(MemoryStore):
+    """Once ``A``'s copies land in the reader's feed, another partition's unfollow decides A's edge
+    anew (a race the follow's re-read of its edge catches: it takes its copies back)."""
+
+    fired = False
+
+    async def apply(self, writes: Sequence[TimelineWrite]) -> None:
+        await super().apply(writes)
+        if not self.fired and any(w.feed == "timeline:reader" and w.activity.actor == "A" and not w.remove
+                                  for w in writes):
+            self.fired = True
+            edge = await self.follow_edge("reader", "A")
+            assert edge is not None
+            await self.set_follow("reader", "A", False, edge.at + 1, source=7)
+
+
+@pytest.mark.parametrize("path", ["one by one", "a run"])
+async def test_a_follow_taken_back_leaves_room_for_the_next_ones_copies(path: str) -> None:
+    """A run fits B's copies beside A's; when A's are taken back, B's are fitted again, so the run
+    ends as the follows one by one: B's posts fill the feed."""
+    store = DecidedAnew()
+    fanout = Fanout(store, Settings(max_length=MAX, trim_every=50, follow_activity_limit=MAX))
+    for author, base in (("A", 10_000), ("B", 0)):  # A's posts are all newer than B's
+        acts = [Activity(id=f"{author}{n}", actor=author, verb="v", object="o", ts=T0 + base + n) for n in range(MAX)]
+        await MemoryStore.apply(store, [TimelineWrite(f"user:{author}", a, a.ts) for a in acts])
+    follows = [("A", T0 + 1_000_000, True), ("B", T0 + 1_000_001, True)]
+    if path == "a run":
+        copied = await fanout.graph.apply_follows("reader", follows, partition=1)
+    else:
+        graph = fanout.graph
+        copied = [await graph.apply("reader", f, True, clock, keyed=True, partition=1) for f, clock, _ in follows]
+    assert copied == [0, MAX]
+    assert [a.id for a in await store.read("timeline:reader", limit=100)] == [f"B{n}" for n in reversed(range(MAX))]
