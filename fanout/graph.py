@@ -162,14 +162,15 @@ class FollowGraph:
                                      in_order=in_order_after(edge, keyed, partition))) is not None
         }
         await self._set_follows(follower, decided, last + self._window if last else 0, partition)
-        feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
-        reads = await asyncio.gather(
-            self._newest_of(list(decided)), self._kept_keys(feeds) if decided else _nothing(), return_exceptions=True
-        )
-        newest, kept = result(reads[0]), result(reads[1])
-        for writes in _copy_writes(feeds, newest, decided, _Room(kept, self.settings.max_length)):
-            await self.writer.write(writes)
-        now = await self.store.follow_edges(follower, list(decided)) if decided else {}
+        newest: dict[str, list[Activity]] = {}
+        now: dict[str, Edge] = {}
+        if decided:
+            feeds = [feed_id(kind, follower) for kind in self.settings.feed_kinds]
+            reads = await asyncio.gather(self._newest_of(list(decided)), self._kept_keys(feeds), return_exceptions=True)
+            newest, kept = result(reads[0]), result(reads[1])
+            for writes in _copy_writes(feeds, newest, decided, _Room(kept, self.settings.max_length)):
+                await self.writer.write(writes)
+            now = await self.store.follow_edges(follower, list(decided))
         copied, taken_back = [], False
         for followee in followees:
             at, edge = decided.get(followee), now.get(followee)
@@ -348,10 +349,6 @@ class _Room:
                         break
             self.kept[feed] = merged
         return fitting
-
-
-async def _nothing() -> dict[str, list[Key]]:
-    return {}
 
 
 def _fitting(feeds: Sequence[str], newest: Sequence[Activity], write_ts: int, room: _Room) -> Iterable[TimelineWrite]:
